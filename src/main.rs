@@ -1,1 +1,49 @@
-fn main() {}
+//! The kmsxacct binary: parse, set up logging, dispatch, map the outcome to an exit code.
+
+use clap::Parser;
+use kmsxacct::cli::Cli;
+use kmsxacct::error::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::from(EXIT_OK as u8);
+        }
+        Err(e) => {
+            // One line: clap's first line names the bad value and what is allowed.
+            let text = e.render().to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
+            return ExitCode::from(EXIT_BAD_INPUT as u8);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(kmsxacct::log_filter(cli.verbose, cli.quiet))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED as u8);
+        }
+    };
+    let result = runtime.block_on(kmsxacct::run(cli));
+    // Don't wait for SDK background tasks (idle connections) at exit.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::from(EXIT_OK as u8),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

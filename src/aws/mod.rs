@@ -1,0 +1,270 @@
+//! Connections to AWS: one [`Session`] per account side, built from an AWS profile.
+//!
+//! Profiles resolve through the standard aws-config chain (config and credentials files, SSO,
+//! `credential_process`, `role_arn` chains, environment). The endpoint comes from the profile's
+//! `endpoint_url` or `AWS_ENDPOINT_URL`, which is how LocalStack is reached: there is no special case.
+
+pub mod calls;
+
+use crate::error::{Error, Result};
+use crate::names::{AccountId, Region};
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use calls::{CallInterceptor, CallLog};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Attempts per AWS call (the first and two retries), with the SDK's standard backoff: throttling,
+/// 5xx answers and transient network errors are retried.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// Which account a session acts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The account that owns the key.
+    Owner,
+    /// The account that uses the key through a role.
+    User,
+}
+
+impl Side {
+    /// `owner` or `user`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Side::Owner => "owner",
+            Side::User => "user",
+        }
+    }
+}
+
+/// One account side: its profile, its account id and its service clients.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Owner or user.
+    pub side: Side,
+    /// The AWS profile it was built from.
+    pub profile: String,
+    /// Region every regional call goes to.
+    pub region: Region,
+    /// The account, from `sts:GetCallerIdentity`.
+    pub account: AccountId,
+    /// KMS client.
+    pub kms: aws_sdk_kms::Client,
+    /// IAM client.
+    pub iam: aws_sdk_iam::Client,
+    /// STS client.
+    pub sts: aws_sdk_sts::Client,
+    config: aws_config::SdkConfig,
+    interceptor: CallInterceptor,
+}
+
+/// Checks that every named profile exists in the AWS config or credentials file, so that a typo
+/// is bad input (exit 2) rather than a confusing credentials error later.
+pub async fn check_profiles(names: &[&str]) -> Result<()> {
+    use aws_types::os_shim_internal::{Env, Fs};
+    let files = aws_runtime::env_config::file::EnvConfigFiles::default();
+    let set = aws_config::profile::load(&Fs::real(), &Env::real(), &files, None)
+        .await
+        .map_err(|e| Error::Input(format!("cannot read the AWS config files: {e}")))?;
+    for name in names {
+        if set.get_profile(name).is_none() {
+            let mut known: Vec<&str> = set.profiles().collect();
+            known.sort();
+            return Err(Error::Input(format!(
+                "unknown profile '{name}' (profiles in the AWS config and credentials files: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Session {
+    /// Loads the profile, builds the clients and asks STS which account the profile is in.
+    /// `region` overrides the profile's region.
+    pub async fn connect(
+        side: Side,
+        profile: &str,
+        region: Option<&Region>,
+        log: &CallLog,
+    ) -> Result<Session> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .profile_name(profile)
+            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(Duration::from_secs(8))
+                    .operation_timeout(Duration::from_secs(25))
+                    .build(),
+            );
+        if let Some(r) = region {
+            loader = loader.region(aws_config::Region::new(r.as_str().to_string()));
+        }
+        let config = loader.load().await;
+        let region: Region = match config.region() {
+            Some(r) => r.as_ref().parse()?,
+            None => {
+                return Err(Error::Input(format!(
+                    "profile '{profile}' sets no region: add `region = ...` to it or pass --region"
+                )));
+            }
+        };
+        let interceptor = CallInterceptor {
+            log: log.clone(),
+            side: side.label(),
+            account: Arc::new(OnceLock::new()),
+        };
+        let mut session = Session {
+            side,
+            profile: profile.to_string(),
+            region,
+            account: "000000000000".parse().expect("valid placeholder"),
+            kms: kms_client(&config, &interceptor),
+            iam: aws_sdk_iam::Client::from_conf(
+                aws_sdk_iam::config::Builder::from(&config)
+                    .interceptor(interceptor.clone())
+                    .build(),
+            ),
+            sts: aws_sdk_sts::Client::from_conf(
+                aws_sdk_sts::config::Builder::from(&config)
+                    .interceptor(interceptor.clone())
+                    .build(),
+            ),
+            config,
+            interceptor,
+        };
+        let identity = session
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| session.error("sts:GetCallerIdentity", e))?;
+        let account = identity.account().unwrap_or_default();
+        session.account = account.parse().map_err(|_| Error::Aws {
+            what: format!("profile '{profile}'"),
+            detail: format!("STS answered an account id that is not 12 digits: '{account}'"),
+        })?;
+        let _ = session.interceptor.account.set(account.to_string());
+        Ok(session)
+    }
+
+    /// A KMS client in this session's region that acts with other credentials (an assumed role's).
+    pub fn kms_with_credentials(
+        &self,
+        credentials: aws_credential_types::Credentials,
+    ) -> aws_sdk_kms::Client {
+        aws_sdk_kms::Client::from_conf(
+            aws_sdk_kms::config::Builder::from(&self.config)
+                .credentials_provider(credentials)
+                .interceptor(self.interceptor.clone())
+                .build(),
+        )
+    }
+
+    /// `owner 111111111111 (profile A)`: how messages name this side.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} account {} (profile {})",
+            self.side.label(),
+            self.account,
+            self.profile
+        )
+    }
+
+    /// Turns an SDK error from `operation` into an [`Error`] that says which account, which call,
+    /// and what went wrong; credential problems are bad input (exit 2).
+    pub fn error<E, R>(&self, operation: &str, err: SdkError<E, R>) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        let what = format!(
+            "{} in the {} side (profile {})",
+            operation,
+            self.side.label(),
+            self.profile
+        );
+        sdk_error(what, &self.profile, self.config.endpoint_url(), err)
+    }
+}
+
+fn kms_client(
+    config: &aws_config::SdkConfig,
+    interceptor: &CallInterceptor,
+) -> aws_sdk_kms::Client {
+    aws_sdk_kms::Client::from_conf(
+        aws_sdk_kms::config::Builder::from(config)
+            .interceptor(interceptor.clone())
+            .build(),
+    )
+}
+
+/// Classifies an SDK error: credentials problems → [`Error::Input`]; everything else
+/// [`Error::Aws`], with the service's error code and message, or the network cause.
+fn sdk_error<E, R>(
+    what: String,
+    profile: &str,
+    endpoint: Option<&str>,
+    err: SdkError<E, R>,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    while let Some(e) = source {
+        if e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
+            .is_some()
+        {
+            return Error::Input(format!(
+                "profile '{profile}' has no usable credentials: {}",
+                DisplayErrorContext(e)
+            ));
+        }
+        source = e.source();
+    }
+    match &err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            let code = e.code().unwrap_or("UnknownError");
+            let message = e.message().unwrap_or("");
+            if matches!(
+                code,
+                "ExpiredToken"
+                    | "ExpiredTokenException"
+                    | "InvalidClientTokenId"
+                    | "UnrecognizedClientException"
+                    | "SignatureDoesNotMatch"
+            ) {
+                return Error::Input(format!(
+                    "the credentials of profile '{profile}' were rejected: {code}: {message}"
+                ));
+            }
+            Error::Aws {
+                what,
+                detail: format!("{code}: {message}"),
+            }
+        }
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => Error::Aws {
+            what,
+            detail: format!(
+                "cannot reach the AWS endpoint{}: {}",
+                endpoint.map(|e| format!(" {e}")).unwrap_or_default(),
+                DisplayErrorContext(&err)
+            ),
+        },
+        _ => Error::Aws {
+            what,
+            detail: DisplayErrorContext(&err).to_string(),
+        },
+    }
+}

@@ -1,0 +1,70 @@
+//! The command line: global flags and subcommands. Help text lives on the fields, once.
+
+use crate::commands::{setup, teardown, verify};
+use crate::output::OutputFormat;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+const ABOUT: &str =
+    "Set up, prove and remove cross-account access to an AWS KMS key through its alias";
+
+const LONG_ABOUT: &str = "\
+Set up, prove and remove cross-account access to an AWS KMS key through its alias.
+
+Team A owns a symmetric KMS key; team B, in another account, encrypts and decrypts with it by its \
+alias. Two policies must agree: A's key policy grants B's account kms:Encrypt and kms:Decrypt, and \
+a role in B is allowed those actions on arn:aws:kms:REGION:A:key/* where kms:ResourceAliases \
+contains the alias. (An alias ARN in the role policy's Resource grants nothing for Encrypt or \
+Decrypt: KMS authorises them against the key.)
+
+  kmsxacct setup --owner A --user B    # A and B are AWS profile names
+  kmsxacct verify                      # live encrypt/decrypt round trip through the alias ARN
+  kmsxacct teardown                    # remove what setup made";
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success (verify: every check passed)
+  1    a check failed, AWS refused or failed, or something kmsxacct did not create is in the way
+  2    bad input: flags, names, profiles, credentials, deployment record
+  130  interrupted (run the same command again to converge)";
+
+/// kmsxacct's command line.
+#[derive(Debug, Parser)]
+#[command(name = "kmsxacct", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Deployment record that setup writes and verify and teardown read.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        default_value = crate::record::DEFAULT_PATH
+    )]
+    pub config: PathBuf,
+
+    /// Output format: human-readable text, or one JSON object on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    /// More detail on stderr: -v mutations, -vv every AWS call, -vvv everything. RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Print nothing but errors (text output only).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create (or converge) the key, alias, key policy grant and user role.
+    Setup(setup::SetupArgs),
+    /// Prove access with a live encrypt/decrypt round trip through the alias ARN.
+    Verify(verify::VerifyArgs),
+    /// Remove what setup made: role, alias, and the key (scheduled for deletion).
+    Teardown(teardown::TeardownArgs),
+}

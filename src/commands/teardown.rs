@@ -1,0 +1,153 @@
+//! `kmsxacct teardown`: remove what setup made, and only that.
+
+use super::{Context, Target, TargetArgs, connect, role_name};
+use crate::error::{Error, Result};
+use crate::names::PendingWindow;
+use crate::output::Change;
+use crate::plan::plan_teardown;
+use crate::{owner, user};
+use serde::Serialize;
+
+/// Flags of `teardown`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TeardownArgs {
+    /// Which deployment; without these flags, the record (--config) says.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Days KMS waits before deleting the key, 7 to 30 [default: the record's, else 7].
+    #[arg(long, value_name = "DAYS")]
+    pub pending_window_days: Option<PendingWindow>,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    command: &'static str,
+    changed: bool,
+    key_deletion_date: Option<&'a str>,
+    changes: &'a [Change],
+}
+
+/// Runs teardown.
+pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
+    let target = Target::resolve(&args.target, &ctx.config)?;
+    let window = args
+        .pending_window_days
+        .or(target.record.as_ref().map(|r| r.pending_window))
+        .unwrap_or(PendingWindow::DEFAULT);
+    let sides = connect(
+        ctx,
+        &target.owner_profile,
+        &target.user_profile,
+        target.region.as_ref(),
+        &target.alias,
+    )
+    .await?;
+    let spec = &sides.spec;
+    let role = role_name(target.role.as_ref(), &target.alias);
+    let recorded_key = target.recorded_key(spec).map(String::from);
+
+    let (keys, role_state) = tokio::try_join!(
+        async {
+            let at_alias = owner::read_key(&sides.owner, spec.alias.as_str(), false, true).await?;
+            let recorded = match (&at_alias, &recorded_key) {
+                (None, Some(arn)) => owner::read_key(&sides.owner, arn, false, true).await?,
+                _ => None,
+            };
+            Ok::<_, Error>((at_alias, recorded))
+        },
+        user::read_role(&sides.user, role.as_str(), true),
+    )?;
+    let plan = plan_teardown(
+        spec,
+        role.as_str(),
+        keys.0.as_ref(),
+        keys.1.as_ref(),
+        role_state.as_ref(),
+    )
+    .map_err(|conflicts| {
+        Error::Conflict(format!(
+            "teardown changed nothing: {}",
+            conflicts.join("; ")
+        ))
+    })?;
+
+    if plan.is_noop() {
+        ctx.printer
+            .line("teardown: nothing to do; no role, alias or key of this deployment is left");
+        ctx.printer.json(
+            &Report {
+                command: "teardown",
+                changed: false,
+                key_deletion_date: None,
+                changes: &[],
+            },
+            ctx.calls.snapshot(),
+        );
+        return Ok(());
+    }
+
+    let mut owner_changes = Vec::new();
+    let mut user_changes = Vec::new();
+    let (owner_result, user_result) = tokio::join!(
+        async {
+            if plan.delete_alias {
+                owner::delete_alias(&sides.owner, spec.alias.as_str(), &mut owner_changes).await?;
+            }
+            match &plan.schedule_key_deletion {
+                Some(arn) => {
+                    owner::schedule_deletion(&sides.owner, arn, window.days(), &mut owner_changes)
+                        .await
+                        .map(Some)
+                }
+                None => Ok(None),
+            }
+        },
+        async {
+            match &plan.delete_role {
+                Some(arn) => {
+                    user::delete_role(
+                        &sides.user,
+                        role.as_str(),
+                        arn,
+                        plan.delete_role_policy,
+                        &mut user_changes,
+                    )
+                    .await
+                }
+                None => Ok(()),
+            }
+        },
+    );
+    let changes: Vec<Change> = owner_changes.into_iter().chain(user_changes).collect();
+    ctx.printer.changes(&changes);
+    let deletion_date = match (owner_result, user_result) {
+        (Ok(date), Ok(())) => date,
+        (o, u) => {
+            let errors: Vec<String> = [o.err(), u.err()]
+                .into_iter()
+                .flatten()
+                .map(|e| e.to_string())
+                .collect();
+            return Err(Error::Failed(format!(
+                "teardown did not finish ({}); run it again to finish",
+                errors.join("; ")
+            )));
+        }
+    };
+    match &deletion_date {
+        Some(date) => ctx.printer.line(format!(
+            "teardown complete: the key will be deleted on {date} (cancel with kms:CancelKeyDeletion until then)"
+        )),
+        None => ctx.printer.line("teardown complete"),
+    }
+    ctx.printer.json(
+        &Report {
+            command: "teardown",
+            changed: true,
+            key_deletion_date: deletion_date.as_deref(),
+            changes: &changes,
+        },
+        ctx.calls.snapshot(),
+    );
+    Ok(())
+}

@@ -1,0 +1,260 @@
+//! `kmsxacct verify`: prove the user role can encrypt and decrypt through the alias ARN.
+
+use super::{Context, Target, TargetArgs, connect, role_name};
+use crate::aws::Session;
+use crate::error::{Error, Result};
+use crate::output::Check;
+use crate::plan::{KEY_ENABLED, is_ours};
+use crate::policy::build::GrantSpec;
+use crate::{owner, user};
+use aws_smithy_types::Blob;
+use serde::Serialize;
+
+/// Flags of `verify`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerifyArgs {
+    /// Which deployment; without these flags, the record (--config) says.
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    command: &'static str,
+    ok: bool,
+    alias_arn: &'a str,
+    role_arn: &'a str,
+    checks: &'a [Check],
+}
+
+/// Bytes of random plaintext in the round trip.
+const PLAINTEXT_BYTES: usize = 32;
+
+/// Runs verify.
+pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
+    let target = Target::resolve(&args.target, &ctx.config)?;
+    let sides = connect(
+        ctx,
+        &target.owner_profile,
+        &target.user_profile,
+        target.region.as_ref(),
+        &target.alias,
+    )
+    .await?;
+    let spec = &sides.spec;
+    let role = role_name(target.role.as_ref(), &target.alias);
+    let role_arn = target
+        .record
+        .as_ref()
+        .map(|r| r.raw.role_arn.clone())
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| role.arn(&spec.region, &spec.user));
+    let alias_arn = spec.alias.arn(&spec.region, &spec.owner);
+
+    let (owner_checks, user_checks) = tokio::join!(
+        owner_checks(&sides.owner, spec, target.recorded_key(spec)),
+        round_trip(&sides.user, &role_arn, &alias_arn),
+    );
+    let checks: Vec<Check> = owner_checks.into_iter().chain(user_checks).collect();
+    let ok = checks.iter().all(|c| c.ok);
+    for c in &checks {
+        ctx.printer.line(format!(
+            "{}  {:<13} {}",
+            if c.ok { "PASS" } else { "FAIL" },
+            c.name,
+            c.detail
+        ));
+    }
+    ctx.printer.json(
+        &Report {
+            command: "verify",
+            ok,
+            alias_arn: &alias_arn,
+            role_arn: &role_arn,
+            checks: &checks,
+        },
+        ctx.calls.snapshot(),
+    );
+    if ok {
+        ctx.printer.line(format!(
+            "verify: {role_arn} encrypts and decrypts through {alias_arn}"
+        ));
+        Ok(())
+    } else {
+        let failed = checks.iter().filter(|c| !c.ok).count();
+        Err(Error::Failed(format!(
+            "verify: {failed} of {} checks failed",
+            checks.len()
+        )))
+    }
+}
+
+/// Key enabled, and the alias pointing at the recorded key (or, without a record, at a key of
+/// this deployment).
+async fn owner_checks(s: &Session, spec: &GrantSpec, recorded_key: Option<&str>) -> Vec<Check> {
+    let key = match owner::read_key(s, spec.alias.as_str(), false, false).await {
+        Ok(Some(k)) => k,
+        Ok(None) => {
+            let missing = format!("{} does not exist in account {}", spec.alias, spec.owner);
+            return vec![
+                Check {
+                    name: "alias-target",
+                    ok: false,
+                    detail: missing.clone(),
+                },
+                Check {
+                    name: "key-enabled",
+                    ok: false,
+                    detail: missing,
+                },
+            ];
+        }
+        Err(e) => {
+            let detail = e.to_string();
+            return vec![
+                Check {
+                    name: "alias-target",
+                    ok: false,
+                    detail: detail.clone(),
+                },
+                Check {
+                    name: "key-enabled",
+                    ok: false,
+                    detail,
+                },
+            ];
+        }
+    };
+    let alias_target = match recorded_key {
+        Some(rec) if rec != key.arn => Check {
+            name: "alias-target",
+            ok: false,
+            detail: format!(
+                "{} points at {}, not the recorded key {rec}",
+                spec.alias, key.arn
+            ),
+        },
+        Some(_) => Check {
+            name: "alias-target",
+            ok: true,
+            detail: format!("{} points at the recorded key {}", spec.alias, key.arn),
+        },
+        None if is_ours(&key.tags, spec) => Check {
+            name: "alias-target",
+            ok: true,
+            detail: format!(
+                "{} points at {}, a key of this deployment",
+                spec.alias, key.arn
+            ),
+        },
+        None => Check {
+            name: "alias-target",
+            ok: false,
+            detail: format!(
+                "{} points at {}, which kmsxacct did not create for this deployment",
+                spec.alias, key.arn
+            ),
+        },
+    };
+    let enabled = Check {
+        name: "key-enabled",
+        ok: key.state == KEY_ENABLED,
+        detail: format!("key {} is {}", key.arn, key.state),
+    };
+    vec![alias_target, enabled]
+}
+
+/// Assume the role, encrypt random bytes through the alias ARN, decrypt naming the alias ARN,
+/// compare. Later steps are reported as not run when an earlier one fails.
+async fn round_trip(s: &Session, role_arn: &str, alias_arn: &str) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let not_run = |name: &'static str, after: &str| Check {
+        name,
+        ok: false,
+        detail: format!("not run: {after} failed"),
+    };
+    let credentials = match user::assume_role(s, role_arn).await {
+        Ok(c) => {
+            checks.push(Check {
+                name: "assume-role",
+                ok: true,
+                detail: format!("account {} assumed {role_arn}", s.account),
+            });
+            c
+        }
+        Err(e) => {
+            checks.push(Check {
+                name: "assume-role",
+                ok: false,
+                detail: e.to_string(),
+            });
+            checks.push(not_run("encrypt", "assume-role"));
+            checks.push(not_run("decrypt", "assume-role"));
+            return checks;
+        }
+    };
+    let kms = s.kms_with_credentials(credentials);
+    let mut plaintext = [0u8; PLAINTEXT_BYTES];
+    if let Err(e) = getrandom::fill(&mut plaintext) {
+        checks.push(Check {
+            name: "encrypt",
+            ok: false,
+            detail: format!("no randomness: {e}"),
+        });
+        checks.push(not_run("decrypt", "encrypt"));
+        return checks;
+    }
+    let ciphertext = match kms
+        .encrypt()
+        .key_id(alias_arn)
+        .plaintext(Blob::new(plaintext.to_vec()))
+        .send()
+        .await
+    {
+        Ok(out) => {
+            checks.push(Check {
+                name: "encrypt",
+                ok: true,
+                detail: format!(
+                    "encrypted {PLAINTEXT_BYTES} random bytes through {alias_arn} with key {}",
+                    out.key_id().unwrap_or("?")
+                ),
+            });
+            out.ciphertext_blob.unwrap_or_else(|| Blob::new(Vec::new()))
+        }
+        Err(e) => {
+            checks.push(Check {
+                name: "encrypt",
+                ok: false,
+                detail: s.error("kms:Encrypt (as the role)", e).to_string(),
+            });
+            checks.push(not_run("decrypt", "encrypt"));
+            return checks;
+        }
+    };
+    // Naming the key on Decrypt is AWS's recommendation, and needed across accounts on LocalStack.
+    let decrypted = kms
+        .decrypt()
+        .key_id(alias_arn)
+        .ciphertext_blob(ciphertext)
+        .send()
+        .await;
+    checks.push(match decrypted {
+        Ok(out) if out.plaintext().map(|p| p.as_ref()) == Some(&plaintext[..]) => Check {
+            name: "decrypt",
+            ok: true,
+            detail: format!("decrypted through {alias_arn}; the bytes match"),
+        },
+        Ok(_) => Check {
+            name: "decrypt",
+            ok: false,
+            detail: "decrypted, but the bytes differ from what was encrypted".into(),
+        },
+        Err(e) => Check {
+            name: "decrypt",
+            ok: false,
+            detail: s.error("kms:Decrypt (as the role)", e).to_string(),
+        },
+    });
+    checks
+}

@@ -1,0 +1,63 @@
+//! kmsxacct: set up, prove and remove cross-account access to an AWS KMS key through its alias.
+//!
+//! Pure logic (names, policy documents, planning, the deployment record) is kept apart from the
+//! AWS calls (`aws`, `owner`, `user`), and each subcommand lives in `commands`.
+
+pub mod aws;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod names;
+pub mod output;
+pub mod owner;
+pub mod plan;
+pub mod policy;
+pub mod record;
+pub mod user;
+
+use cli::{Cli, Command};
+use commands::Context;
+use output::Printer;
+
+/// Runs a parsed command line to completion; Ctrl-C ends it with [`error::Error::Interrupted`].
+pub async fn run(cli: Cli) -> error::Result<()> {
+    let ctx = Context {
+        config: cli.config.clone(),
+        printer: Printer {
+            format: cli.output,
+            quiet: cli.quiet,
+        },
+        calls: aws::calls::CallLog::default(),
+    };
+    let work = async {
+        match &cli.command {
+            Command::Setup(args) => commands::setup::run(&ctx, args).await,
+            Command::Verify(args) => commands::verify::run(&ctx, args).await,
+            Command::Teardown(args) => commands::teardown::run(&ctx, args).await,
+        }
+    };
+    tokio::select! {
+        result = work => result,
+        _ = tokio::signal::ctrl_c() => Err(error::Error::Interrupted),
+    }
+}
+
+/// Log filter: RUST_LOG if set, else from -v/-q. Crates that could log request headers or bodies
+/// (signatures, tokens, plaintext) are capped whatever is asked for.
+pub fn log_filter(verbose: u8, quiet: bool) -> tracing_subscriber::EnvFilter {
+    let base = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| {
+            match (quiet, verbose) {
+                (true, _) => "error",
+                (false, 0) => "warn",
+                (false, 1) => "kmsxacct=info,warn",
+                (false, 2) => "kmsxacct=debug,warn",
+                _ => "trace",
+            }
+            .to_string()
+        });
+    let caps = "aws_sigv4=warn,aws_smithy_runtime=warn,aws_smithy_http_client=warn,aws_smithy_runtime_api=warn,aws_config=warn,aws_runtime=warn,hyper=warn,hyper_util=warn,h2=warn,rustls=warn";
+    tracing_subscriber::EnvFilter::builder().parse_lossy(format!("{base},{caps}"))
+}

@@ -1,0 +1,384 @@
+//! Validated names the user gives us: aliases, role names, regions, account ids, pending windows.
+//!
+//! Each type can only be built through its parser, so code further in never sees a value AWS would
+//! reject. Parsers return [`InputError`], whose message names the bad value and what is allowed.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A rejected input value: one line naming the value and what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InputError(pub String);
+
+/// A KMS alias name in its full form, `alias/NAME`.
+///
+/// AWS rules: `alias/` followed by 1 to 250 characters of `[a-zA-Z0-9/_-]`, 256 characters in all,
+/// and nothing under `alias/aws/`, which is reserved for AWS managed keys.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AliasName(String);
+
+impl AliasName {
+    /// The full name, `alias/NAME`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name without the `alias/` prefix.
+    pub fn short(&self) -> &str {
+        &self.0["alias/".len()..]
+    }
+
+    /// The alias ARN, `arn:PARTITION:kms:REGION:ACCOUNT:alias/NAME`.
+    pub fn arn(&self, region: &Region, account: &AccountId) -> String {
+        format!(
+            "arn:{}:kms:{}:{}:{}",
+            region.partition(),
+            region,
+            account,
+            self.0
+        )
+    }
+}
+
+impl FromStr for AliasName {
+    type Err = InputError;
+
+    /// Accepts `NAME` or `alias/NAME`.
+    fn from_str(input: &str) -> Result<Self, InputError> {
+        let full = if input.starts_with("alias/") {
+            input.to_string()
+        } else {
+            format!("alias/{input}")
+        };
+        let short = &full["alias/".len()..];
+        let bad = |why: &str| {
+            Err(InputError(format!(
+                "invalid alias '{input}': {why} (allowed: alias/ followed by 1 to 250 of a-z A-Z 0-9 / _ -, not under alias/aws/)"
+            )))
+        };
+        if short.is_empty() {
+            return bad("the name after alias/ is empty");
+        }
+        if short.len() > 250 {
+            return bad(&format!(
+                "the name after alias/ is {} characters long",
+                short.len()
+            ));
+        }
+        if let Some(c) = short
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-')))
+        {
+            return bad(&format!("character {c:?} is not allowed"));
+        }
+        if short.starts_with("aws/") {
+            return bad("alias/aws/ is reserved for AWS managed keys");
+        }
+        Ok(AliasName(full))
+    }
+}
+
+impl fmt::Display for AliasName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An IAM role name: 1 to 64 characters of `[a-zA-Z0-9+=,.@_-]` (IAM's rule for role names).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RoleName(String);
+
+impl RoleName {
+    /// The name as IAM knows it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The default role for an alias: `kmsxacct-` + the alias name with `/` turned into `-`,
+    /// cut to IAM's 64-character limit.
+    pub fn default_for(alias: &AliasName) -> RoleName {
+        let mut name = format!("kmsxacct-{}", alias.short().replace('/', "-"));
+        name.truncate(64);
+        RoleName(name)
+    }
+
+    /// The role ARN in `account`. Roles created by kmsxacct live at path `/`.
+    pub fn arn(&self, region: &Region, account: &AccountId) -> String {
+        format!(
+            "arn:{}:iam::{}:role/{}",
+            region.partition(),
+            account,
+            self.0
+        )
+    }
+}
+
+impl FromStr for RoleName {
+    type Err = InputError;
+
+    fn from_str(input: &str) -> Result<Self, InputError> {
+        let bad = |why: String| {
+            Err(InputError(format!(
+                "invalid role name '{input}': {why} (allowed: 1 to 64 of a-z A-Z 0-9 + = , . @ _ -)"
+            )))
+        };
+        if input.is_empty() {
+            return bad("it is empty".into());
+        }
+        if input.chars().count() > 64 {
+            return bad(format!("it is {} characters long", input.chars().count()));
+        }
+        if let Some(c) = input.chars().find(|c| {
+            !(c.is_ascii_alphanumeric() || matches!(c, '+' | '=' | ',' | '.' | '@' | '_' | '-'))
+        }) {
+            return bad(format!("character {c:?} is not allowed"));
+        }
+        Ok(RoleName(input.to_string()))
+    }
+}
+
+impl fmt::Display for RoleName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An AWS region code such as `us-east-1` or `us-gov-west-1`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Region(String);
+
+impl Region {
+    /// The region code.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The ARN partition the region belongs to (`aws`, `aws-cn`, `aws-us-gov`).
+    pub fn partition(&self) -> &'static str {
+        if self.0.starts_with("cn-") {
+            "aws-cn"
+        } else if self.0.starts_with("us-gov-") {
+            "aws-us-gov"
+        } else {
+            "aws"
+        }
+    }
+}
+
+impl FromStr for Region {
+    type Err = InputError;
+
+    /// Accepts the shape of every AWS region code: lowercase words joined by `-`, ending in a number.
+    fn from_str(input: &str) -> Result<Self, InputError> {
+        let parts: Vec<&str> = input.split('-').collect();
+        let shaped = parts.len() >= 3
+            && parts[..parts.len() - 1]
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+            && parts[0].len() == 2
+            && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
+            && !parts[parts.len() - 1].is_empty();
+        if shaped {
+            Ok(Region(input.to_string()))
+        } else {
+            Err(InputError(format!(
+                "unknown region '{input}' (expected a region code such as us-east-1 or eu-west-2)"
+            )))
+        }
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A 12-digit AWS account id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountId(String);
+
+impl AccountId {
+    /// The 12 digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The account's root principal, `arn:PARTITION:iam::ACCOUNT:root`, which in a key policy
+    /// delegates to that account's IAM policies.
+    pub fn root_arn(&self, region: &Region) -> String {
+        format!("arn:{}:iam::{}:root", region.partition(), self.0)
+    }
+}
+
+impl FromStr for AccountId {
+    type Err = InputError;
+
+    fn from_str(input: &str) -> Result<Self, InputError> {
+        if input.len() == 12 && input.chars().all(|c| c.is_ascii_digit()) {
+            Ok(AccountId(input.to_string()))
+        } else {
+            Err(InputError(format!(
+                "invalid account id '{input}' (expected 12 digits)"
+            )))
+        }
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Days KMS waits before deleting a key scheduled for deletion: 7 to 30 (KMS's own bounds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingWindow(u8);
+
+impl PendingWindow {
+    /// The shortest window KMS allows; our default.
+    pub const DEFAULT: PendingWindow = PendingWindow(7);
+
+    /// The window in days.
+    pub fn days(self) -> i32 {
+        i32::from(self.0)
+    }
+}
+
+impl FromStr for PendingWindow {
+    type Err = InputError;
+
+    fn from_str(input: &str) -> Result<Self, InputError> {
+        match input.trim().parse::<u8>() {
+            Ok(n) if (7..=30).contains(&n) => Ok(PendingWindow(n)),
+            _ => Err(InputError(format!(
+                "invalid pending window '{input}' (allowed: a whole number of days from 7 to 30)"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for PendingWindow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alias_accepts_both_forms() {
+        let a: AliasName = "production-data-key".parse().unwrap();
+        let b: AliasName = "alias/production-data-key".parse().unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.as_str(), "alias/production-data-key");
+        assert_eq!(a.short(), "production-data-key");
+    }
+
+    #[test]
+    fn alias_length_limits() {
+        assert!(
+            format!("alias/{}", "a".repeat(250))
+                .parse::<AliasName>()
+                .is_ok()
+        );
+        let err = format!("alias/{}", "a".repeat(251))
+            .parse::<AliasName>()
+            .unwrap_err();
+        assert!(err.0.contains("251 characters"), "{err}");
+        assert!("alias/".parse::<AliasName>().is_err());
+        assert!("".parse::<AliasName>().is_err());
+    }
+
+    #[test]
+    fn alias_rejects_bad_characters_and_reserved_prefix() {
+        for bad in [
+            "has space",
+            "alias/dot.name",
+            "alias/ünïcode",
+            "x:y",
+            "alias/aws/foo",
+            "aws/foo",
+        ] {
+            let err = bad.parse::<AliasName>().unwrap_err();
+            assert!(err.0.contains(bad), "message must name '{bad}': {err}");
+        }
+        assert!("alias/aws-like/ok".parse::<AliasName>().is_ok());
+        assert!("alias/team/sub_key-1".parse::<AliasName>().is_ok());
+    }
+
+    #[test]
+    fn alias_arn_uses_partition() {
+        let a: AliasName = "k".parse().unwrap();
+        let acct: AccountId = "111111111111".parse().unwrap();
+        assert_eq!(
+            a.arn(&"us-east-1".parse().unwrap(), &acct),
+            "arn:aws:kms:us-east-1:111111111111:alias/k"
+        );
+        assert_eq!(
+            a.arn(&"cn-north-1".parse().unwrap(), &acct),
+            "arn:aws-cn:kms:cn-north-1:111111111111:alias/k"
+        );
+    }
+
+    #[test]
+    fn role_names() {
+        assert!("kmsxacct-prod+x=y,z.w@v_u-t".parse::<RoleName>().is_ok());
+        assert!("a".repeat(64).parse::<RoleName>().is_ok());
+        assert!("a".repeat(65).parse::<RoleName>().is_err());
+        assert!("".parse::<RoleName>().is_err());
+        let err = "bad/name".parse::<RoleName>().unwrap_err();
+        assert!(
+            err.0.contains("'bad/name'") && err.0.contains("'/'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn default_role_name_is_valid_and_bounded() {
+        let a: AliasName = "team/production-data-key".parse().unwrap();
+        assert_eq!(
+            RoleName::default_for(&a).as_str(),
+            "kmsxacct-team-production-data-key"
+        );
+        let long: AliasName = "x".repeat(250).parse().unwrap();
+        let role = RoleName::default_for(&long);
+        assert_eq!(role.as_str().len(), 64);
+        assert!(role.as_str().parse::<RoleName>().is_ok());
+    }
+
+    #[test]
+    fn regions() {
+        for ok in [
+            "us-east-1",
+            "eu-west-2",
+            "us-gov-west-1",
+            "ap-southeast-4",
+            "cn-north-1",
+        ] {
+            assert!(ok.parse::<Region>().is_ok(), "{ok}");
+        }
+        for bad in ["", "us-east", "US-EAST-1", "useast1", "us-east-1a", "mars"] {
+            let err = bad.parse::<Region>().unwrap_err();
+            assert!(err.0.contains(&format!("'{bad}'")), "{err}");
+        }
+        let gov: Region = "us-gov-west-1".parse().unwrap();
+        assert_eq!(gov.partition(), "aws-us-gov");
+    }
+
+    #[test]
+    fn accounts_and_windows() {
+        assert!("123456789012".parse::<AccountId>().is_ok());
+        assert!("12345678901".parse::<AccountId>().is_err());
+        assert!("12345678901a".parse::<AccountId>().is_err());
+        assert_eq!("7".parse::<PendingWindow>().unwrap().days(), 7);
+        assert_eq!("30".parse::<PendingWindow>().unwrap().days(), 30);
+        for bad in ["6", "31", "0", "-7", "seven", "300"] {
+            let err = bad.parse::<PendingWindow>().unwrap_err();
+            assert!(err.0.contains(&format!("'{bad}'")), "{err}");
+        }
+    }
+}

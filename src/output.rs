@@ -1,0 +1,123 @@
+//! What commands print: changes made, checks run, as text lines or one JSON object on stdout.
+
+use crate::aws::Session;
+use crate::aws::calls::CallRecord;
+use serde::Serialize;
+use std::io::Write;
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object on stdout.
+    Json,
+}
+
+/// One thing a command did, or found already as it should be.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    /// `owner` or `user`.
+    pub side: &'static str,
+    /// The account acted in.
+    pub account: String,
+    /// `created`, `updated`, `unchanged`, `deleted` or `scheduled-deletion`.
+    pub action: &'static str,
+    /// `key`, `alias`, `key-policy`, `role`, `trust-policy` or `role-policy`.
+    pub resource: &'static str,
+    /// ARN or name of the resource.
+    pub id: String,
+    /// More about it, e.g. the key deletion date.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Change {
+    /// A change in the session's account.
+    pub fn new(s: &Session, action: &'static str, resource: &'static str, id: &str) -> Change {
+        Change {
+            side: s.side.label(),
+            account: s.account.to_string(),
+            action,
+            resource,
+            id: id.to_string(),
+            detail: None,
+        }
+    }
+
+    /// Adds detail.
+    pub fn detail(mut self, detail: String) -> Change {
+        self.detail = Some(detail);
+        self
+    }
+
+    /// Whether this entry changed anything.
+    pub fn is_change(&self) -> bool {
+        self.action != "unchanged"
+    }
+}
+
+/// One check run by verify.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// Short stable name, e.g. `round-trip`.
+    pub name: &'static str,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+}
+
+/// Prints results in the chosen format; `quiet` silences text output (JSON is always printed).
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    /// Text or JSON.
+    pub format: OutputFormat,
+    /// Print nothing on success in text mode.
+    pub quiet: bool,
+}
+
+impl Printer {
+    /// Prints a text line, unless quiet or in JSON mode.
+    pub fn line(&self, text: impl AsRef<str>) {
+        if self.format == OutputFormat::Text && !self.quiet {
+            let mut out = std::io::stdout().lock();
+            // A closed pipe is a normal way for a reader to stop; nothing to report.
+            let _ = writeln!(out, "{}", text.as_ref());
+        }
+    }
+
+    /// Prints the changes, one line each (text mode).
+    pub fn changes(&self, changes: &[Change]) {
+        for c in changes {
+            self.line(format!(
+                "{:<5} {}  {:<18} {:<12} {}{}",
+                c.side,
+                c.account,
+                c.action,
+                c.resource,
+                c.id,
+                c.detail
+                    .as_deref()
+                    .map(|d| format!("  ({d})"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+
+    /// Prints a report object (JSON mode), with the AWS calls made attached as `calls`.
+    pub fn json<T: Serialize>(&self, report: &T, calls: Vec<CallRecord>) {
+        if self.format != OutputFormat::Json {
+            return;
+        }
+        let mut value = serde_json::to_value(report).unwrap_or(serde_json::Value::Null);
+        if let serde_json::Value::Object(map) = &mut value {
+            map.insert(
+                "calls".into(),
+                serde_json::to_value(calls).unwrap_or_default(),
+            );
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{value}");
+    }
+}

@@ -1,0 +1,523 @@
+//! Planning: from what exists in each account to what setup or teardown must do. Pure code.
+//!
+//! Both commands read both accounts first and plan from what they saw; a conflict anywhere
+//! (something kmsxacct did not create in the way) stops the command before any change is made.
+
+use crate::policy::PolicyDocument;
+use crate::policy::build::{self, GrantSpec};
+
+/// Tag key marking a resource as created by kmsxacct (value [`MANAGED_BY_VALUE`]).
+pub const TAG_MANAGED_BY: &str = "kmsxacct:managed-by";
+/// Value of [`TAG_MANAGED_BY`].
+pub const MANAGED_BY_VALUE: &str = "kmsxacct";
+/// Tag key holding the deployment's owner account id.
+pub const TAG_OWNER_ACCOUNT: &str = "kmsxacct:owner-account";
+/// Tag key holding the deployment's alias.
+pub const TAG_ALIAS: &str = "kmsxacct:alias";
+
+/// Key state in which a key can be used.
+pub const KEY_ENABLED: &str = "Enabled";
+/// Key state after ScheduleKeyDeletion.
+pub const KEY_PENDING_DELETION: &str = "PendingDeletion";
+
+/// The tags that mark a key or role as this deployment's: who made it, for which owner and alias.
+pub fn deployment_tags(spec: &GrantSpec) -> Vec<(String, String)> {
+    vec![
+        (TAG_MANAGED_BY.into(), MANAGED_BY_VALUE.into()),
+        (TAG_OWNER_ACCOUNT.into(), spec.owner.to_string()),
+        (TAG_ALIAS.into(), spec.alias.to_string()),
+    ]
+}
+
+/// Whether `tags` carry every one of this deployment's tags.
+pub fn is_ours(tags: &[(String, String)], spec: &GrantSpec) -> bool {
+    deployment_tags(spec)
+        .iter()
+        .all(|wanted| tags.iter().any(|t| t == wanted))
+}
+
+/// A KMS key as read from the owner account.
+#[derive(Debug, Clone)]
+pub struct KeyState {
+    /// Key id.
+    pub key_id: String,
+    /// Key ARN.
+    pub arn: String,
+    /// KeyState (`Enabled`, `Disabled`, `PendingDeletion`, ...).
+    pub state: String,
+    /// Its tags.
+    pub tags: Vec<(String, String)>,
+    /// Its key policy (read by setup).
+    pub policy: Option<PolicyDocument>,
+    /// Every alias pointing at it (read by teardown).
+    pub aliases: Vec<String>,
+}
+
+/// The user role as read from the user account.
+#[derive(Debug, Clone)]
+pub struct RoleState {
+    /// Role ARN.
+    pub arn: String,
+    /// Its tags.
+    pub tags: Vec<(String, String)>,
+    /// Its trust policy.
+    pub trust: PolicyDocument,
+    /// kmsxacct's inline policy on it, if present.
+    pub access_policy: Option<PolicyDocument>,
+    /// Names of every inline policy (read by teardown).
+    pub inline_policy_names: Vec<String>,
+    /// ARNs of attached managed policies (read by teardown).
+    pub attached_policy_arns: Vec<String>,
+}
+
+/// How setup gets its key.
+#[derive(Debug, Clone)]
+pub enum KeyPlan {
+    /// Create a key with this policy.
+    Create {
+        /// The whole key policy of the new key.
+        policy: PolicyDocument,
+    },
+    /// Use this key of ours.
+    Existing {
+        /// Key id.
+        key_id: String,
+        /// Key ARN.
+        arn: String,
+    },
+}
+
+/// What setup does in the owner account.
+#[derive(Debug, Clone)]
+pub struct OwnerPlan {
+    /// Where the key comes from.
+    pub key: KeyPlan,
+    /// Whether the alias must be created (pointing at the key).
+    pub create_alias: bool,
+    /// The new key policy, when an existing key's policy must change.
+    pub put_policy: Option<PolicyDocument>,
+}
+
+impl OwnerPlan {
+    /// True when nothing would change.
+    pub fn is_noop(&self) -> bool {
+        matches!(self.key, KeyPlan::Existing { .. })
+            && !self.create_alias
+            && self.put_policy.is_none()
+    }
+}
+
+/// What setup does in the user account.
+#[derive(Debug, Clone, Default)]
+pub struct UserPlan {
+    /// Create the role with this trust policy.
+    pub create_role: Option<PolicyDocument>,
+    /// ARN of the role when it exists already.
+    pub existing_arn: Option<String>,
+    /// Replace the trust policy of an existing role.
+    pub update_trust: Option<PolicyDocument>,
+    /// Put kmsxacct's inline policy.
+    pub put_policy: Option<PolicyDocument>,
+}
+
+impl UserPlan {
+    /// True when nothing would change.
+    pub fn is_noop(&self) -> bool {
+        self.create_role.is_none() && self.update_trust.is_none() && self.put_policy.is_none()
+    }
+}
+
+/// Plans the owner side of setup. `alias_key` is the key the alias points at now, `recorded_key`
+/// the key a previous, unfinished setup of the same deployment recorded (reused rather than
+/// leaving it orphaned, since CreateKey is not idempotent).
+pub fn plan_owner_setup(
+    spec: &GrantSpec,
+    alias_key: Option<&KeyState>,
+    recorded_key: Option<&KeyState>,
+) -> Result<OwnerPlan, String> {
+    let Some(key) = alias_key else {
+        if let Some(k) = recorded_key.filter(|k| is_ours(&k.tags, spec) && k.state == KEY_ENABLED) {
+            return Ok(OwnerPlan {
+                key: KeyPlan::Existing {
+                    key_id: k.key_id.clone(),
+                    arn: k.arn.clone(),
+                },
+                create_alias: true,
+                put_policy: converge_key_policy(spec, k),
+            });
+        }
+        return Ok(OwnerPlan {
+            key: KeyPlan::Create {
+                policy: build::key_policy(spec),
+            },
+            create_alias: true,
+            put_policy: None,
+        });
+    };
+    if !is_ours(&key.tags, spec) {
+        return Err(format!(
+            "{} in account {} already points at key {}, which kmsxacct did not create for this deployment (it lacks the tags {}); choose another --alias",
+            spec.alias,
+            spec.owner,
+            key.arn,
+            tag_list(spec)
+        ));
+    }
+    if key.state != KEY_ENABLED {
+        return Err(format!(
+            "{} points at key {} of this deployment, which is {} (not Enabled); finish `kmsxacct teardown` or cancel the key's deletion and enable it first",
+            spec.alias, key.arn, key.state
+        ));
+    }
+    Ok(OwnerPlan {
+        key: KeyPlan::Existing {
+            key_id: key.key_id.clone(),
+            arn: key.arn.clone(),
+        },
+        create_alias: false,
+        put_policy: converge_key_policy(spec, key),
+    })
+}
+
+/// The key policy with kmsxacct's grant statement put in (every other statement kept), or None
+/// when it already holds the grant.
+fn converge_key_policy(spec: &GrantSpec, key: &KeyState) -> Option<PolicyDocument> {
+    let mut policy = key
+        .policy
+        .clone()
+        .unwrap_or_else(|| build::key_policy(spec));
+    policy
+        .upsert_statement(build::key_policy_grant(spec))
+        .then_some(policy)
+}
+
+/// Plans the user side of setup from the role as it is (None: no such role).
+pub fn plan_user_setup(
+    spec: &GrantSpec,
+    role_name: &str,
+    role: Option<&RoleState>,
+) -> Result<UserPlan, String> {
+    let trust = build::role_trust_policy(spec);
+    let access = build::role_access_policy(spec);
+    let Some(role) = role else {
+        return Ok(UserPlan {
+            create_role: Some(trust),
+            put_policy: Some(access),
+            ..UserPlan::default()
+        });
+    };
+    if !is_ours(&role.tags, spec) {
+        return Err(format!(
+            "role {} in account {} exists but kmsxacct did not create it for this deployment (it lacks the tags {}); choose another --role",
+            role_name,
+            spec.user,
+            tag_list(spec)
+        ));
+    }
+    Ok(UserPlan {
+        create_role: None,
+        existing_arn: Some(role.arn.clone()),
+        update_trust: (!role.trust.same_as(&trust)).then_some(trust),
+        put_policy: match &role.access_policy {
+            Some(p) if p.same_as(&access) => None,
+            _ => Some(access),
+        },
+    })
+}
+
+/// What teardown does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TeardownPlan {
+    /// Delete kmsxacct's inline policy from the role.
+    pub delete_role_policy: bool,
+    /// Delete the role (ARN).
+    pub delete_role: Option<String>,
+    /// Delete the alias.
+    pub delete_alias: bool,
+    /// Schedule deletion of this key (ARN).
+    pub schedule_key_deletion: Option<String>,
+}
+
+impl TeardownPlan {
+    /// True when there is nothing left to remove.
+    pub fn is_noop(&self) -> bool {
+        *self == TeardownPlan::default()
+    }
+}
+
+/// Plans teardown: remove only what carries this deployment's tags, and refuse (listing what is
+/// in the way) where removing ours would take something of someone else's with it.
+pub fn plan_teardown(
+    spec: &GrantSpec,
+    role_name: &str,
+    alias_key: Option<&KeyState>,
+    recorded_key: Option<&KeyState>,
+    role: Option<&RoleState>,
+) -> Result<TeardownPlan, Vec<String>> {
+    let mut plan = TeardownPlan::default();
+    let mut conflicts = Vec::new();
+    if let Some(role) = role {
+        if !is_ours(&role.tags, spec) {
+            conflicts.push(format!(
+                "role {role_name} in account {} lacks this deployment's tags ({}); it was left in place",
+                spec.user,
+                tag_list(spec)
+            ));
+        } else {
+            let foreign: Vec<String> = role
+                .inline_policy_names
+                .iter()
+                .filter(|n| n.as_str() != build::ROLE_POLICY_NAME)
+                .map(|n| format!("inline policy {n}"))
+                .chain(
+                    role.attached_policy_arns
+                        .iter()
+                        .map(|a| format!("attached policy {a}")),
+                )
+                .collect();
+            if foreign.is_empty() {
+                plan.delete_role_policy = role
+                    .inline_policy_names
+                    .iter()
+                    .any(|n| n == build::ROLE_POLICY_NAME);
+                plan.delete_role = Some(role.arn.clone());
+            } else {
+                conflicts.push(format!(
+                    "role {role_name} carries policies kmsxacct did not put there ({}); it was left in place",
+                    foreign.join(", ")
+                ));
+            }
+        }
+    }
+    let key = match alias_key {
+        Some(k) if !is_ours(&k.tags, spec) => {
+            conflicts.push(format!(
+                "{} points at key {}, which lacks this deployment's tags ({}); alias and key were left in place",
+                spec.alias,
+                k.arn,
+                tag_list(spec)
+            ));
+            None
+        }
+        Some(k) => {
+            plan.delete_alias = true;
+            Some(k)
+        }
+        None => recorded_key.filter(|k| is_ours(&k.tags, spec)),
+    };
+    if let Some(k) = key.filter(|k| k.state != KEY_PENDING_DELETION) {
+        let others: Vec<&String> = k
+            .aliases
+            .iter()
+            .filter(|a| **a != spec.alias.as_str())
+            .collect();
+        if others.is_empty() {
+            plan.schedule_key_deletion = Some(k.arn.clone());
+        } else {
+            conflicts.push(format!(
+                "key {} also carries aliases kmsxacct did not create ({}); its deletion was not scheduled",
+                k.arn,
+                others
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    if conflicts.is_empty() {
+        Ok(plan)
+    } else {
+        Err(conflicts)
+    }
+}
+
+fn tag_list(spec: &GrantSpec) -> String {
+    deployment_tags(spec)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Effect, Statement};
+
+    fn spec() -> GrantSpec {
+        GrantSpec {
+            region: "us-east-1".parse().unwrap(),
+            owner: "111111111111".parse().unwrap(),
+            user: "222222222222".parse().unwrap(),
+            alias: "alias/data".parse().unwrap(),
+        }
+    }
+
+    fn key(tags: Vec<(String, String)>, state: &str) -> KeyState {
+        KeyState {
+            key_id: "k1".into(),
+            arn: "arn:aws:kms:us-east-1:111111111111:key/k1".into(),
+            state: state.into(),
+            tags,
+            policy: Some(build::key_policy(&spec())),
+            aliases: vec!["alias/data".into()],
+        }
+    }
+
+    fn role(tags: Vec<(String, String)>) -> RoleState {
+        RoleState {
+            arn: "arn:aws:iam::222222222222:role/r".into(),
+            tags,
+            trust: build::role_trust_policy(&spec()),
+            access_policy: Some(build::role_access_policy(&spec())),
+            inline_policy_names: vec![build::ROLE_POLICY_NAME.into()],
+            attached_policy_arns: vec![],
+        }
+    }
+
+    #[test]
+    fn fresh_setup_creates_everything() {
+        let owner = plan_owner_setup(&spec(), None, None).unwrap();
+        assert!(matches!(owner.key, KeyPlan::Create { .. }) && owner.create_alias);
+        let user = plan_user_setup(&spec(), "r", None).unwrap();
+        assert!(user.create_role.is_some() && user.put_policy.is_some());
+    }
+
+    #[test]
+    fn converged_setup_is_a_noop() {
+        let k = key(deployment_tags(&spec()), KEY_ENABLED);
+        assert!(plan_owner_setup(&spec(), Some(&k), None).unwrap().is_noop());
+        let r = role(deployment_tags(&spec()));
+        assert!(plan_user_setup(&spec(), "r", Some(&r)).unwrap().is_noop());
+    }
+
+    #[test]
+    fn missing_pieces_are_put_back() {
+        let mut r = role(deployment_tags(&spec()));
+        r.access_policy = None;
+        let plan = plan_user_setup(&spec(), "r", Some(&r)).unwrap();
+        assert!(
+            plan.put_policy.is_some() && plan.create_role.is_none() && plan.update_trust.is_none()
+        );
+
+        let mut k = key(deployment_tags(&spec()), KEY_ENABLED);
+        k.policy
+            .as_mut()
+            .unwrap()
+            .remove_statement(build::USER_GRANT_SID);
+        let plan = plan_owner_setup(&spec(), Some(&k), None).unwrap();
+        let put = plan.put_policy.unwrap();
+        assert!(put.statement_by_sid(build::USER_GRANT_SID).is_some());
+        assert!(put.statement_by_sid(build::OWNER_ADMIN_SID).is_some());
+    }
+
+    #[test]
+    fn key_policy_merge_keeps_foreign_statements() {
+        let mut k = key(deployment_tags(&spec()), KEY_ENABLED);
+        let policy = k.policy.as_mut().unwrap();
+        policy.remove_statement(build::USER_GRANT_SID);
+        policy.upsert_statement(
+            Statement::new(Effect::Allow)
+                .sid("Auditors")
+                .actions(&["kms:DescribeKey"])
+                .resources(vec!["*".into()]),
+        );
+        let put = plan_owner_setup(&spec(), Some(&k), None)
+            .unwrap()
+            .put_policy
+            .unwrap();
+        assert!(put.statement_by_sid("Auditors").is_some());
+        assert_eq!(put.statements().count(), 3);
+    }
+
+    #[test]
+    fn recorded_key_is_reused_not_orphaned() {
+        let k = key(deployment_tags(&spec()), KEY_ENABLED);
+        let plan = plan_owner_setup(&spec(), None, Some(&k)).unwrap();
+        assert!(matches!(plan.key, KeyPlan::Existing { ref key_id, .. } if key_id == "k1"));
+        assert!(plan.create_alias);
+        // A recorded key that is being deleted, or is not ours, is not reused.
+        let pending = key(deployment_tags(&spec()), KEY_PENDING_DELETION);
+        assert!(matches!(
+            plan_owner_setup(&spec(), None, Some(&pending)).unwrap().key,
+            KeyPlan::Create { .. }
+        ));
+        let foreign = key(vec![], KEY_ENABLED);
+        assert!(matches!(
+            plan_owner_setup(&spec(), None, Some(&foreign)).unwrap().key,
+            KeyPlan::Create { .. }
+        ));
+    }
+
+    #[test]
+    fn foreign_alias_or_role_is_a_conflict() {
+        let err = plan_owner_setup(&spec(), Some(&key(vec![], KEY_ENABLED)), None).unwrap_err();
+        assert!(
+            err.contains("alias/data") && err.contains("did not create"),
+            "{err}"
+        );
+        let mut other_alias = deployment_tags(&spec());
+        other_alias[2].1 = "alias/other".into();
+        assert!(plan_owner_setup(&spec(), Some(&key(other_alias, KEY_ENABLED)), None).is_err());
+        let err = plan_user_setup(&spec(), "r", Some(&role(vec![]))).unwrap_err();
+        assert!(err.contains("role r"), "{err}");
+        let err = plan_owner_setup(
+            &spec(),
+            Some(&key(deployment_tags(&spec()), "Disabled")),
+            None,
+        )
+        .unwrap_err();
+        assert!(err.contains("Disabled"), "{err}");
+    }
+
+    #[test]
+    fn teardown_removes_what_is_ours() {
+        let k = key(deployment_tags(&spec()), KEY_ENABLED);
+        let r = role(deployment_tags(&spec()));
+        let plan = plan_teardown(&spec(), "r", Some(&k), None, Some(&r)).unwrap();
+        assert!(plan.delete_role_policy && plan.delete_alias);
+        assert_eq!(plan.delete_role.as_deref(), Some(r.arn.as_str()));
+        assert_eq!(plan.schedule_key_deletion.as_deref(), Some(k.arn.as_str()));
+    }
+
+    #[test]
+    fn teardown_after_teardown_is_a_noop() {
+        let k = key(deployment_tags(&spec()), KEY_PENDING_DELETION);
+        assert!(
+            plan_teardown(&spec(), "r", None, Some(&k), None)
+                .unwrap()
+                .is_noop()
+        );
+        assert!(
+            plan_teardown(&spec(), "r", None, None, None)
+                .unwrap()
+                .is_noop()
+        );
+    }
+
+    #[test]
+    fn teardown_refuses_what_is_not_ours() {
+        let untagged_role = role(vec![]);
+        let k = key(deployment_tags(&spec()), KEY_ENABLED);
+        let errs = plan_teardown(&spec(), "r", Some(&k), None, Some(&untagged_role)).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].contains("role r"));
+
+        let untagged_key = key(vec![], KEY_ENABLED);
+        let errs = plan_teardown(&spec(), "r", Some(&untagged_key), None, None).unwrap_err();
+        assert!(errs[0].contains("left in place"));
+
+        let mut shared = key(deployment_tags(&spec()), KEY_ENABLED);
+        shared.aliases.push("alias/someone-elses".into());
+        let errs = plan_teardown(&spec(), "r", Some(&shared), None, None).unwrap_err();
+        assert!(errs[0].contains("alias/someone-elses"));
+
+        let mut extra = role(deployment_tags(&spec()));
+        extra
+            .attached_policy_arns
+            .push("arn:aws:iam::aws:policy/ReadOnlyAccess".into());
+        let errs = plan_teardown(&spec(), "r", None, None, Some(&extra)).unwrap_err();
+        assert!(errs[0].contains("ReadOnlyAccess"));
+    }
+}

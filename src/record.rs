@@ -1,0 +1,207 @@
+//! The deployment record, `kmsxacct.toml`: what setup made, so that verify and teardown need no flags.
+
+use crate::names::{AccountId, AliasName, PendingWindow, Region, RoleName};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The record's file name when `--config` is not given.
+pub const DEFAULT_PATH: &str = "kmsxacct.toml";
+
+/// One deployment: a key reached through an alias in the owner account, and a role in the user
+/// account allowed to use it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deployment {
+    /// Profile that acts in the owner account.
+    pub owner_profile: String,
+    /// Profile that acts in the user account.
+    pub user_profile: String,
+    /// Account that owns the key.
+    pub owner_account: String,
+    /// Account that uses the key.
+    pub user_account: String,
+    /// Region of the key.
+    pub region: String,
+    /// Alias, `alias/NAME`.
+    pub alias: String,
+    /// Role in the user account.
+    pub role_name: String,
+    /// ARN of the key; empty until the key exists.
+    #[serde(default)]
+    pub key_arn: String,
+    /// ARN of the role; empty until the role exists.
+    #[serde(default)]
+    pub role_arn: String,
+    /// Days teardown asks KMS to wait before deleting the key.
+    pub pending_window_days: u8,
+}
+
+/// A record read back and checked: every field is a valid value again.
+#[derive(Debug, Clone)]
+pub struct CheckedDeployment {
+    /// The record as stored.
+    pub raw: Deployment,
+    /// Owner account id.
+    pub owner_account: AccountId,
+    /// User account id.
+    pub user_account: AccountId,
+    /// Region.
+    pub region: Region,
+    /// Alias.
+    pub alias: AliasName,
+    /// Role name.
+    pub role_name: RoleName,
+    /// Pending window for teardown.
+    pub pending_window: PendingWindow,
+}
+
+/// A record that could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// No record at the path.
+    #[error(
+        "no deployment record at '{0}': run `kmsxacct setup` first, pass --config PATH, or give --owner and --user"
+    )]
+    Missing(String),
+    /// The record exists but is not a valid record.
+    #[error("deployment record '{path}' is not valid: {why}")]
+    Malformed {
+        /// Path of the record.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// Reading or writing failed.
+    #[error("cannot {action} deployment record '{path}': {source}")]
+    Io {
+        /// "read" or "write".
+        action: &'static str,
+        /// Path of the record.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+impl Deployment {
+    /// Reads and checks the record at `path`.
+    pub fn load(path: &Path) -> Result<CheckedDeployment, RecordError> {
+        let shown = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(RecordError::Missing(shown));
+            }
+            Err(source) => {
+                return Err(RecordError::Io {
+                    action: "read",
+                    path: shown,
+                    source,
+                });
+            }
+        };
+        Deployment::parse(&text).map_err(|why| RecordError::Malformed { path: shown, why })
+    }
+
+    /// Parses and checks a record's text.
+    pub fn parse(text: &str) -> Result<CheckedDeployment, String> {
+        let raw: Deployment = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        raw.check()
+    }
+
+    /// Checks every field, turning the record into validated values.
+    pub fn check(self) -> Result<CheckedDeployment, String> {
+        let e = |field: &str, err: crate::names::InputError| format!("{field}: {err}");
+        Ok(CheckedDeployment {
+            owner_account: self
+                .owner_account
+                .parse()
+                .map_err(|x| e("owner_account", x))?,
+            user_account: self
+                .user_account
+                .parse()
+                .map_err(|x| e("user_account", x))?,
+            region: self.region.parse().map_err(|x| e("region", x))?,
+            alias: self.alias.parse().map_err(|x| e("alias", x))?,
+            role_name: self.role_name.parse().map_err(|x| e("role_name", x))?,
+            pending_window: self
+                .pending_window_days
+                .to_string()
+                .parse()
+                .map_err(|x| e("pending_window_days", x))?,
+            raw: self,
+        })
+    }
+
+    /// Writes the record atomically (temporary file, then rename), so that an interrupted write
+    /// never leaves half a record.
+    pub fn save(&self, path: &Path) -> Result<(), RecordError> {
+        let io = |source| RecordError::Io {
+            action: "write",
+            path: path.display().to_string(),
+            source,
+        };
+        let text = format!(
+            "# kmsxacct deployment record: written by `kmsxacct setup`, read by verify and teardown.\n{}",
+            toml::to_string(self).expect("a deployment record always serialises")
+        );
+        let tmp = path.with_extension("toml.tmp");
+        std::fs::write(&tmp, text).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Deployment {
+        Deployment {
+            owner_profile: "A".into(),
+            user_profile: "B".into(),
+            owner_account: "111111111111".into(),
+            user_account: "222222222222".into(),
+            region: "us-east-1".into(),
+            alias: "alias/production-data-key".into(),
+            role_name: "kmsxacct-production-data-key".into(),
+            key_arn: "arn:aws:kms:us-east-1:111111111111:key/abc".into(),
+            role_arn: "arn:aws:iam::222222222222:role/kmsxacct-production-data-key".into(),
+            pending_window_days: 7,
+        }
+    }
+
+    #[test]
+    fn round_trips_through_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.toml");
+        sample().save(&path).unwrap();
+        let back = Deployment::load(&path).unwrap();
+        assert_eq!(back.raw, sample());
+        assert_eq!(back.alias.as_str(), "alias/production-data-key");
+        assert!(!dir.path().join("k.toml.tmp").exists());
+    }
+
+    #[test]
+    fn missing_and_malformed_records_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("none.toml");
+        let err = Deployment::load(&path).unwrap_err();
+        assert!(matches!(err, RecordError::Missing(_)));
+        assert!(err.to_string().contains("none.toml"));
+
+        std::fs::write(&path, "owner_profile = ").unwrap();
+        assert!(matches!(
+            Deployment::load(&path).unwrap_err(),
+            RecordError::Malformed { .. }
+        ));
+
+        let mut bad = sample();
+        bad.alias = "alias/aws/x".into();
+        std::fs::write(&path, toml::to_string(&bad).unwrap()).unwrap();
+        let err = Deployment::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("alias") && err.contains("alias/aws/x"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,306 @@
+//! User-side operations: the role, its trust policy and its inline policy in the account that uses
+//! the key, and acting as that role.
+
+use crate::aws::Session;
+use crate::error::{Error, Result};
+use crate::output::Change;
+use crate::plan::{RoleState, UserPlan};
+use crate::policy::PolicyDocument;
+use crate::policy::build::ROLE_POLICY_NAME;
+use aws_sdk_iam::types::Tag;
+
+/// Reads the role with its trust policy, tags and kmsxacct's inline policy; with `all_policies`
+/// also the names of every inline and attached policy (teardown needs them). `None`: no role.
+pub async fn read_role(
+    s: &Session,
+    role_name: &str,
+    all_policies: bool,
+) -> Result<Option<RoleState>> {
+    let role = match s.iam.get_role().role_name(role_name).send().await {
+        Ok(out) => out.role,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_no_such_entity_exception()) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(s.error("iam:GetRole", e)),
+    };
+    let Some(role) = role else { return Ok(None) };
+    let trust = parse_iam_document(
+        role.assume_role_policy_document().unwrap_or_default(),
+        &format!("trust policy of role {role_name}"),
+    )?;
+    let (access_policy, tags, inline, attached) = tokio::try_join!(
+        role_policy(s, role_name),
+        role_tags(s, role_name),
+        async {
+            if all_policies {
+                inline_policy_names(s, role_name).await
+            } else {
+                Ok(Vec::new())
+            }
+        },
+        async {
+            if all_policies {
+                attached_policy_arns(s, role_name).await
+            } else {
+                Ok(Vec::new())
+            }
+        },
+    )?;
+    Ok(Some(RoleState {
+        arn: role.arn,
+        tags,
+        trust,
+        access_policy,
+        inline_policy_names: inline,
+        attached_policy_arns: attached,
+    }))
+}
+
+/// IAM returns policy documents URL-encoded.
+fn parse_iam_document(encoded: &str, what: &str) -> Result<PolicyDocument> {
+    let text = percent_encoding::percent_decode_str(encoded).decode_utf8_lossy();
+    PolicyDocument::parse(&text).map_err(|e| Error::Aws {
+        what: what.to_string(),
+        detail: e.0,
+    })
+}
+
+async fn role_policy(s: &Session, role_name: &str) -> Result<Option<PolicyDocument>> {
+    match s
+        .iam
+        .get_role_policy()
+        .role_name(role_name)
+        .policy_name(ROLE_POLICY_NAME)
+        .send()
+        .await
+    {
+        Ok(out) => parse_iam_document(
+            out.policy_document(),
+            &format!("inline policy {ROLE_POLICY_NAME} of role {role_name}"),
+        )
+        .map(Some),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_no_such_entity_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(s.error("iam:GetRolePolicy", e)),
+    }
+}
+
+async fn role_tags(s: &Session, role_name: &str) -> Result<Vec<(String, String)>> {
+    let mut tags = Vec::new();
+    let mut marker = None;
+    loop {
+        let out = s
+            .iam
+            .list_role_tags()
+            .role_name(role_name)
+            .set_marker(marker)
+            .send()
+            .await
+            .map_err(|e| s.error("iam:ListRoleTags", e))?;
+        tags.extend(
+            out.tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string())),
+        );
+        match out.marker() {
+            Some(m) if out.is_truncated() => marker = Some(m.to_string()),
+            _ => return Ok(tags),
+        }
+    }
+}
+
+async fn inline_policy_names(s: &Session, role_name: &str) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut marker = None;
+    loop {
+        let out = s
+            .iam
+            .list_role_policies()
+            .role_name(role_name)
+            .set_marker(marker)
+            .send()
+            .await
+            .map_err(|e| s.error("iam:ListRolePolicies", e))?;
+        names.extend(out.policy_names().iter().cloned());
+        match out.marker() {
+            Some(m) if out.is_truncated() => marker = Some(m.to_string()),
+            _ => return Ok(names),
+        }
+    }
+}
+
+async fn attached_policy_arns(s: &Session, role_name: &str) -> Result<Vec<String>> {
+    let mut arns = Vec::new();
+    let mut marker = None;
+    loop {
+        let out = s
+            .iam
+            .list_attached_role_policies()
+            .role_name(role_name)
+            .set_marker(marker)
+            .send()
+            .await
+            .map_err(|e| s.error("iam:ListAttachedRolePolicies", e))?;
+        arns.extend(
+            out.attached_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn().map(String::from)),
+        );
+        match out.marker() {
+            Some(m) if out.is_truncated() => marker = Some(m.to_string()),
+            _ => return Ok(arns),
+        }
+    }
+}
+
+/// Carries out the user side of setup; returns the role ARN. `role_created` is told the new
+/// role's ARN as soon as it exists.
+pub async fn apply_setup(
+    s: &Session,
+    role_name: &str,
+    plan: &UserPlan,
+    tags: &[(String, String)],
+    role_created: impl Fn(&str) -> Result<()>,
+    changes: &mut Vec<Change>,
+) -> Result<String> {
+    let arn = if let Some(trust) = &plan.create_role {
+        let tags = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::Aws {
+                what: "iam:CreateRole".into(),
+                detail: e.to_string(),
+            })?;
+        let out = s
+            .iam
+            .create_role()
+            .role_name(role_name)
+            .assume_role_policy_document(trust.render())
+            .description("kmsxacct: uses a KMS key of another account through its alias")
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| s.error("iam:CreateRole", e))?;
+        let arn = out.role().map(|r| r.arn().to_string()).unwrap_or_default();
+        tracing::info!(arn = %arn, account = %s.account, "created role");
+        role_created(&arn)?;
+        changes.push(Change::new(s, "created", "role", &arn));
+        arn
+    } else {
+        let arn = plan.existing_arn.clone().unwrap_or_default();
+        changes.push(Change::new(s, "unchanged", "role", &arn));
+        arn
+    };
+    if let Some(trust) = &plan.update_trust {
+        s.iam
+            .update_assume_role_policy()
+            .role_name(role_name)
+            .policy_document(trust.render())
+            .send()
+            .await
+            .map_err(|e| s.error("iam:UpdateAssumeRolePolicy", e))?;
+        tracing::info!(arn = %arn, account = %s.account, "updated trust policy");
+        changes.push(Change::new(s, "updated", "trust-policy", &arn));
+    }
+    let policy_id = format!("{arn}/{ROLE_POLICY_NAME}");
+    if let Some(policy) = &plan.put_policy {
+        s.iam
+            .put_role_policy()
+            .role_name(role_name)
+            .policy_name(ROLE_POLICY_NAME)
+            .policy_document(policy.render())
+            .send()
+            .await
+            .map_err(|e| s.error("iam:PutRolePolicy", e))?;
+        tracing::info!(arn = %arn, policy = ROLE_POLICY_NAME, account = %s.account, "put role policy");
+        let action = if plan.create_role.is_some() {
+            "created"
+        } else {
+            "updated"
+        };
+        changes.push(Change::new(s, action, "role-policy", &policy_id));
+    } else {
+        changes.push(Change::new(s, "unchanged", "role-policy", &policy_id));
+    }
+    Ok(arn)
+}
+
+/// Deletes kmsxacct's inline policy (when present) and then the role. Gone already counts as done.
+pub async fn delete_role(
+    s: &Session,
+    role_name: &str,
+    role_arn: &str,
+    with_policy: bool,
+    changes: &mut Vec<Change>,
+) -> Result<()> {
+    if with_policy {
+        match s
+            .iam
+            .delete_role_policy()
+            .role_name(role_name)
+            .policy_name(ROLE_POLICY_NAME)
+            .send()
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(arn = role_arn, policy = ROLE_POLICY_NAME, account = %s.account, "deleted role policy");
+                changes.push(Change::new(
+                    s,
+                    "deleted",
+                    "role-policy",
+                    &format!("{role_arn}/{ROLE_POLICY_NAME}"),
+                ));
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_no_such_entity_exception()) => {}
+            Err(e) => return Err(s.error("iam:DeleteRolePolicy", e)),
+        }
+    }
+    match s.iam.delete_role().role_name(role_name).send().await {
+        Ok(_) => {
+            tracing::info!(arn = role_arn, account = %s.account, "deleted role");
+            changes.push(Change::new(s, "deleted", "role", role_arn));
+            Ok(())
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_no_such_entity_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(s.error("iam:DeleteRole", e)),
+    }
+}
+
+/// Assumes the role with the session's own credentials; returns the role's temporary credentials.
+pub async fn assume_role(s: &Session, role_arn: &str) -> Result<aws_credential_types::Credentials> {
+    let out = s
+        .sts
+        .assume_role()
+        .role_arn(role_arn)
+        .role_session_name("kmsxacct-verify")
+        .duration_seconds(900)
+        .send()
+        .await
+        .map_err(|e| s.error("sts:AssumeRole", e))?;
+    let c = out.credentials().ok_or_else(|| Error::Aws {
+        what: "sts:AssumeRole".into(),
+        detail: "the answer holds no credentials".into(),
+    })?;
+    Ok(aws_credential_types::Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_string()),
+        std::time::SystemTime::try_from(*c.expiration()).ok(),
+        "kmsxacct-assumed-role",
+    ))
+}
