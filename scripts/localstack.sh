@@ -5,6 +5,7 @@
 #   scripts/localstack.sh start     install if needed, start in host mode, wait for health
 #   scripts/localstack.sh stop      stop the process this script started (by pid), nothing else
 #   scripts/localstack.sh status    print whether it answers, and the pid we started
+#   scripts/localstack.sh is-up     exit 0 if it answers with KMS, IAM and STS available, else 1
 #
 # The venv lives outside the repo's tracked files, in $KMSXACCT_CACHE (default ~/.cache/kmsxacct).
 # Environment: LOCALSTACK_PORT (default 4566).
@@ -116,5 +117,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  *) echo "usage: $0 install|start|stop|status" >&2; exit 2 ;;
+  is-up) healthy ;;
+  *) echo "usage: $0 install|start|stop|status|is-up" >&2; exit 2 ;;
 esac

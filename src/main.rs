@@ -15,9 +15,15 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_OK as u8);
         }
         Err(e) => {
-            // One line: clap's first line names the bad value and what is allowed.
+            // One line: what clap says before its usage hint names the bad value and what is allowed.
             let text = e.render().to_string();
-            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
+            let message: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            eprintln!("{}", message.join(" "));
             return ExitCode::from(EXIT_BAD_INPUT as u8);
         }
     };
@@ -42,7 +48,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::from(EXIT_OK as u8),
         Err(e) => {
-            eprintln!("error: {e}");
+            // Errors are one line, whatever the SDK's messages hold.
+            let text = e.to_string();
+            let message: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            eprintln!("error: {}", message.join(" "));
             ExitCode::from(e.exit_code() as u8)
         }
     }

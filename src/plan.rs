@@ -76,7 +76,7 @@ pub enum KeyPlan {
     /// Create a key with this policy.
     Create {
         /// The whole key policy of the new key.
-        policy: PolicyDocument,
+        policy: Box<PolicyDocument>,
     },
     /// Use this key of ours.
     Existing {
@@ -148,7 +148,7 @@ pub fn plan_owner_setup(
         }
         return Ok(OwnerPlan {
             key: KeyPlan::Create {
-                policy: build::key_policy(spec),
+                policy: Box::new(build::key_policy(spec)),
             },
             create_alias: true,
             put_policy: None,

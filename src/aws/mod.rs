@@ -227,7 +227,7 @@ where
         {
             return Error::Input(format!(
                 "profile '{profile}' has no usable credentials: {}",
-                DisplayErrorContext(e)
+                e.to_string().lines().next().unwrap_or_default()
             ));
         }
         source = e.source();

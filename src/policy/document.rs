@@ -17,7 +17,7 @@ pub const VERSION_2012: &str = "2012-10-17";
 pub struct PolicyError(pub String);
 
 /// A value IAM accepts either alone or as a list; the form it came in is kept when rendering.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum OneOrMany<T> {
     /// A single value (`"kms:Encrypt"`).
@@ -32,6 +32,24 @@ impl<T> OneOrMany<T> {
         match self {
             OneOrMany::One(v) => std::slice::from_ref(v).iter(),
             OneOrMany::Many(v) => v.iter(),
+        }
+    }
+}
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for OneOrMany<T> {
+    /// Decides by the JSON shape (list or not), so that an error inside an element is reported
+    /// as it is rather than as "matched no variant".
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Array(items) => items
+                .into_iter()
+                .map(serde_json::from_value)
+                .collect::<Result<Vec<T>, _>>()
+                .map(OneOrMany::Many)
+                .map_err(serde::de::Error::custom),
+            other => serde_json::from_value(other)
+                .map(OneOrMany::One)
+                .map_err(serde::de::Error::custom),
         }
     }
 }

@@ -1,1 +1,10 @@
+//! End-to-end tests: the real kmsxacct binary against a real LocalStack (started by
+//! `scripts/test.sh`, or at `KMSXACCT_TEST_ENDPOINT`), outcomes read back with the AWS SDK.
+//!
+//! One test binary, so the SDK is linked once. Every test gets its own random accounts, profile
+//! names and alias, so tests run in parallel on one LocalStack without seeing each other.
 
+mod bad_input;
+mod lifecycle;
+mod ownership;
+mod support;

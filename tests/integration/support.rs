@@ -1,0 +1,234 @@
+//! Test support: a sandbox of AWS profiles on LocalStack, the binary to run in it, and SDK clients
+//! that read the outcome back independently of kmsxacct's own code.
+
+use assert_cmd::Command;
+use aws_sdk_iam::config::{BehaviorVersion, Credentials, Region};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// LocalStack's endpoint: `KMSXACCT_TEST_ENDPOINT`, else the harness default.
+pub fn endpoint() -> String {
+    std::env::var("KMSXACCT_TEST_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:4566".into())
+}
+
+/// A random lowercase word, for names no other test uses.
+pub fn random_word(len: usize) -> String {
+    let mut bytes = vec![0u8; len];
+    getrandom::fill(&mut bytes).expect("randomness");
+    bytes.iter().map(|b| (b'a' + b % 26) as char).collect()
+}
+
+/// A random 12-digit account id that LocalStack will treat as its own account.
+pub fn random_account() -> String {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).expect("randomness");
+    let mut id: String = bytes.iter().map(|b| (b'0' + b % 10) as char).collect();
+    id.replace_range(0..1, "9");
+    id
+}
+
+/// One AWS profile in the sandbox.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// Profile name (random, to prove nothing depends on A/B).
+    pub name: String,
+    /// Its account id (= its access key id on LocalStack).
+    pub account: String,
+}
+
+/// A temporary directory holding an AWS config and credentials file with fresh profiles, used
+/// as the working directory of every command run in it.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub owner: Profile,
+    pub user: Profile,
+    pub alias: String,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Sandbox {
+    /// Two profiles in two fresh accounts, and a fresh alias name.
+    pub fn new() -> Sandbox {
+        let owner = Profile {
+            name: format!("owner-{}", random_word(6)),
+            account: random_account(),
+        };
+        let user = Profile {
+            name: format!("user.{}", random_word(6)),
+            account: random_account(),
+        };
+        Sandbox::with_profiles(owner, user, &[])
+    }
+
+    /// A sandbox with the given profiles plus `extra` raw profile sections appended to the config.
+    pub fn with_profiles(owner: Profile, user: Profile, extra: &[&str]) -> Sandbox {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = String::new();
+        let mut credentials = String::new();
+        for p in [&owner, &user] {
+            config.push_str(&format!(
+                "[profile {}]\nregion = us-east-1\nendpoint_url = {}\n\n",
+                p.name,
+                endpoint()
+            ));
+            credentials.push_str(&format!(
+                "[{}]\naws_access_key_id = {}\naws_secret_access_key = test-secret-{}\n\n",
+                p.name, p.account, p.account
+            ));
+        }
+        for section in extra {
+            config.push_str(section);
+            config.push('\n');
+        }
+        std::fs::write(dir.path().join("aws-config"), config).unwrap();
+        std::fs::write(dir.path().join("aws-credentials"), credentials).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        Sandbox {
+            dir,
+            owner,
+            user,
+            alias: format!("alias/it/{}", random_word(10)),
+            rt,
+        }
+    }
+
+    /// The working directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The default record path.
+    pub fn record(&self) -> PathBuf {
+        self.path().join("kmsxacct.toml")
+    }
+
+    /// The kmsxacct binary, set up to use only this sandbox's profiles.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::cargo_bin("kmsxacct").unwrap();
+        cmd.current_dir(self.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path())
+            .env("AWS_CONFIG_FILE", self.path().join("aws-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", self.path().join("aws-credentials"))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .timeout(Duration::from_secs(60));
+        cmd
+    }
+
+    /// `kmsxacct setup` for this sandbox's profiles and alias, plus `args`.
+    pub fn setup(&self, args: &[&str]) -> Command {
+        let mut cmd = self.cmd();
+        cmd.args([
+            "setup",
+            "--owner",
+            &self.owner.name,
+            "--user",
+            &self.user.name,
+            "--alias",
+            &self.alias,
+        ])
+        .args(args);
+        cmd
+    }
+
+    /// The role name setup derives from this sandbox's alias.
+    pub fn role_name(&self) -> String {
+        format!(
+            "kmsxacct-{}",
+            self.alias.trim_start_matches("alias/").replace('/', "-")
+        )
+    }
+
+    /// Runs a future on this sandbox's runtime.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// A KMS client acting in `account`, built without any kmsxacct code.
+    pub fn kms(&self, account: &str) -> aws_sdk_kms::Client {
+        aws_sdk_kms::Client::from_conf(
+            aws_sdk_kms::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .endpoint_url(endpoint())
+                .credentials_provider(Credentials::new(account, "test", None, None, "test"))
+                .build(),
+        )
+    }
+
+    /// An IAM client acting in `account`.
+    pub fn iam(&self, account: &str) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .endpoint_url(endpoint())
+                .credentials_provider(Credentials::new(account, "test", None, None, "test"))
+                .build(),
+        )
+    }
+
+    /// Every key id in `account`, with its state.
+    pub fn keys(&self, account: &str) -> Vec<(String, String)> {
+        let kms = self.kms(account);
+        self.block_on(async {
+            let list = kms.list_keys().limit(1000).send().await.expect("ListKeys (is LocalStack running?)");
+            let mut keys = Vec::new();
+            for k in list.keys() {
+                let id = k.key_id().unwrap().to_string();
+                let meta = kms.describe_key().key_id(&id).send().await.unwrap();
+                let state = meta.key_metadata().unwrap().key_state().unwrap().as_str().to_string();
+                keys.push((id, state));
+            }
+            keys
+        })
+    }
+
+    /// The key the alias points at in `account`, if any: (key ARN, state).
+    pub fn alias_target(&self, account: &str, alias: &str) -> Option<(String, String)> {
+        let kms = self.kms(account);
+        self.block_on(async {
+            match kms.describe_key().key_id(alias).send().await {
+                Ok(out) => {
+                    let m = out.key_metadata().unwrap();
+                    Some((m.arn().unwrap().to_string(), m.key_state().unwrap().as_str().to_string()))
+                }
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found_exception()) => None,
+                Err(e) => panic!("DescribeKey {alias}: {e:?}"),
+            }
+        })
+    }
+
+    /// Whether the role exists in `account`.
+    pub fn role_exists(&self, account: &str, role: &str) -> bool {
+        let iam = self.iam(account);
+        self.block_on(async {
+            match iam.get_role().role_name(role).send().await {
+                Ok(_) => true,
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_entity_exception()) => false,
+                Err(e) => panic!("GetRole {role}: {e:?}"),
+            }
+        })
+    }
+}
+
+/// Parses JSON, decoding IAM's URL encoding first when present.
+pub fn json(text: &str) -> serde_json::Value {
+    let decoded = percent_encoding::percent_decode_str(text).decode_utf8_lossy();
+    serde_json::from_str(&decoded).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// stdout of a finished command, as text.
+pub fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// stderr of a finished command, as text.
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
