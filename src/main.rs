@@ -50,7 +50,11 @@ fn main() -> ExitCode {
         Err(e) => {
             // Errors are one line, whatever the SDK's messages hold.
             let text = e.to_string();
-            let message: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            let message: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
             eprintln!("error: {}", message.join(" "));
             ExitCode::from(e.exit_code() as u8)
         }

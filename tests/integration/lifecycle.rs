@@ -11,7 +11,9 @@ fn setup_creates_key_alias_grant_and_role_in_the_right_accounts() {
     assert!(stdout(&out).contains("setup complete"), "{}", stdout(&out));
 
     // Owner account: a symmetric encrypt/decrypt key behind the alias.
-    let (key_arn, state) = sb.alias_target(&sb.owner.account, &sb.alias).expect("alias exists");
+    let (key_arn, state) = sb
+        .alias_target(&sb.owner.account, &sb.alias)
+        .expect("alias exists");
     assert_eq!(state, "Enabled");
     assert!(key_arn.starts_with(&format!("arn:aws:kms:us-east-1:{}:key/", sb.owner.account)));
     let kms = sb.kms(&sb.owner.account);
@@ -24,7 +26,12 @@ fn setup_creates_key_alias_grant_and_role_in_the_right_accounts() {
             .send()
             .await
             .unwrap();
-        let tags = kms.list_resource_tags().key_id(&key_arn).send().await.unwrap();
+        let tags = kms
+            .list_resource_tags()
+            .key_id(&key_arn)
+            .send()
+            .await
+            .unwrap();
         (meta, policy, tags)
     });
     let meta = meta.key_metadata().unwrap();
@@ -143,9 +150,17 @@ fn second_setup_creates_nothing_and_converges_what_is_missing() {
 
     let out = sb.setup(&[]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("nothing to change"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("nothing to change"),
+        "{}",
+        stdout(&out)
+    );
     assert!(!stdout(&out).contains("created"), "{}", stdout(&out));
-    assert_eq!(sb.keys(&sb.owner.account), keys_before, "a second key was created");
+    assert_eq!(
+        sb.keys(&sb.owner.account),
+        keys_before,
+        "a second key was created"
+    );
 
     // Delete the role policy behind kmsxacct's back: setup puts it back, and only it.
     let iam = sb.iam(&sb.user.account);
@@ -222,7 +237,11 @@ fn key_policy_grant_removed_out_of_band_is_put_back_keeping_other_statements() {
         .collect();
     assert_eq!(
         sids,
-        ["Enable IAM User Permissions", "Auditors", "KmsxacctCrossAccountUse"]
+        [
+            "Enable IAM User Permissions",
+            "Auditors",
+            "KmsxacctCrossAccountUse"
+        ]
     );
 }
 
@@ -234,37 +253,56 @@ fn verify_round_trips_through_the_alias_and_fails_when_the_alias_is_gone() {
     let out = sb.cmd().arg("verify").output().unwrap();
     let text = stdout(&out);
     assert!(out.status.success(), "{text}{}", stderr(&out));
-    for check in ["alias-target", "key-enabled", "assume-role", "encrypt", "decrypt"] {
+    for check in [
+        "alias-target",
+        "key-enabled",
+        "assume-role",
+        "encrypt",
+        "decrypt",
+    ] {
         assert!(
-            text.lines().any(|l| l.starts_with("PASS") && l.contains(check)),
+            text.lines()
+                .any(|l| l.starts_with("PASS") && l.contains(check)),
             "no PASS line for {check}: {text}"
         );
     }
 
-    let out = sb.cmd().args(["verify", "--output", "json"]).output().unwrap();
+    let out = sb
+        .cmd()
+        .args(["verify", "--output", "json"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let report = json(&stdout(&out));
     assert_eq!(report["ok"], json!(true));
     assert_eq!(
         report["alias_arn"],
-        json!(format!("arn:aws:kms:us-east-1:{}:{}", sb.owner.account, sb.alias))
+        json!(format!(
+            "arn:aws:kms:us-east-1:{}:{}",
+            sb.owner.account, sb.alias
+        ))
     );
     let calls = report["calls"].as_array().unwrap();
     for op in ["AssumeRole", "Encrypt", "Decrypt"] {
         assert!(
-            calls
-                .iter()
-                .any(|c| c["operation"] == json!(op) && c["side"] == json!("user") && c["ok"] == json!(true)),
+            calls.iter().any(|c| c["operation"] == json!(op)
+                && c["side"] == json!("user")
+                && c["ok"] == json!(true)),
             "no successful user-side {op} in {calls:?}"
         );
     }
 
     // Move the alias away behind kmsxacct's back: verify fails, exit 1.
     let kms = sb.kms(&sb.owner.account);
-    sb.block_on(kms.delete_alias().alias_name(&sb.alias).send()).unwrap();
+    sb.block_on(kms.delete_alias().alias_name(&sb.alias).send())
+        .unwrap();
     let out = sb.cmd().arg("verify").output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    assert!(stdout(&out).lines().any(|l| l.starts_with("FAIL") && l.contains("alias-target")));
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("alias-target"))
+    );
     assert!(stderr(&out).contains("checks failed"), "{}", stderr(&out));
 }
 
@@ -274,7 +312,8 @@ fn verify_fails_when_the_key_is_disabled() {
     sb.setup(&[]).assert().success();
     let (key_arn, _) = sb.alias_target(&sb.owner.account, &sb.alias).unwrap();
     let kms = sb.kms(&sb.owner.account);
-    sb.block_on(kms.disable_key().key_id(&key_arn).send()).unwrap();
+    sb.block_on(kms.disable_key().key_id(&key_arn).send())
+        .unwrap();
     let out = sb.cmd().arg("verify").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -301,25 +340,46 @@ fn teardown_removes_everything_and_a_second_teardown_has_nothing_to_do() {
     let text = stdout(&out);
     assert!(text.contains("will be deleted on"), "{text}");
 
-    assert!(sb.alias_target(&sb.owner.account, &sb.alias).is_none(), "alias still there");
-    assert!(!sb.role_exists(&sb.user.account, &sb.role_name()), "role still there");
+    assert!(
+        sb.alias_target(&sb.owner.account, &sb.alias).is_none(),
+        "alias still there"
+    );
+    assert!(
+        !sb.role_exists(&sb.user.account, &sb.role_name()),
+        "role still there"
+    );
     let keys = sb.keys(&sb.owner.account);
-    assert_eq!(keys, vec![(key_arn.rsplit('/').next().unwrap().to_string(), "PendingDeletion".to_string())]);
+    assert_eq!(
+        keys,
+        vec![(
+            key_arn.rsplit('/').next().unwrap().to_string(),
+            "PendingDeletion".to_string()
+        )]
+    );
     let kms = sb.kms(&sb.owner.account);
-    let meta = sb.block_on(kms.describe_key().key_id(&key_arn).send()).unwrap();
+    let meta = sb
+        .block_on(kms.describe_key().key_id(&key_arn).send())
+        .unwrap();
     let deletion = meta.key_metadata().unwrap().deletion_date().unwrap().secs();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
     let days = (deletion - now) as f64 / 86400.0;
-    assert!((8.9..9.1).contains(&days), "deletion in {days} days, wanted 9");
+    assert!(
+        (8.9..9.1).contains(&days),
+        "deletion in {days} days, wanted 9"
+    );
 
     let out = sb.cmd().arg("teardown").output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("nothing to do"), "{}", stdout(&out));
 
-    let out = sb.cmd().args(["teardown", "--output", "json"]).output().unwrap();
+    let out = sb
+        .cmd()
+        .args(["teardown", "--output", "json"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert_eq!(json(&stdout(&out))["changed"], json!(false));
 }
@@ -331,7 +391,11 @@ fn teardown_then_setup_again_makes_a_fresh_key() {
     sb.cmd().arg("teardown").assert().success();
     let out = sb.setup(&[]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let states: Vec<String> = sb.keys(&sb.owner.account).into_iter().map(|k| k.1).collect();
+    let states: Vec<String> = sb
+        .keys(&sb.owner.account)
+        .into_iter()
+        .map(|k| k.1)
+        .collect();
     let mut sorted = states.clone();
     sorted.sort();
     assert_eq!(sorted, ["Enabled", "PendingDeletion"], "{states:?}");

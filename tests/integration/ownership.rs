@@ -17,17 +17,33 @@ fn setup_refuses_an_alias_it_did_not_create_and_changes_nothing() {
     let key_id = sb.block_on(async {
         let key = kms.create_key().send().await.unwrap();
         let id = key.key_metadata().unwrap().key_id().to_string();
-        kms.create_alias().alias_name(&sb.alias).target_key_id(&id).send().await.unwrap();
+        kms.create_alias()
+            .alias_name(&sb.alias)
+            .target_key_id(&id)
+            .send()
+            .await
+            .unwrap();
         id
     });
     let out = sb.setup(&[]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains(&sb.alias) && err.contains("did not create"), "{err}");
+    assert!(
+        err.contains(&sb.alias) && err.contains("did not create"),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert_eq!(sb.keys(&sb.owner.account).len(), 1, "a key was created");
-    assert!(sb.alias_target(&sb.owner.account, &sb.alias).unwrap().0.ends_with(&key_id));
-    assert!(!sb.role_exists(&sb.user.account, &sb.role_name()), "the role was created");
+    assert!(
+        sb.alias_target(&sb.owner.account, &sb.alias)
+            .unwrap()
+            .0
+            .ends_with(&key_id)
+    );
+    assert!(
+        !sb.role_exists(&sb.user.account, &sb.role_name()),
+        "the role was created"
+    );
     assert!(!sb.record().exists());
 }
 
@@ -44,10 +60,19 @@ fn setup_refuses_a_role_it_did_not_create_and_changes_nothing() {
     .unwrap();
     let out = sb.setup(&[]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains(&format!("role {}", sb.role_name())), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("role {}", sb.role_name())),
+        "{}",
+        stderr(&out)
+    );
     assert!(sb.keys(&sb.owner.account).is_empty(), "a key was created");
-    let policies = sb.block_on(iam.list_role_policies().role_name(sb.role_name()).send()).unwrap();
-    assert!(policies.policy_names().is_empty(), "the foreign role was given a policy");
+    let policies = sb
+        .block_on(iam.list_role_policies().role_name(sb.role_name()).send())
+        .unwrap();
+    assert!(
+        policies.policy_names().is_empty(),
+        "the foreign role was given a policy"
+    );
 }
 
 #[test]
@@ -66,7 +91,9 @@ fn teardown_leaves_an_untagged_role_and_everything_else_in_place() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("left in place"), "{}", stderr(&out));
     assert!(sb.role_exists(&sb.user.account, &sb.role_name()));
-    let (_, state) = sb.alias_target(&sb.owner.account, &sb.alias).expect("alias kept");
+    let (_, state) = sb
+        .alias_target(&sb.owner.account, &sb.alias)
+        .expect("alias kept");
     assert_eq!(state, "Enabled");
 }
 
@@ -76,11 +103,20 @@ fn teardown_leaves_an_untagged_key_and_its_alias() {
     sb.setup(&[]).assert().success();
     let (key_arn, _) = sb.alias_target(&sb.owner.account, &sb.alias).unwrap();
     let kms = sb.kms(&sb.owner.account);
-    sb.block_on(kms.untag_resource().key_id(&key_arn).tag_keys("kmsxacct:alias").send()).unwrap();
+    sb.block_on(
+        kms.untag_resource()
+            .key_id(&key_arn)
+            .tag_keys("kmsxacct:alias")
+            .send(),
+    )
+    .unwrap();
     let out = sb.cmd().arg("teardown").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains(&key_arn), "{}", stderr(&out));
-    assert_eq!(sb.alias_target(&sb.owner.account, &sb.alias).unwrap(), (key_arn, "Enabled".into()));
+    assert_eq!(
+        sb.alias_target(&sb.owner.account, &sb.alias).unwrap(),
+        (key_arn, "Enabled".into())
+    );
     // Nothing else was removed either: a refusal changes nothing.
     assert!(sb.role_exists(&sb.user.account, &sb.role_name()));
 }
@@ -92,11 +128,20 @@ fn teardown_will_not_delete_a_key_that_carries_someone_elses_alias() {
     let (key_arn, _) = sb.alias_target(&sb.owner.account, &sb.alias).unwrap();
     let kms = sb.kms(&sb.owner.account);
     let other = format!("{}-someone-else", sb.alias);
-    sb.block_on(kms.create_alias().alias_name(&other).target_key_id(&key_arn).send()).unwrap();
+    sb.block_on(
+        kms.create_alias()
+            .alias_name(&other)
+            .target_key_id(&key_arn)
+            .send(),
+    )
+    .unwrap();
     let out = sb.cmd().arg("teardown").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains(&other), "{}", stderr(&out));
-    assert_eq!(sb.alias_target(&sb.owner.account, &other).unwrap().1, "Enabled");
+    assert_eq!(
+        sb.alias_target(&sb.owner.account, &other).unwrap().1,
+        "Enabled"
+    );
     assert!(sb.alias_target(&sb.owner.account, &sb.alias).is_some());
 }
 

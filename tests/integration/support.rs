@@ -113,7 +113,10 @@ impl Sandbox {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.path())
             .env("AWS_CONFIG_FILE", self.path().join("aws-config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", self.path().join("aws-credentials"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.path().join("aws-credentials"),
+            )
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("NO_PROXY", "127.0.0.1,localhost")
             .timeout(Duration::from_secs(60));
@@ -177,12 +180,23 @@ impl Sandbox {
     pub fn keys(&self, account: &str) -> Vec<(String, String)> {
         let kms = self.kms(account);
         self.block_on(async {
-            let list = kms.list_keys().limit(1000).send().await.expect("ListKeys (is LocalStack running?)");
+            let list = kms
+                .list_keys()
+                .limit(1000)
+                .send()
+                .await
+                .expect("ListKeys (is LocalStack running?)");
             let mut keys = Vec::new();
             for k in list.keys() {
                 let id = k.key_id().unwrap().to_string();
                 let meta = kms.describe_key().key_id(&id).send().await.unwrap();
-                let state = meta.key_metadata().unwrap().key_state().unwrap().as_str().to_string();
+                let state = meta
+                    .key_metadata()
+                    .unwrap()
+                    .key_state()
+                    .unwrap()
+                    .as_str()
+                    .to_string();
                 keys.push((id, state));
             }
             keys
@@ -196,9 +210,17 @@ impl Sandbox {
             match kms.describe_key().key_id(alias).send().await {
                 Ok(out) => {
                     let m = out.key_metadata().unwrap();
-                    Some((m.arn().unwrap().to_string(), m.key_state().unwrap().as_str().to_string()))
+                    Some((
+                        m.arn().unwrap().to_string(),
+                        m.key_state().unwrap().as_str().to_string(),
+                    ))
                 }
-                Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found_exception()) => None,
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_not_found_exception()) =>
+                {
+                    None
+                }
                 Err(e) => panic!("DescribeKey {alias}: {e:?}"),
             }
         })
@@ -210,7 +232,12 @@ impl Sandbox {
         self.block_on(async {
             match iam.get_role().role_name(role).send().await {
                 Ok(_) => true,
-                Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_entity_exception()) => false,
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_no_such_entity_exception()) =>
+                {
+                    false
+                }
                 Err(e) => panic!("GetRole {role}: {e:?}"),
             }
         })
