@@ -1,0 +1,78 @@
+//! What KMS documents about its actions: which exist, which work across accounts, which manage
+//! the key rather than use it, and which context keys are multivalued.
+
+/// Every KMS action (the service authorization reference), without the `kms:` prefix.
+pub const KMS_ACTIONS: &[&str] = &[
+    "CancelKeyDeletion", "ConnectCustomKeyStore", "CreateAlias", "CreateCustomKeyStore",
+    "CreateGrant", "CreateKey", "Decrypt", "DeleteAlias", "DeleteCustomKeyStore",
+    "DeleteImportedKeyMaterial", "DeriveSharedSecret", "DescribeCustomKeyStores", "DescribeKey",
+    "DisableKey", "DisableKeyRotation", "DisconnectCustomKeyStore", "EnableKey",
+    "EnableKeyRotation", "Encrypt", "GenerateDataKey", "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext", "GenerateDataKeyWithoutPlaintext", "GenerateMac",
+    "GenerateRandom", "GetKeyPolicy", "GetKeyRotationStatus", "GetParametersForImport",
+    "GetPublicKey", "ImportKeyMaterial", "ListAliases", "ListGrants", "ListKeyPolicies",
+    "ListKeyRotations", "ListKeys", "ListResourceTags", "ListRetirableGrants", "PutKeyPolicy",
+    "ReEncryptFrom", "ReEncryptTo", "ReplicateKey", "RetireGrant", "RevokeGrant",
+    "RotateKeyOnDemand", "ScheduleKeyDeletion", "Sign", "SynchronizeMultiRegionKey", "TagResource",
+    "UntagResource", "UpdateAlias", "UpdateCustomKeyStore", "UpdateKeyDescription",
+    "UpdatePrimaryRegion", "Verify", "VerifyMac",
+];
+
+/// KMS operations a principal of another account may call on a key (the KMS developer guide,
+/// "Allowing users in other accounts to use a KMS key"). Every other operation only works in the
+/// key's own account, whatever the policies say.
+pub const CROSS_ACCOUNT_ACTIONS: &[&str] = &[
+    "CreateGrant", "Decrypt", "DescribeKey", "DeriveSharedSecret", "Encrypt", "GenerateDataKey",
+    "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateDataKeyWithoutPlaintext",
+    "GenerateMac", "GetPublicKey", "ListGrants", "ReEncryptFrom", "ReEncryptTo", "RetireGrant",
+    "RevokeGrant", "Sign", "Verify", "VerifyMac",
+];
+
+/// Actions authorised against the alias ARN rather than (or as well as) the key ARN.
+pub const ALIAS_ACTIONS: &[&str] = &["CreateAlias", "DeleteAlias", "UpdateAlias"];
+
+/// Multivalued context keys: they need `ForAnyValue:` or `ForAllValues:` (lowercase).
+pub const MULTIVALUED_KEYS: &[&str] = &[
+    "kms:resourcealiases",
+    "kms:grantoperations",
+    "aws:tagkeys",
+    "aws:calledvia",
+    "aws:principalorgpaths",
+    "aws:principalservicenameslist",
+];
+
+/// Whether `kms:NAME` (any case) is a KMS action; `None` for actions of other services.
+pub fn is_known_kms_action(action: &str) -> Option<bool> {
+    let (service, name) = action.split_once(':')?;
+    if !service.eq_ignore_ascii_case("kms") {
+        return None;
+    }
+    Some(KMS_ACTIONS.iter().any(|a| a.eq_ignore_ascii_case(name)))
+}
+
+/// Whether `action` (e.g. `kms:Encrypt`) may be called across accounts.
+pub fn is_cross_account(action: &str) -> bool {
+    action
+        .split_once(':')
+        .is_some_and(|(s, n)| {
+            s.eq_ignore_ascii_case("kms") && CROSS_ACCOUNT_ACTIONS.iter().any(|a| a.eq_ignore_ascii_case(n))
+        })
+}
+
+/// Whether `action` uses the key for cryptography or reads it (as opposed to managing it):
+/// exactly the operations that may cross accounts.
+pub fn is_key_use(action: &str) -> bool {
+    is_cross_account(action)
+}
+
+/// Whether `action` (any case, with `kms:` prefix) is an alias operation.
+pub fn is_alias_action(action: &str) -> bool {
+    action.split_once(':').is_some_and(|(s, n)| {
+        s.eq_ignore_ascii_case("kms") && ALIAS_ACTIONS.iter().any(|a| a.eq_ignore_ascii_case(n))
+    })
+}
+
+/// Whether a context key (any case) is multivalued.
+pub fn is_multivalued(key: &str) -> bool {
+    MULTIVALUED_KEYS.contains(&key.to_ascii_lowercase().as_str())
+}

@@ -1,0 +1,481 @@
+//! Does principal P may call action A on key K (through alias X)? AWS's documented logic for KMS,
+//! with the reasons for the answer. LocalStack never denies anything; this is what does.
+//!
+//! Rules encoded (KMS developer guide, "Key policies", "Allowing users in other accounts to use a
+//! KMS key"; IAM user guide, "Policy evaluation logic"):
+//! - an explicit Deny in any policy wins;
+//! - the key policy must allow: either the principal itself, or its account (root / account id),
+//!   which delegates to that account's IAM policies, which must then allow too;
+//! - across accounts, an identity policy in the caller's account must allow as well, always;
+//! - only the operations KMS allows across accounts can succeed across accounts;
+//! - the request's resource is the key ARN: an alias ARN in `Resource` never matches a key operation;
+//! - `kms:ResourceAliases` is in the context of identity policies only; `kms:RequestAlias` only when
+//!   the request names an alias.
+
+use super::actions::{is_alias_action, is_cross_account, is_known_kms_action};
+use super::condition::{self, RequestContext};
+use super::document::{PolicyDocument, PolicyError, Principal, PrincipalKind, Statement};
+use super::matching::{Arn, action_matches, resource_matches};
+use super::{Effect, OneOrMany};
+use serde::Serialize;
+
+/// The outcome of an evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Every policy that must allow, allows, and nothing denies.
+    Allow,
+    /// Nothing denies explicitly, but something that must allow does not.
+    ImplicitDeny,
+    /// A Deny statement matches.
+    ExplicitDeny,
+}
+
+impl Decision {
+    /// `allow`, `implicit_deny` or `explicit_deny`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::ImplicitDeny => "implicit_deny",
+            Decision::ExplicitDeny => "explicit_deny",
+        }
+    }
+}
+
+/// Why: which statement of which policy decided, or came close and what did not match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reason {
+    /// `key-policy`, the identity policy's name, or `kms` for a rule of the service itself.
+    pub policy: String,
+    /// Sid, or `#index` when the statement has none; empty for service rules.
+    pub statement: String,
+    /// `deny` (an explicit deny matched), `allow` (an allow matched), `near-miss` (the action
+    /// matched but something else did not), `missing` (what would have been needed), or `rule`.
+    pub kind: &'static str,
+    /// Plain words.
+    pub message: String,
+}
+
+/// The decision and its reasons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Evaluation {
+    /// The outcome.
+    pub decision: Decision,
+    /// Why.
+    pub reasons: Vec<Reason>,
+}
+
+/// A request to evaluate.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Role ARN, user ARN, account root ARN, or assumed-role session ARN.
+    pub principal: String,
+    /// `kms:Encrypt` and so on.
+    pub action: String,
+    /// The key ARN (never an alias ARN: KMS authorises key operations against the key).
+    pub key_arn: String,
+    /// Every alias of the key, `alias/NAME`.
+    pub key_aliases: Vec<String>,
+    /// The alias the request names, if any (`alias/NAME` or its ARN).
+    pub request_alias: Option<String>,
+    /// More context keys.
+    pub extra: Vec<(String, String)>,
+}
+
+/// A policy with a name to cite in reasons.
+#[derive(Debug, Clone, Copy)]
+pub struct NamedPolicy<'a> {
+    /// How reasons name it.
+    pub name: &'a str,
+    /// The document.
+    pub document: &'a PolicyDocument,
+}
+
+/// Who is calling, as far as policies are concerned.
+#[derive(Debug, Clone)]
+struct Caller {
+    account: String,
+    /// `aws:PrincipalArn`: for a role session, the role's ARN.
+    principal_arn: String,
+    /// The session ARN, for an assumed-role principal.
+    session_arn: Option<String>,
+    partition: String,
+}
+
+fn parse_caller(principal: &str) -> Result<Caller, PolicyError> {
+    let bad = || {
+        PolicyError(format!(
+            "invalid principal '{principal}' (expected a role, user, root or assumed-role session ARN such as arn:aws:iam::222222222222:role/NAME)"
+        ))
+    };
+    let arn = Arn::parse(principal).ok_or_else(bad)?;
+    if arn.account.len() != 12 || !arn.account.chars().all(|c| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let (principal_arn, session_arn) = match arn.service {
+        "sts" => {
+            let mut parts = arn.resource.splitn(3, '/');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some("assumed-role"), Some(role), Some(_session)) if !role.is_empty() => (
+                    format!("arn:{}:iam::{}:role/{}", arn.partition, arn.account, role),
+                    Some(principal.to_string()),
+                ),
+                _ => return Err(bad()),
+            }
+        }
+        "iam"
+            if arn.resource == "root"
+                || arn.resource.starts_with("role/")
+                || arn.resource.starts_with("user/") =>
+        {
+            (principal.to_string(), None)
+        }
+        _ => return Err(bad()),
+    };
+    Ok(Caller {
+        account: arn.account.to_string(),
+        principal_arn,
+        session_arn,
+        partition: arn.partition.to_string(),
+    })
+}
+
+/// How a key policy statement's principal relates to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PrincipalMatch {
+    /// Not this caller.
+    No,
+    /// The caller's account (root or account id): delegates to the account's IAM policies.
+    Account,
+    /// The caller itself, or everyone (`*`).
+    Direct,
+}
+
+fn principal_match(p: &Principal, caller: &Caller) -> PrincipalMatch {
+    let values = match p {
+        Principal::Wildcard(_) => return PrincipalMatch::Direct,
+        Principal::Typed(map) => match map.get(&PrincipalKind::Aws) {
+            Some(v) => v,
+            None => return PrincipalMatch::No,
+        },
+    };
+    let root = format!("arn:{}:iam::{}:root", caller.partition, caller.account);
+    let mut best = PrincipalMatch::No;
+    for v in values.iter() {
+        if v == "*" || *v == caller.principal_arn || caller.session_arn.as_deref() == Some(v) {
+            return PrincipalMatch::Direct;
+        }
+        if *v == caller.account || *v == root {
+            best = PrincipalMatch::Account;
+        }
+    }
+    best
+}
+
+/// What matched and what did not, for one statement.
+struct Match {
+    action: bool,
+    resource: Result<(), String>,
+    principal: PrincipalMatch,
+    condition: Result<(), String>,
+}
+
+impl Match {
+    fn matched(&self) -> bool {
+        self.action
+            && self.resource.is_ok()
+            && self.principal != PrincipalMatch::No
+            && self.condition.is_ok()
+    }
+
+    /// What did not match, when the action did.
+    fn miss(&self) -> Option<String> {
+        if !self.action {
+            return None;
+        }
+        let mut why = Vec::new();
+        if let Err(r) = &self.resource {
+            why.push(r.clone());
+        }
+        if self.principal == PrincipalMatch::No {
+            why.push("its Principal does not name the caller or the caller's account".to_string());
+        }
+        if let Err(c) = &self.condition {
+            why.push(c.clone());
+        }
+        (!why.is_empty()).then(|| why.join("; "))
+    }
+}
+
+fn any_matches(values: &OneOrMany<String>, f: impl Fn(&str) -> bool) -> bool {
+    values.iter().any(|v| f(v))
+}
+
+fn match_statement(
+    s: &Statement,
+    req: &Request,
+    caller: &Caller,
+    ctx: &RequestContext,
+    with_principal: bool,
+) -> Result<Match, PolicyError> {
+    let action = match (&s.action, &s.not_action) {
+        (Some(a), _) => any_matches(a, |p| action_matches(p, &req.action)),
+        (None, Some(na)) => !any_matches(na, |p| action_matches(p, &req.action)),
+        (None, None) => false,
+    };
+    let resource = match (&s.resource, &s.not_resource) {
+        (Some(r), _) if any_matches(r, |p| resource_matches(p, &req.key_arn)) => Ok(()),
+        (Some(r), _) => {
+            let alias_arn = r.iter().find(|p| {
+                Arn::parse(p).is_some_and(|a| a.service == "kms" && a.resource.starts_with("alias/"))
+            });
+            Err(match alias_arn {
+                Some(a) if !is_alias_action(&req.action) => format!(
+                    "Resource {a} is an alias ARN: {} is authorised against the key ARN ({}), so an alias ARN never matches it; use arn:...:key/* with a kms:ResourceAliases condition",
+                    req.action, req.key_arn
+                ),
+                _ => format!(
+                    "Resource {} does not match the key {}",
+                    r.iter().cloned().collect::<Vec<_>>().join(", "),
+                    req.key_arn
+                ),
+            })
+        }
+        (None, Some(nr)) if !any_matches(nr, |p| resource_matches(p, &req.key_arn)) => Ok(()),
+        (None, Some(_)) => Err(format!("NotResource excludes the key {}", req.key_arn)),
+        (None, None) => Err("the statement has no Resource".into()),
+    };
+    let principal = if with_principal {
+        match (&s.principal, &s.not_principal) {
+            (Some(p), _) => principal_match(p, caller),
+            (None, Some(np)) if principal_match(np, caller) == PrincipalMatch::No => {
+                PrincipalMatch::Direct
+            }
+            _ => PrincipalMatch::No,
+        }
+    } else {
+        PrincipalMatch::Direct
+    };
+    let condition = match &s.condition {
+        None => Ok(()),
+        Some(block) => match condition::evaluate(block, ctx)? {
+            None => Ok(()),
+            Some(miss) => Err(miss.to_string()),
+        },
+    };
+    Ok(Match {
+        action,
+        resource,
+        principal,
+        condition,
+    })
+}
+
+fn statement_name(s: &Statement, index: usize) -> String {
+    s.sid.clone().unwrap_or_else(|| format!("#{index}"))
+}
+
+/// Normalises `alias/NAME`, `NAME` or an alias ARN to `alias/NAME`.
+pub fn normalise_alias(alias: &str) -> String {
+    let tail = match Arn::parse(alias) {
+        Some(a) => a.resource.to_string(),
+        None => alias.to_string(),
+    };
+    if tail.starts_with("alias/") {
+        tail
+    } else {
+        format!("alias/{tail}")
+    }
+}
+
+/// Evaluates `req` against the key policy and the caller's identity policies.
+/// Errors are bad input: a principal or key that is not an ARN of the right kind, an unknown KMS
+/// action, a Principal in an identity policy, an unknown condition operator.
+pub fn evaluate(
+    req: &Request,
+    key_policy: &PolicyDocument,
+    identity: &[NamedPolicy<'_>],
+) -> Result<Evaluation, PolicyError> {
+    let caller = parse_caller(&req.principal)?;
+    let key = Arn::parse(&req.key_arn)
+        .filter(|k| k.service == "kms" && k.resource.starts_with("key/"))
+        .ok_or_else(|| {
+            PolicyError(format!(
+                "invalid key '{}' (expected a key ARN such as arn:aws:kms:us-east-1:111111111111:key/ID: KMS authorises key operations against the key, not an alias)",
+                req.key_arn
+            ))
+        })?;
+    if !req.action.contains(':') || is_known_kms_action(&req.action) == Some(false) {
+        return Err(PolicyError(format!(
+            "unknown action '{}' (expected a KMS action such as kms:Encrypt)",
+            req.action
+        )));
+    }
+    for p in identity {
+        if let Some((i, s)) = p
+            .document
+            .statements()
+            .enumerate()
+            .find(|(_, s)| s.principal.is_some() || s.not_principal.is_some())
+        {
+            return Err(PolicyError(format!(
+                "identity policy {} statement {} has a Principal; identity policies apply to whoever they are attached to and cannot name one",
+                p.name,
+                statement_name(s, i)
+            )));
+        }
+    }
+
+    let mut base = RequestContext::default();
+    base.set("aws:PrincipalArn", vec![caller.principal_arn.clone()]);
+    base.set("aws:PrincipalAccount", vec![caller.account.clone()]);
+    base.set("kms:CallerAccount", vec![caller.account.clone()]);
+    if let Some(alias) = &req.request_alias {
+        base.set("kms:RequestAlias", vec![normalise_alias(alias)]);
+    }
+    for (k, v) in &req.extra {
+        base.add(k, v.clone());
+    }
+    let key_ctx = base.clone();
+    let mut identity_ctx = base;
+    if !req.extra.iter().any(|(k, _)| k.eq_ignore_ascii_case("kms:ResourceAliases")) {
+        identity_ctx.set(
+            "kms:ResourceAliases",
+            req.key_aliases.iter().map(|a| normalise_alias(a)).collect(),
+        );
+    }
+
+    let mut denies = Vec::new();
+    let mut key_allow: Option<(Reason, PrincipalMatch)> = None;
+    let mut identity_allow: Option<Reason> = None;
+    let mut near = Vec::new();
+    let mut consider = |policy: &str,
+                        i: usize,
+                        s: &Statement,
+                        m: &Match,
+                        is_key: bool|
+     -> Option<(Reason, PrincipalMatch)> {
+        let name = statement_name(s, i);
+        if m.matched() {
+            let reason = Reason {
+                policy: policy.to_string(),
+                statement: name,
+                kind: if s.effect == Effect::Deny { "deny" } else { "allow" },
+                message: match (s.effect, is_key, m.principal) {
+                    (Effect::Deny, _, _) => format!("explicitly denies {}", req.action),
+                    (Effect::Allow, true, PrincipalMatch::Account) => format!(
+                        "allows {} to account {} (its root), which delegates to that account's IAM policies",
+                        req.action, caller.account
+                    ),
+                    (Effect::Allow, true, _) => {
+                        format!("allows {} to {} directly", req.action, req.principal)
+                    }
+                    (Effect::Allow, false, _) => format!("allows {} on {}", req.action, req.key_arn),
+                },
+            };
+            return Some((reason, m.principal));
+        }
+        if let Some(miss) = m.miss() {
+            near.push(Reason {
+                policy: policy.to_string(),
+                statement: name,
+                kind: "near-miss",
+                message: format!("{:?} for {} but {miss}", s.effect, req.action),
+            });
+        }
+        None
+    };
+    for (i, s) in key_policy.statements().enumerate() {
+        let m = match_statement(s, req, &caller, &key_ctx, true)?;
+        if let Some((reason, pm)) = consider("key-policy", i, s, &m, true) {
+            match s.effect {
+                Effect::Deny => denies.push(reason),
+                Effect::Allow => {
+                    // Prefer a direct grant over a delegation when both exist.
+                    if key_allow.as_ref().is_none_or(|(_, p)| *p != PrincipalMatch::Direct) {
+                        key_allow = Some((reason, pm));
+                    }
+                }
+            }
+        }
+    }
+    for p in identity {
+        for (i, s) in p.document.statements().enumerate() {
+            let m = match_statement(s, req, &caller, &identity_ctx, false)?;
+            if let Some((reason, _)) = consider(p.name, i, s, &m, false) {
+                match s.effect {
+                    Effect::Deny => denies.push(reason),
+                    Effect::Allow => {
+                        identity_allow.get_or_insert(reason);
+                    }
+                }
+            }
+        }
+    }
+
+    if !denies.is_empty() {
+        return Ok(Evaluation {
+            decision: Decision::ExplicitDeny,
+            reasons: denies,
+        });
+    }
+    let cross_account = caller.account != key.account;
+    if cross_account && !is_cross_account(&req.action) {
+        return Ok(Evaluation {
+            decision: Decision::ImplicitDeny,
+            reasons: vec![Reason {
+                policy: "kms".into(),
+                statement: String::new(),
+                kind: "rule",
+                message: format!(
+                    "{} cannot be called from another account: KMS allows only its cryptographic operations and a few reads (DescribeKey, GetPublicKey, grants) across accounts",
+                    req.action
+                ),
+            }],
+        });
+    }
+    let mut reasons = Vec::new();
+    let key_ok = key_allow.as_ref().map(|(_, pm)| *pm);
+    let allowed = match (key_ok, &identity_allow) {
+        (Some(PrincipalMatch::Direct), _) if !cross_account => true,
+        (Some(_), Some(_)) => true,
+        _ => false,
+    };
+    if let Some((r, _)) = &key_allow {
+        reasons.push(r.clone());
+    }
+    if let Some(r) = &identity_allow {
+        reasons.push(r.clone());
+    }
+    if !allowed {
+        let missing = match (key_ok, &identity_allow) {
+            (None, _) => format!(
+                "no key policy statement allows {} for {} (the key policy must always allow, directly or through the caller's account)",
+                req.action, req.principal
+            ),
+            (Some(_), None) if cross_account => format!(
+                "the key is in account {} and the caller in account {}: a cross-account request also needs an identity policy of account {} that allows {} on the key, and none does",
+                key.account, caller.account, caller.account, req.action
+            ),
+            (Some(_), _) => format!(
+                "the key policy allows account {} (its root), which delegates to its IAM policies, but no identity policy allows {} on the key",
+                caller.account, req.action
+            ),
+        };
+        reasons.push(Reason {
+            policy: if key_ok.is_none() { "key-policy".into() } else { "identity".into() },
+            statement: String::new(),
+            kind: "missing",
+            message: missing,
+        });
+        reasons.extend(near);
+    }
+    Ok(Evaluation {
+        decision: if allowed {
+            Decision::Allow
+        } else {
+            Decision::ImplicitDeny
+        },
+        reasons,
+    })
+}

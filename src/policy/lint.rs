@@ -1,0 +1,362 @@
+//! The linter: mistakes in KMS key policies and identity policies, each with a stable code, a
+//! severity, the statement, and how to fix it.
+
+use super::actions::{KMS_ACTIONS, is_alias_action, is_key_use, is_multivalued};
+use super::condition::check_operators;
+use super::document::{PolicyDocument, Principal, PrincipalKind, Statement};
+use super::matching::{Arn, action_matches};
+use super::{Effect, OneOrMany};
+use serde::Serialize;
+
+/// Which kind of policy a document is: it decides which rules apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyKind {
+    /// A KMS key policy (resource policy: has Principal).
+    KeyPolicy,
+    /// An IAM identity policy (attached to a role or user: no Principal).
+    IdentityPolicy,
+}
+
+impl PolicyKind {
+    /// A key policy names principals; an identity policy does not.
+    pub fn guess(doc: &PolicyDocument) -> PolicyKind {
+        if doc
+            .statements()
+            .any(|s| s.principal.is_some() || s.not_principal.is_some())
+        {
+            PolicyKind::KeyPolicy
+        } else {
+            PolicyKind::IdentityPolicy
+        }
+    }
+}
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The policy does not do what it is meant to, or is dangerous: `lint` exits 1.
+    Error,
+    /// Probably not what was meant.
+    Warning,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Stable code, e.g. `alias-arn-in-resource`.
+    pub code: &'static str,
+    /// Error or warning.
+    pub severity: Severity,
+    /// Sid, `#index`, or `-` for the whole document.
+    pub statement: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+fn finding(code: &'static str, severity: Severity, statement: &str, message: String) -> Finding {
+    Finding {
+        code,
+        severity,
+        statement: statement.to_string(),
+        message,
+    }
+}
+
+/// The KMS actions a statement covers (with `kms:` prefix), from Action or NotAction.
+fn kms_actions_covered(s: &Statement) -> Vec<String> {
+    let all = KMS_ACTIONS.iter().map(|a| format!("kms:{a}"));
+    match (&s.action, &s.not_action) {
+        (Some(a), _) => all
+            .filter(|k| a.iter().any(|p| action_matches(p, k)))
+            .collect(),
+        (None, Some(na)) => all
+            .filter(|k| !na.iter().any(|p| action_matches(p, k)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn principal_accounts(p: &Principal) -> Vec<String> {
+    match p {
+        Principal::Wildcard(_) => vec!["*".into()],
+        Principal::Typed(map) => map
+            .get(&PrincipalKind::Aws)
+            .map(|v| {
+                v.iter()
+                    .map(|s| match Arn::parse(s) {
+                        Some(a) => a.account.to_string(),
+                        None => s.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+fn is_account_root(value: &str) -> Option<String> {
+    if value.len() == 12 && value.chars().all(|c| c.is_ascii_digit()) {
+        return Some(value.to_string());
+    }
+    Arn::parse(value)
+        .filter(|a| a.service == "iam" && a.resource == "root")
+        .map(|a| a.account.to_string())
+}
+
+fn aws_values(p: &Option<Principal>) -> Vec<String> {
+    match p {
+        Some(Principal::Typed(map)) => map
+            .get(&PrincipalKind::Aws)
+            .map(|v| v.iter().cloned().collect())
+            .unwrap_or_default(),
+        Some(Principal::Wildcard(_)) => vec!["*".into()],
+        None => Vec::new(),
+    }
+}
+
+/// The account that manages the key: given, or the account whose root an Allow statement grants
+/// kms:* (AWS's default key policy statement).
+fn owner_account(doc: &PolicyDocument, given: Option<&str>) -> Option<String> {
+    if let Some(g) = given {
+        return Some(g.to_string());
+    }
+    doc.statements()
+        .filter(|s| s.effect == Effect::Allow)
+        .filter(|s| kms_actions_covered(s).len() == KMS_ACTIONS.len())
+        .flat_map(|s| aws_values(&s.principal))
+        .find_map(|v| is_account_root(&v))
+}
+
+/// Lints a document as a `kind` policy. `owner` is the account that owns the key, when known.
+pub fn lint(doc: &PolicyDocument, kind: PolicyKind, owner: Option<&str>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let owner = owner_account(doc, owner);
+    for (i, s) in doc.statements().enumerate() {
+        let name = s.sid.clone().unwrap_or_else(|| format!("#{i}"));
+        lint_statement(s, &name, kind, owner.as_deref(), &mut out);
+    }
+    if kind == PolicyKind::KeyPolicy {
+        let manages = |s: &Statement| {
+            s.effect == Effect::Allow
+                && kms_actions_covered(s).iter().any(|a| a == "kms:PutKeyPolicy")
+                && aws_values(&s.principal).iter().any(|v| {
+                    is_account_root(v).is_some_and(|acct| owner.as_deref().is_none_or(|o| o == acct))
+                })
+        };
+        if !doc.statements().any(manages) {
+            out.push(finding(
+                "owner-lockout",
+                Severity::Error,
+                "-",
+                format!(
+                    "no statement lets {} manage the key (kms:* or at least kms:PutKeyPolicy for its root): the key could become unmanageable; keep AWS's default statement {{\"Sid\": \"Enable IAM User Permissions\", \"Effect\": \"Allow\", \"Principal\": {{\"AWS\": \"arn:aws:iam::OWNER:root\"}}, \"Action\": \"kms:*\", \"Resource\": \"*\"}}",
+                    owner
+                        .as_deref()
+                        .map(|o| format!("the owner account {o}"))
+                        .unwrap_or_else(|| "any account".into())
+                ),
+            ));
+        }
+    }
+    out
+}
+
+fn lint_statement(
+    s: &Statement,
+    name: &str,
+    kind: PolicyKind,
+    owner: Option<&str>,
+    out: &mut Vec<Finding>,
+) {
+    // unknown-action
+    for pattern in s.action.iter().chain(s.not_action.iter()).flat_map(OneOrMany::iter) {
+        let Some((service, action)) = pattern.split_once(':') else {
+            if pattern != "*" {
+                out.push(finding(
+                    "unknown-action",
+                    Severity::Error,
+                    name,
+                    format!("'{pattern}' is not an action: write SERVICE:ACTION, such as kms:Encrypt"),
+                ));
+            }
+            continue;
+        };
+        if !service.eq_ignore_ascii_case("kms") {
+            continue;
+        }
+        if !KMS_ACTIONS.iter().any(|k| action_matches(pattern, &format!("kms:{k}"))) {
+            let closest = KMS_ACTIONS
+                .iter()
+                .min_by_key(|k| levenshtein(&k.to_ascii_lowercase(), &action.to_ascii_lowercase()))
+                .map(|k| format!(" (did you mean kms:{k}?)"))
+                .unwrap_or_default();
+            out.push(finding(
+                "unknown-action",
+                Severity::Error,
+                name,
+                format!("'{pattern}' matches no KMS action{closest}"),
+            ));
+        }
+    }
+
+    let covered = kms_actions_covered(s);
+    // alias-arn-in-resource
+    if let Some(resources) = &s.resource {
+        let key_ops: Vec<&String> = covered.iter().filter(|a| !is_alias_action(a)).collect();
+        for r in resources.iter() {
+            let is_alias_arn =
+                Arn::parse(r).is_some_and(|a| a.service == "kms" && a.resource.starts_with("alias/"));
+            if is_alias_arn && !key_ops.is_empty() {
+                let alias = Arn::parse(r).map(|a| a.resource.to_string()).unwrap_or_default();
+                let keys = r.replacen(&alias, "key/*", 1);
+                out.push(finding(
+                    "alias-arn-in-resource",
+                    Severity::Error,
+                    name,
+                    format!(
+                        "Resource {r} is an alias ARN, but {} authorised against the key ARN, so this grants nothing for them; use \"Resource\": \"{keys}\" with \"Condition\": {{\"ForAnyValue:StringLike\": {{\"kms:ResourceAliases\": \"{alias}\"}}}}",
+                        if key_ops.len() > 3 {
+                            format!("{} and {} more KMS actions are", key_ops[0], key_ops.len() - 1)
+                        } else {
+                            format!(
+                                "{} {}",
+                                key_ops.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                                if key_ops.len() == 1 { "is" } else { "are" }
+                            )
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+
+    if let Some(block) = &s.condition {
+        if let Err(e) = check_operators(block) {
+            out.push(finding("unknown-operator", Severity::Error, name, e.0));
+        }
+        for (op, keys) in block {
+            let set = op.starts_with("ForAnyValue:") || op.starts_with("ForAllValues:");
+            let base = op.split_once(':').map(|x| x.1).unwrap_or(op);
+            for (key, values) in keys {
+                let texts: Vec<String> = values.iter().map(|v| v.as_text()).collect();
+                if is_multivalued(key) && !set && base != "Null" {
+                    out.push(finding(
+                        "missing-set-operator",
+                        Severity::Error,
+                        name,
+                        format!(
+                            "{key} is multivalued (a key can have several aliases), so {op} needs a set operator: write \"ForAnyValue:{op}\""
+                        ),
+                    ));
+                }
+                let alias_key = key.eq_ignore_ascii_case("kms:ResourceAliases")
+                    || key.eq_ignore_ascii_case("kms:RequestAlias");
+                if alias_key {
+                    for t in texts.iter().filter(|t| t.starts_with("arn:")) {
+                        let short = Arn::parse(t).map(|a| a.resource.to_string()).unwrap_or_default();
+                        out.push(finding(
+                            "alias-arn-in-condition",
+                            Severity::Error,
+                            name,
+                            format!("{key} holds alias names, never ARNs: replace {t} with {short}"),
+                        ));
+                    }
+                }
+                if kind == PolicyKind::KeyPolicy && key.eq_ignore_ascii_case("kms:ResourceAliases") {
+                    out.push(finding(
+                        "resource-aliases-in-key-policy",
+                        Severity::Error,
+                        name,
+                        "kms:ResourceAliases is evaluated only in IAM policies, never in a key policy: move this condition to the user role's policy, or use kms:RequestAlias here".into(),
+                    ));
+                }
+                if base.starts_with("StringEquals") || base.starts_with("StringNotEquals") {
+                    if let Some(t) = texts.iter().find(|t| t.contains('*') || t.contains('?')) {
+                        let like = base
+                            .replace("StringEquals", "StringLike")
+                            .replace("StringNotEquals", "StringNotLike")
+                            .replace("IgnoreCase", "");
+                        out.push(finding(
+                            "wildcard-without-like",
+                            Severity::Warning,
+                            name,
+                            format!("{op} compares {key} with '{t}' literally, wildcard included; use {like} for a pattern"),
+                        ));
+                    }
+                }
+                if op.starts_with("ForAllValues:") && s.effect == Effect::Allow {
+                    let guarded = block.get("Null").is_some_and(|n| {
+                        n.iter().any(|(k, v)| {
+                            k.eq_ignore_ascii_case(key)
+                                && v.iter().any(|x| x.as_text().eq_ignore_ascii_case("false"))
+                        })
+                    });
+                    if !guarded {
+                        out.push(finding(
+                            "forallvalues-vacuous",
+                            Severity::Warning,
+                            name,
+                            format!("{op} on {key} is true when the request has no {key} at all, so this Allow also matches such requests; use ForAnyValue, or add \"Null\": {{\"{key}\": \"false\"}}"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    if s.effect != Effect::Allow {
+        return;
+    }
+    // wildcard-principal
+    if let Some(p) = &s.principal {
+        let everyone = matches!(p, Principal::Wildcard(_))
+            || aws_values(&s.principal).iter().any(|v| v == "*");
+        if everyone && s.condition.is_none() {
+            out.push(finding(
+                "wildcard-principal",
+                Severity::Warning,
+                name,
+                "Principal \"*\" with no Condition allows every AWS principal of every account (subject to their own policies); name the accounts, or restrict with kms:CallerAccount or aws:PrincipalOrgID".into(),
+            ));
+        }
+    }
+    // broad-cross-account
+    if kind == PolicyKind::KeyPolicy {
+        if let (Some(owner), Some(p)) = (owner, &s.principal) {
+            let foreign: Vec<String> = principal_accounts(p)
+                .into_iter()
+                .filter(|a| a != owner && a != "*")
+                .collect();
+            let management: Vec<&String> = covered.iter().filter(|a| !is_key_use(a)).collect();
+            if !foreign.is_empty() && !management.is_empty() {
+                out.push(finding(
+                    "broad-cross-account",
+                    Severity::Warning,
+                    name,
+                    format!(
+                        "grants account {} {} beyond using the key ({}{}); grant another account only what it uses, such as kms:Encrypt and kms:Decrypt",
+                        foreign.join(", "),
+                        if covered.len() == KMS_ACTIONS.len() { "kms:*, management included," } else { "actions" },
+                        management.iter().take(3).map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                        if management.len() > 3 { ", ..." } else { "" }
+                    ),
+                ));
+            }
+        }
+    }
+}

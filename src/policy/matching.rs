@@ -1,0 +1,117 @@
+//! Wildcard matching as IAM does it: `*` any run of characters, `?` any one character.
+
+/// Whether `value` matches `pattern` with `*` and `?`; `ignore_case` for action names.
+pub fn glob(pattern: &str, value: &str, ignore_case: bool) -> bool {
+    let norm = |s: &str| -> Vec<char> {
+        if ignore_case {
+            s.to_lowercase().chars().collect()
+        } else {
+            s.chars().collect()
+        }
+    };
+    let (p, v) = (norm(pattern), norm(value));
+    // Iterative matcher with backtracking to the last `*`: linear in practice, no recursion.
+    let (mut pi, mut vi) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while vi < v.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == v[vi]) {
+            pi += 1;
+            vi += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, vi));
+            pi += 1;
+        } else if let Some((sp, sv)) = star {
+            pi = sp + 1;
+            vi = sv + 1;
+            star = Some((sp, sv + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Whether an action pattern (`kms:Encrypt`, `kms:Gen*`, `*`) matches an action, case-insensitively.
+pub fn action_matches(pattern: &str, action: &str) -> bool {
+    glob(pattern, action, true)
+}
+
+/// Whether a resource pattern matches an ARN (case-sensitive, wildcards allowed).
+pub fn resource_matches(pattern: &str, arn: &str) -> bool {
+    glob(pattern, arn, false)
+}
+
+/// An ARN split into its six parts: `arn:partition:service:region:account:resource`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arn<'a> {
+    /// `aws`, `aws-cn`, `aws-us-gov`.
+    pub partition: &'a str,
+    /// `kms`, `iam`, `sts`.
+    pub service: &'a str,
+    /// Region; empty for IAM and STS.
+    pub region: &'a str,
+    /// 12-digit account id.
+    pub account: &'a str,
+    /// `key/ID`, `alias/NAME`, `role/NAME`, `assumed-role/ROLE/SESSION`, `root`.
+    pub resource: &'a str,
+}
+
+impl<'a> Arn<'a> {
+    /// Splits an ARN; `None` if it does not have the six parts.
+    pub fn parse(text: &'a str) -> Option<Arn<'a>> {
+        let mut parts = text.splitn(6, ':');
+        if parts.next()? != "arn" {
+            return None;
+        }
+        Some(Arn {
+            partition: parts.next()?,
+            service: parts.next()?,
+            region: parts.next()?,
+            account: parts.next()?,
+            resource: parts.next()?,
+        })
+    }
+}
+
+/// Whether an ARN pattern matches an ARN under ARN rules: part by part, wildcards within a part.
+pub fn arn_matches(pattern: &str, arn: &str) -> bool {
+    match (Arn::parse(pattern), Arn::parse(arn)) {
+        (Some(p), Some(a)) => {
+            glob(p.partition, a.partition, false)
+                && glob(p.service, a.service, false)
+                && glob(p.region, a.region, false)
+                && glob(p.account, a.account, false)
+                && glob(p.resource, a.resource, false)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob("*", "", false));
+        assert!(glob("kms:*", "kms:Encrypt", false));
+        assert!(glob("kms:?ncrypt", "kms:Encrypt", false));
+        assert!(!glob("kms:?ncrypt", "kms:Decrypt2", false));
+        assert!(glob("a*b*c", "aXXbYYc", false));
+        assert!(!glob("a*b*c", "aXXbYY", false));
+        assert!(glob("alias/prod-*", "alias/prod-data", false));
+        assert!(!glob("alias/prod-*", "alias/Prod-data", false));
+        assert!(action_matches("KMS:encrypt", "kms:Encrypt"));
+        assert!(action_matches("kms:Generate*", "kms:GenerateDataKey"));
+    }
+
+    #[test]
+    fn arns() {
+        let a = Arn::parse("arn:aws:kms:us-east-1:111111111111:key/abc").unwrap();
+        assert_eq!(a.account, "111111111111");
+        assert_eq!(a.resource, "key/abc");
+        assert!(Arn::parse("alias/x").is_none());
+        assert!(arn_matches("arn:aws:kms:*:111111111111:key/*", "arn:aws:kms:us-east-1:111111111111:key/abc"));
+        assert!(!arn_matches("arn:aws:kms:*:111111111111:alias/*", "arn:aws:kms:us-east-1:111111111111:key/abc"));
+    }
+}
