@@ -1,6 +1,6 @@
 //! The command line: global flags and subcommands. Help text lives on the fields, once.
 
-use crate::commands::{setup, teardown, verify};
+use crate::commands::{explain, lint, policies, setup, teardown, verify};
 use crate::output::OutputFormat;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -19,7 +19,9 @@ Decrypt: KMS authorises them against the key.)
 
   kmsxacct setup --owner A --user B    # A and B are AWS profile names
   kmsxacct verify                      # live encrypt/decrypt round trip through the alias ARN
-  kmsxacct teardown                    # remove what setup made";
+  kmsxacct teardown                    # remove what setup made
+  kmsxacct explain ...                 # would this request be allowed, and why?
+  kmsxacct lint FILE...                # find the classic mistakes in policy files";
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -67,4 +69,10 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Remove what setup made: role, alias, and the key (scheduled for deletion).
     Teardown(teardown::TeardownArgs),
+    /// Decide from policy files whether a principal may call a KMS action on a key, and why.
+    Explain(explain::ExplainArgs),
+    /// Check policy files for the mistakes that break (or over-open) cross-account KMS access.
+    Lint(lint::LintArgs),
+    /// Print the key policy statement and role policies setup would write (for Terraform or CDK).
+    Policies(policies::PoliciesArgs),
 }

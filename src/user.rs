@@ -304,3 +304,59 @@ pub async fn assume_role(s: &Session, role_arn: &str) -> Result<aws_credential_t
         "kmsxacct-assumed-role",
     ))
 }
+
+/// Every identity policy of the role: its inline policies and the default version of each attached
+/// managed policy, named `inline:NAME` and `attached:ARN`.
+pub async fn role_policies(s: &Session, role_name: &str) -> Result<Vec<(String, PolicyDocument)>> {
+    let (inline, attached) = tokio::try_join!(
+        inline_policy_names(s, role_name),
+        attached_policy_arns(s, role_name)
+    )?;
+    let mut out = Vec::new();
+    for name in inline {
+        let doc = s
+            .iam
+            .get_role_policy()
+            .role_name(role_name)
+            .policy_name(&name)
+            .send()
+            .await
+            .map_err(|e| s.error("iam:GetRolePolicy", e))?;
+        let what = format!("inline policy {name} of role {role_name}");
+        out.push((
+            format!("inline:{name}"),
+            parse_iam_document(doc.policy_document(), &what)?,
+        ));
+    }
+    for arn in attached {
+        let policy = s
+            .iam
+            .get_policy()
+            .policy_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| s.error("iam:GetPolicy", e))?;
+        let version = policy
+            .policy()
+            .and_then(|p| p.default_version_id())
+            .unwrap_or("v1")
+            .to_string();
+        let doc = s
+            .iam
+            .get_policy_version()
+            .policy_arn(&arn)
+            .version_id(&version)
+            .send()
+            .await
+            .map_err(|e| s.error("iam:GetPolicyVersion", e))?;
+        let text = doc
+            .policy_version()
+            .and_then(|v| v.document())
+            .unwrap_or_default();
+        out.push((
+            format!("attached:{arn}"),
+            parse_iam_document(text, &format!("managed policy {arn}"))?,
+        ));
+    }
+    Ok(out)
+}

@@ -1,5 +1,8 @@
 //! One module per subcommand, and what they share: naming the deployment and connecting to it.
 
+pub mod explain;
+pub mod lint;
+pub mod policies;
 pub mod setup;
 pub mod teardown;
 pub mod verify;

@@ -4,8 +4,11 @@ use super::{Context, Target, TargetArgs, connect, role_name};
 use crate::aws::Session;
 use crate::error::{Error, Result};
 use crate::output::Check;
-use crate::plan::{KEY_ENABLED, is_ours};
+use crate::plan::{KEY_ENABLED, KeyState, is_ours};
+use crate::policy::PolicyDocument;
+use crate::policy::build::GRANTED_ACTIONS;
 use crate::policy::build::GrantSpec;
+use crate::policy::eval::{self, Decision, NamedPolicy, Request};
 use crate::{owner, user};
 use aws_smithy_types::Blob;
 use serde::Serialize;
@@ -51,15 +54,29 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
         .unwrap_or_else(|| role.arn(&spec.region, &spec.user));
     let alias_arn = spec.alias.arn(&spec.region, &spec.owner);
 
-    let (owner_checks, user_checks) = tokio::join!(
-        owner_checks(&sides.owner, spec, target.recorded_key(spec)),
-        round_trip(&sides.user, &role_arn, &alias_arn),
-    );
-    let checks: Vec<Check> = owner_checks.into_iter().chain(user_checks).collect();
+    let (key, owner_checks, user_checks, role_policies) = {
+        let owner = async {
+            let key = owner::read_key(&sides.owner, spec.alias.as_str(), true, true).await;
+            let checks = owner_checks(&key, spec, target.recorded_key(spec));
+            (key, checks)
+        };
+        let ((key, owner_checks), user_checks, role_policies) = tokio::join!(
+            owner,
+            round_trip(&sides.user, &role_arn, &alias_arn),
+            user::role_policies(&sides.user, role.as_str()),
+        );
+        (key, owner_checks, user_checks, role_policies)
+    };
+    let policy_checks = policy_checks(key.ok().flatten().as_ref(), role_policies, &role_arn, spec);
+    let checks: Vec<Check> = owner_checks
+        .into_iter()
+        .chain(policy_checks)
+        .chain(user_checks)
+        .collect();
     let ok = checks.iter().all(|c| c.ok);
     for c in &checks {
         ctx.printer.line(format!(
-            "{}  {:<13} {}",
+            "{}  {:<14} {}",
             if c.ok { "PASS" } else { "FAIL" },
             c.name,
             c.detail
@@ -91,8 +108,12 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
 
 /// Key enabled, and the alias pointing at the recorded key (or, without a record, at a key of
 /// this deployment).
-async fn owner_checks(s: &Session, spec: &GrantSpec, recorded_key: Option<&str>) -> Vec<Check> {
-    let key = match owner::read_key(s, spec.alias.as_str(), false, false).await {
+fn owner_checks(
+    key: &Result<Option<KeyState>>,
+    spec: &GrantSpec,
+    recorded_key: Option<&str>,
+) -> Vec<Check> {
+    let key = match key {
         Ok(Some(k)) => k,
         Ok(None) => {
             let missing = format!("{} does not exist in account {}", spec.alias, spec.owner);
@@ -166,6 +187,91 @@ async fn owner_checks(s: &Session, spec: &GrantSpec, recorded_key: Option<&str>)
 
 /// Assume the role, encrypt random bytes through the alias ARN, decrypt naming the alias ARN,
 /// compare. Later steps are reported as not run when an earlier one fails.
+/// Evaluates each granted action through the alias with the live key policy and the role's
+/// policies: LocalStack never denies, so this is what proves the policies agree.
+fn policy_checks(
+    key: Option<&KeyState>,
+    role_policies: Result<Vec<(String, PolicyDocument)>>,
+    role_arn: &str,
+    spec: &GrantSpec,
+) -> Vec<Check> {
+    let names = ["policy-encrypt", "policy-decrypt"];
+    let fail_all = |detail: String| {
+        names
+            .iter()
+            .map(|name| Check {
+                name,
+                ok: false,
+                detail: detail.clone(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let Some(key) = key else {
+        return fail_all(format!(
+            "not evaluated: {} does not lead to a key",
+            spec.alias
+        ));
+    };
+    let Some(key_policy) = &key.policy else {
+        return fail_all("not evaluated: the key policy was not read".into());
+    };
+    let role_policies = match role_policies {
+        Ok(p) => p,
+        Err(e) => return fail_all(format!("not evaluated: {e}")),
+    };
+    let named: Vec<NamedPolicy<'_>> = role_policies
+        .iter()
+        .map(|(name, document)| NamedPolicy { name, document })
+        .collect();
+    names
+        .iter()
+        .zip(GRANTED_ACTIONS)
+        .map(|(name, action)| {
+            let request = Request {
+                principal: role_arn.to_string(),
+                action: action.to_string(),
+                key_arn: key.arn.clone(),
+                key_aliases: key.aliases.clone(),
+                request_alias: Some(spec.alias.to_string()),
+                extra: Vec::new(),
+            };
+            match eval::evaluate(&request, key_policy, &named) {
+                Ok(e) if e.decision == Decision::Allow => Check {
+                    name,
+                    ok: true,
+                    detail: format!(
+                        "the key policy and the role's policies allow {action} through {}",
+                        spec.alias
+                    ),
+                },
+                Ok(e) => Check {
+                    name,
+                    ok: false,
+                    detail: format!(
+                        "{action} through {} is {} by the policies: {}",
+                        spec.alias,
+                        e.decision
+                            .as_str()
+                            .replace('_', " ")
+                            .replace("implicit deny", "denied")
+                            .replace("explicit deny", "explicitly denied"),
+                        e.reasons
+                            .iter()
+                            .map(|r| format!("{} {}: {}", r.policy, r.statement, r.message))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                },
+                Err(e) => Check {
+                    name,
+                    ok: false,
+                    detail: format!("not evaluated: {e}"),
+                },
+            }
+        })
+        .collect()
+}
+
 async fn round_trip(s: &Session, role_arn: &str, alias_arn: &str) -> Vec<Check> {
     let mut checks = Vec::new();
     let not_run = |name: &'static str, after: &str| Check {

@@ -3,29 +3,86 @@
 
 /// Every KMS action (the service authorization reference), without the `kms:` prefix.
 pub const KMS_ACTIONS: &[&str] = &[
-    "CancelKeyDeletion", "ConnectCustomKeyStore", "CreateAlias", "CreateCustomKeyStore",
-    "CreateGrant", "CreateKey", "Decrypt", "DeleteAlias", "DeleteCustomKeyStore",
-    "DeleteImportedKeyMaterial", "DeriveSharedSecret", "DescribeCustomKeyStores", "DescribeKey",
-    "DisableKey", "DisableKeyRotation", "DisconnectCustomKeyStore", "EnableKey",
-    "EnableKeyRotation", "Encrypt", "GenerateDataKey", "GenerateDataKeyPair",
-    "GenerateDataKeyPairWithoutPlaintext", "GenerateDataKeyWithoutPlaintext", "GenerateMac",
-    "GenerateRandom", "GetKeyPolicy", "GetKeyRotationStatus", "GetParametersForImport",
-    "GetPublicKey", "ImportKeyMaterial", "ListAliases", "ListGrants", "ListKeyPolicies",
-    "ListKeyRotations", "ListKeys", "ListResourceTags", "ListRetirableGrants", "PutKeyPolicy",
-    "ReEncryptFrom", "ReEncryptTo", "ReplicateKey", "RetireGrant", "RevokeGrant",
-    "RotateKeyOnDemand", "ScheduleKeyDeletion", "Sign", "SynchronizeMultiRegionKey", "TagResource",
-    "UntagResource", "UpdateAlias", "UpdateCustomKeyStore", "UpdateKeyDescription",
-    "UpdatePrimaryRegion", "Verify", "VerifyMac",
+    "CancelKeyDeletion",
+    "ConnectCustomKeyStore",
+    "CreateAlias",
+    "CreateCustomKeyStore",
+    "CreateGrant",
+    "CreateKey",
+    "Decrypt",
+    "DeleteAlias",
+    "DeleteCustomKeyStore",
+    "DeleteImportedKeyMaterial",
+    "DeriveSharedSecret",
+    "DescribeCustomKeyStores",
+    "DescribeKey",
+    "DisableKey",
+    "DisableKeyRotation",
+    "DisconnectCustomKeyStore",
+    "EnableKey",
+    "EnableKeyRotation",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateMac",
+    "GenerateRandom",
+    "GetKeyPolicy",
+    "GetKeyRotationStatus",
+    "GetParametersForImport",
+    "GetPublicKey",
+    "ImportKeyMaterial",
+    "ListAliases",
+    "ListGrants",
+    "ListKeyPolicies",
+    "ListKeyRotations",
+    "ListKeys",
+    "ListResourceTags",
+    "ListRetirableGrants",
+    "PutKeyPolicy",
+    "ReEncryptFrom",
+    "ReEncryptTo",
+    "ReplicateKey",
+    "RetireGrant",
+    "RevokeGrant",
+    "RotateKeyOnDemand",
+    "ScheduleKeyDeletion",
+    "Sign",
+    "SynchronizeMultiRegionKey",
+    "TagResource",
+    "UntagResource",
+    "UpdateAlias",
+    "UpdateCustomKeyStore",
+    "UpdateKeyDescription",
+    "UpdatePrimaryRegion",
+    "Verify",
+    "VerifyMac",
 ];
 
 /// KMS operations a principal of another account may call on a key (the KMS developer guide,
 /// "Allowing users in other accounts to use a KMS key"). Every other operation only works in the
 /// key's own account, whatever the policies say.
 pub const CROSS_ACCOUNT_ACTIONS: &[&str] = &[
-    "CreateGrant", "Decrypt", "DescribeKey", "DeriveSharedSecret", "Encrypt", "GenerateDataKey",
-    "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateDataKeyWithoutPlaintext",
-    "GenerateMac", "GetPublicKey", "ListGrants", "ReEncryptFrom", "ReEncryptTo", "RetireGrant",
-    "RevokeGrant", "Sign", "Verify", "VerifyMac",
+    "CreateGrant",
+    "Decrypt",
+    "DescribeKey",
+    "DeriveSharedSecret",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateMac",
+    "GetPublicKey",
+    "ListGrants",
+    "ReEncryptFrom",
+    "ReEncryptTo",
+    "RetireGrant",
+    "RevokeGrant",
+    "Sign",
+    "Verify",
+    "VerifyMac",
 ];
 
 /// Actions authorised against the alias ARN rather than (or as well as) the key ARN.
@@ -52,11 +109,12 @@ pub fn is_known_kms_action(action: &str) -> Option<bool> {
 
 /// Whether `action` (e.g. `kms:Encrypt`) may be called across accounts.
 pub fn is_cross_account(action: &str) -> bool {
-    action
-        .split_once(':')
-        .is_some_and(|(s, n)| {
-            s.eq_ignore_ascii_case("kms") && CROSS_ACCOUNT_ACTIONS.iter().any(|a| a.eq_ignore_ascii_case(n))
-        })
+    action.split_once(':').is_some_and(|(s, n)| {
+        s.eq_ignore_ascii_case("kms")
+            && CROSS_ACCOUNT_ACTIONS
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(n))
+    })
 }
 
 /// Whether `action` uses the key for cryptography or reads it (as opposed to managing it):

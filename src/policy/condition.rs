@@ -41,7 +41,9 @@ impl RequestContext {
 
     /// A key's values; `None` when the request does not carry it.
     pub fn get(&self, key: &str) -> Option<&[String]> {
-        self.values.get(&key.to_ascii_lowercase()).map(Vec::as_slice)
+        self.values
+            .get(&key.to_ascii_lowercase())
+            .map(Vec::as_slice)
     }
 }
 
@@ -152,7 +154,9 @@ fn parse_operator(text: &str) -> Result<Operator, PolicyError> {
 
 /// Checks that every operator in a block is one kmsxacct knows.
 pub fn check_operators(block: &ConditionBlock) -> Result<(), PolicyError> {
-    block.keys().try_for_each(|op| parse_operator(op).map(|_| ()))
+    block
+        .keys()
+        .try_for_each(|op| parse_operator(op).map(|_| ()))
 }
 
 fn parse_number(s: &str) -> Option<f64> {
@@ -221,9 +225,7 @@ fn key_holds(op: &Operator, policy: &[String], request: Option<&[String]>) -> bo
         (Some(SetOp::AllValues), None) => true,
         (None, None) => op.negated,
         (Some(SetOp::AnyValue), Some(values)) => values.iter().any(|v| value_holds(op, policy, v)),
-        (Some(SetOp::AllValues), Some(values)) => {
-            values.iter().all(|v| value_holds(op, policy, v))
-        }
+        (Some(SetOp::AllValues), Some(values)) => values.iter().all(|v| value_holds(op, policy, v)),
         (None, Some([one])) => value_holds(op, policy, one),
         (None, Some(_)) => op.negated,
     }
@@ -305,14 +307,29 @@ mod tests {
     fn unknown_operators_are_errors() {
         let err = evaluate(&block(json!({"StringSortOf": {"a": "b"}})), &ctx(&[])).unwrap_err();
         assert!(err.0.contains("StringSortOf"));
-        assert!(evaluate(&block(json!({"ForAnyValue:Null": {"a": "true"}})), &ctx(&[])).is_err());
+        assert!(
+            evaluate(
+                &block(json!({"ForAnyValue:Null": {"a": "true"}})),
+                &ctx(&[])
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn negated_operator_on_missing_key_holds() {
-        assert!(holds(json!({"StringNotEquals": {"kms:CallerAccount": "1"}}), &ctx(&[])));
-        assert!(!holds(json!({"StringEquals": {"kms:CallerAccount": "1"}}), &ctx(&[])));
-        assert!(holds(json!({"StringEqualsIfExists": {"kms:CallerAccount": "1"}}), &ctx(&[])));
+        assert!(holds(
+            json!({"StringNotEquals": {"kms:CallerAccount": "1"}}),
+            &ctx(&[])
+        ));
+        assert!(!holds(
+            json!({"StringEquals": {"kms:CallerAccount": "1"}}),
+            &ctx(&[])
+        ));
+        assert!(holds(
+            json!({"StringEqualsIfExists": {"kms:CallerAccount": "1"}}),
+            &ctx(&[])
+        ));
     }
 
     #[test]
@@ -331,16 +348,31 @@ mod tests {
     #[test]
     fn multivalued_key_without_set_operator_matches_only_one_value() {
         let plain = json!({"StringLike": {"kms:ResourceAliases": "alias/x"}});
-        assert!(holds(plain.clone(), &ctx(&[("kms:ResourceAliases", &["alias/x"])])));
-        assert!(!holds(plain, &ctx(&[("kms:ResourceAliases", &["alias/x", "alias/y"])])));
+        assert!(holds(
+            plain.clone(),
+            &ctx(&[("kms:ResourceAliases", &["alias/x"])])
+        ));
+        assert!(!holds(
+            plain,
+            &ctx(&[("kms:ResourceAliases", &["alias/x", "alias/y"])])
+        ));
     }
 
     #[test]
     fn and_across_keys_or_across_values() {
         let c = ctx(&[("a", &["1"]), ("b", &["2"])]);
-        assert!(holds(json!({"StringEquals": {"a": ["0", "1"], "b": "2"}}), &c));
-        assert!(!holds(json!({"StringEquals": {"a": ["0", "1"], "b": "3"}}), &c));
-        assert!(!holds(json!({"StringEquals": {"a": "1"}, "StringLike": {"b": "9*"}}), &c));
+        assert!(holds(
+            json!({"StringEquals": {"a": ["0", "1"], "b": "2"}}),
+            &c
+        ));
+        assert!(!holds(
+            json!({"StringEquals": {"a": ["0", "1"], "b": "3"}}),
+            &c
+        ));
+        assert!(!holds(
+            json!({"StringEquals": {"a": "1"}, "StringLike": {"b": "9*"}}),
+            &c
+        ));
         assert!(holds(json!({"StringNotEquals": {"a": ["0", "2"]}}), &c));
         assert!(!holds(json!({"StringNotEquals": {"a": ["0", "1"]}}), &c));
     }
@@ -359,13 +391,25 @@ mod tests {
         assert!(holds(json!({"NumericLessThan": {"n": 6}}), &c));
         assert!(!holds(json!({"NumericGreaterThanEquals": {"n": "6"}}), &c));
         assert!(!holds(json!({"NumericEquals": {"n": "five"}}), &c));
-        assert!(holds(json!({"DateGreaterThan": {"d": "2026-01-01T00:00:00Z"}}), &c));
+        assert!(holds(
+            json!({"DateGreaterThan": {"d": "2026-01-01T00:00:00Z"}}),
+            &c
+        ));
         assert!(holds(json!({"DateLessThan": {"d": "1900000000"}}), &c));
-        assert!(holds(json!({"ArnLike": {"arn": "arn:aws:iam::*:role/*"}}), &c));
-        assert!(holds(json!({"ArnNotEquals": {"arn": "arn:aws:iam::222222222222:role/r"}}), &c));
+        assert!(holds(
+            json!({"ArnLike": {"arn": "arn:aws:iam::*:role/*"}}),
+            &c
+        ));
+        assert!(holds(
+            json!({"ArnNotEquals": {"arn": "arn:aws:iam::222222222222:role/r"}}),
+            &c
+        ));
         assert!(holds(json!({"StringEqualsIgnoreCase": {"s": "hello"}}), &c));
         assert!(!holds(json!({"StringEquals": {"s": "hello"}}), &c));
-        assert!(holds(json!({"Null": {"missing": "true", "n": "false"}}), &c));
+        assert!(holds(
+            json!({"Null": {"missing": "true", "n": "false"}}),
+            &c
+        ));
         assert!(!holds(json!({"Null": {"n": "true"}}), &c));
     }
 
@@ -378,6 +422,9 @@ mod tests {
         .unwrap()
         .unwrap();
         let text = miss.to_string();
-        assert!(text.contains("kms:ResourceAliases") && text.contains("alias/y"), "{text}");
+        assert!(
+            text.contains("kms:ResourceAliases") && text.contains("alias/y"),
+            "{text}"
+        );
     }
 }

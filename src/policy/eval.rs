@@ -227,7 +227,8 @@ fn match_statement(
         (Some(r), _) if any_matches(r, |p| resource_matches(p, &req.key_arn)) => Ok(()),
         (Some(r), _) => {
             let alias_arn = r.iter().find(|p| {
-                Arn::parse(p).is_some_and(|a| a.service == "kms" && a.resource.starts_with("alias/"))
+                Arn::parse(p)
+                    .is_some_and(|a| a.service == "kms" && a.resource.starts_with("alias/"))
             });
             Err(match alias_arn {
                 Some(a) if !is_alias_action(&req.action) => format!(
@@ -338,7 +339,11 @@ pub fn evaluate(
     }
     let key_ctx = base.clone();
     let mut identity_ctx = base;
-    if !req.extra.iter().any(|(k, _)| k.eq_ignore_ascii_case("kms:ResourceAliases")) {
+    if !req
+        .extra
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("kms:ResourceAliases"))
+    {
         identity_ctx.set(
             "kms:ResourceAliases",
             req.key_aliases.iter().map(|a| normalise_alias(a)).collect(),
@@ -360,7 +365,11 @@ pub fn evaluate(
             let reason = Reason {
                 policy: policy.to_string(),
                 statement: name,
-                kind: if s.effect == Effect::Deny { "deny" } else { "allow" },
+                kind: if s.effect == Effect::Deny {
+                    "deny"
+                } else {
+                    "allow"
+                },
                 message: match (s.effect, is_key, m.principal) {
                     (Effect::Deny, _, _) => format!("explicitly denies {}", req.action),
                     (Effect::Allow, true, PrincipalMatch::Account) => format!(
@@ -370,7 +379,9 @@ pub fn evaluate(
                     (Effect::Allow, true, _) => {
                         format!("allows {} to {} directly", req.action, req.principal)
                     }
-                    (Effect::Allow, false, _) => format!("allows {} on {}", req.action, req.key_arn),
+                    (Effect::Allow, false, _) => {
+                        format!("allows {} on {}", req.action, req.key_arn)
+                    }
                 },
             };
             return Some((reason, m.principal));
@@ -392,7 +403,10 @@ pub fn evaluate(
                 Effect::Deny => denies.push(reason),
                 Effect::Allow => {
                     // Prefer a direct grant over a delegation when both exist.
-                    if key_allow.as_ref().is_none_or(|(_, p)| *p != PrincipalMatch::Direct) {
+                    if key_allow
+                        .as_ref()
+                        .is_none_or(|(_, p)| *p != PrincipalMatch::Direct)
+                    {
                         key_allow = Some((reason, pm));
                     }
                 }
@@ -463,7 +477,11 @@ pub fn evaluate(
             ),
         };
         reasons.push(Reason {
-            policy: if key_ok.is_none() { "key-policy".into() } else { "identity".into() },
+            policy: if key_ok.is_none() {
+                "key-policy".into()
+            } else {
+                "identity".into()
+            },
             statement: String::new(),
             kind: "missing",
             message: missing,

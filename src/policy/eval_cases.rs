@@ -328,7 +328,10 @@ fn run(c: &Case) -> super::eval::Evaluation {
     let named: Vec<NamedPolicy<'_>> = ids
         .iter()
         .zip(&names)
-        .map(|(d, n)| NamedPolicy { name: n, document: d })
+        .map(|(d, n)| NamedPolicy {
+            name: n,
+            document: d,
+        })
         .collect();
     let req = Request {
         principal: c.principal.into(),
@@ -362,7 +365,10 @@ fn corpus() {
         } else if let Some(r) = c.reason
             && !text.contains(r)
         {
-            failures.push(format!("{} [{}]: reasons lack {r:?}: {text}", c.name, c.rule));
+            failures.push(format!(
+                "{} [{}]: reasons lack {r:?}: {text}",
+                c.name, c.rule
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -372,7 +378,10 @@ fn corpus() {
 fn bad_requests_are_errors_not_decisions() {
     let kp = PolicyDocument::parse(&setup_key_policy().to_string()).unwrap();
     let id = PolicyDocument::parse(&setup_role_policy().to_string()).unwrap();
-    let named = [NamedPolicy { name: "role", document: &id }];
+    let named = [NamedPolicy {
+        name: "role",
+        document: &id,
+    }];
     let base = Request {
         principal: ROLE.into(),
         action: "kms:Encrypt".into(),
@@ -383,12 +392,22 @@ fn bad_requests_are_errors_not_decisions() {
         key_arn: format!("arn:aws:kms:us-east-1:{OWNER}:{ALIAS}"),
         ..base.clone()
     };
-    assert!(evaluate(&alias_as_key, &kp, &named).unwrap_err().0.contains("key ARN"));
+    assert!(
+        evaluate(&alias_as_key, &kp, &named)
+            .unwrap_err()
+            .0
+            .contains("key ARN")
+    );
     let bad_action = Request {
         action: "kms:Encrpyt".into(),
         ..base.clone()
     };
-    assert!(evaluate(&bad_action, &kp, &named).unwrap_err().0.contains("kms:Encrpyt"));
+    assert!(
+        evaluate(&bad_action, &kp, &named)
+            .unwrap_err()
+            .0
+            .contains("kms:Encrpyt")
+    );
     let bad_principal = Request {
         principal: "app".into(),
         ..base.clone()
@@ -398,12 +417,28 @@ fn bad_requests_are_errors_not_decisions() {
         r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"}]}"#,
     )
     .unwrap();
-    let named = [NamedPolicy { name: "odd", document: &with_principal }];
-    assert!(evaluate(&base, &kp, &named).unwrap_err().0.contains("Principal"));
+    let named = [NamedPolicy {
+        name: "odd",
+        document: &with_principal,
+    }];
+    assert!(
+        evaluate(&base, &kp, &named)
+            .unwrap_err()
+            .0
+            .contains("Principal")
+    );
     let unknown_op = PolicyDocument::parse(
         r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*","Condition":{"StringMaybe":{"a":"b"}}}]}"#,
     )
     .unwrap();
-    let named = [NamedPolicy { name: "odd", document: &unknown_op }];
-    assert!(evaluate(&base, &kp, &named).unwrap_err().0.contains("StringMaybe"));
+    let named = [NamedPolicy {
+        name: "odd",
+        document: &unknown_op,
+    }];
+    assert!(
+        evaluate(&base, &kp, &named)
+            .unwrap_err()
+            .0
+            .contains("StringMaybe")
+    );
 }

@@ -153,9 +153,12 @@ pub fn lint(doc: &PolicyDocument, kind: PolicyKind, owner: Option<&str>) -> Vec<
     if kind == PolicyKind::KeyPolicy {
         let manages = |s: &Statement| {
             s.effect == Effect::Allow
-                && kms_actions_covered(s).iter().any(|a| a == "kms:PutKeyPolicy")
+                && kms_actions_covered(s)
+                    .iter()
+                    .any(|a| a == "kms:PutKeyPolicy")
                 && aws_values(&s.principal).iter().any(|v| {
-                    is_account_root(v).is_some_and(|acct| owner.as_deref().is_none_or(|o| o == acct))
+                    is_account_root(v)
+                        .is_some_and(|acct| owner.as_deref().is_none_or(|o| o == acct))
                 })
         };
         if !doc.statements().any(manages) {
@@ -184,14 +187,21 @@ fn lint_statement(
     out: &mut Vec<Finding>,
 ) {
     // unknown-action
-    for pattern in s.action.iter().chain(s.not_action.iter()).flat_map(OneOrMany::iter) {
+    for pattern in s
+        .action
+        .iter()
+        .chain(s.not_action.iter())
+        .flat_map(OneOrMany::iter)
+    {
         let Some((service, action)) = pattern.split_once(':') else {
             if pattern != "*" {
                 out.push(finding(
                     "unknown-action",
                     Severity::Error,
                     name,
-                    format!("'{pattern}' is not an action: write SERVICE:ACTION, such as kms:Encrypt"),
+                    format!(
+                        "'{pattern}' is not an action: write SERVICE:ACTION, such as kms:Encrypt"
+                    ),
                 ));
             }
             continue;
@@ -199,7 +209,10 @@ fn lint_statement(
         if !service.eq_ignore_ascii_case("kms") {
             continue;
         }
-        if !KMS_ACTIONS.iter().any(|k| action_matches(pattern, &format!("kms:{k}"))) {
+        if !KMS_ACTIONS
+            .iter()
+            .any(|k| action_matches(pattern, &format!("kms:{k}")))
+        {
             let closest = KMS_ACTIONS
                 .iter()
                 .min_by_key(|k| levenshtein(&k.to_ascii_lowercase(), &action.to_ascii_lowercase()))
@@ -219,10 +232,12 @@ fn lint_statement(
     if let Some(resources) = &s.resource {
         let key_ops: Vec<&String> = covered.iter().filter(|a| !is_alias_action(a)).collect();
         for r in resources.iter() {
-            let is_alias_arn =
-                Arn::parse(r).is_some_and(|a| a.service == "kms" && a.resource.starts_with("alias/"));
+            let is_alias_arn = Arn::parse(r)
+                .is_some_and(|a| a.service == "kms" && a.resource.starts_with("alias/"));
             if is_alias_arn && !key_ops.is_empty() {
-                let alias = Arn::parse(r).map(|a| a.resource.to_string()).unwrap_or_default();
+                let alias = Arn::parse(r)
+                    .map(|a| a.resource.to_string())
+                    .unwrap_or_default();
                 let keys = r.replacen(&alias, "key/*", 1);
                 out.push(finding(
                     "alias-arn-in-resource",
@@ -268,16 +283,21 @@ fn lint_statement(
                     || key.eq_ignore_ascii_case("kms:RequestAlias");
                 if alias_key {
                     for t in texts.iter().filter(|t| t.starts_with("arn:")) {
-                        let short = Arn::parse(t).map(|a| a.resource.to_string()).unwrap_or_default();
+                        let short = Arn::parse(t)
+                            .map(|a| a.resource.to_string())
+                            .unwrap_or_default();
                         out.push(finding(
                             "alias-arn-in-condition",
                             Severity::Error,
                             name,
-                            format!("{key} holds alias names, never ARNs: replace {t} with {short}"),
+                            format!(
+                                "{key} holds alias names, never ARNs: replace {t} with {short}"
+                            ),
                         ));
                     }
                 }
-                if kind == PolicyKind::KeyPolicy && key.eq_ignore_ascii_case("kms:ResourceAliases") {
+                if kind == PolicyKind::KeyPolicy && key.eq_ignore_ascii_case("kms:ResourceAliases")
+                {
                     out.push(finding(
                         "resource-aliases-in-key-policy",
                         Severity::Error,
@@ -285,8 +305,10 @@ fn lint_statement(
                         "kms:ResourceAliases is evaluated only in IAM policies, never in a key policy: move this condition to the user role's policy, or use kms:RequestAlias here".into(),
                     ));
                 }
-                if base.starts_with("StringEquals") || base.starts_with("StringNotEquals") {
-                    if let Some(t) = texts.iter().find(|t| t.contains('*') || t.contains('?')) {
+                if (base.starts_with("StringEquals") || base.starts_with("StringNotEquals"))
+                    && let Some(t) = texts.iter().find(|t| t.contains('*') || t.contains('?'))
+                {
+                    {
                         let like = base
                             .replace("StringEquals", "StringLike")
                             .replace("StringNotEquals", "StringNotLike")
@@ -336,8 +358,10 @@ fn lint_statement(
         }
     }
     // broad-cross-account
-    if kind == PolicyKind::KeyPolicy {
-        if let (Some(owner), Some(p)) = (owner, &s.principal) {
+    if kind == PolicyKind::KeyPolicy
+        && let (Some(owner), Some(p)) = (owner, &s.principal)
+    {
+        {
             let foreign: Vec<String> = principal_accounts(p)
                 .into_iter()
                 .filter(|a| a != owner && a != "*")

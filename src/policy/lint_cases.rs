@@ -14,15 +14,24 @@ fn admin() -> Value {
 
 fn codes(doc: Value, kind: PolicyKind) -> Vec<&'static str> {
     let doc = PolicyDocument::parse(&doc.to_string()).unwrap();
-    lint(&doc, kind, Some(OWNER)).iter().map(|f| f.code).collect()
+    lint(&doc, kind, Some(OWNER))
+        .iter()
+        .map(|f| f.code)
+        .collect()
 }
 
 fn identity(statement: Value) -> Vec<&'static str> {
-    codes(json!({"Version": "2012-10-17", "Statement": [statement]}), PolicyKind::IdentityPolicy)
+    codes(
+        json!({"Version": "2012-10-17", "Statement": [statement]}),
+        PolicyKind::IdentityPolicy,
+    )
 }
 
 fn key_policy(statements: Vec<Value>) -> Vec<&'static str> {
-    codes(json!({"Version": "2012-10-17", "Statement": statements}), PolicyKind::KeyPolicy)
+    codes(
+        json!({"Version": "2012-10-17", "Statement": statements}),
+        PolicyKind::KeyPolicy,
+    )
 }
 
 fn keys_with(condition: Value) -> Value {
@@ -49,78 +58,141 @@ fn what_setup_writes_has_no_findings() {
 
 #[test]
 fn alias_arn_in_resource() {
-    let bad = identity(json!({"Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt"],
-        "Resource": "arn:aws:kms:us-east-1:111111111111:alias/production-data-key"}));
+    let bad = identity(
+        json!({"Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt"],
+        "Resource": "arn:aws:kms:us-east-1:111111111111:alias/production-data-key"}),
+    );
     assert_eq!(bad, ["alias-arn-in-resource"]);
     // Alias operations are authorised against the alias ARN: no finding.
-    let ok = identity(json!({"Effect": "Allow", "Action": ["kms:CreateAlias", "kms:UpdateAlias"],
-        "Resource": "arn:aws:kms:us-east-1:111111111111:alias/production-data-key"}));
+    let ok = identity(
+        json!({"Effect": "Allow", "Action": ["kms:CreateAlias", "kms:UpdateAlias"],
+        "Resource": "arn:aws:kms:us-east-1:111111111111:alias/production-data-key"}),
+    );
     assert!(ok.is_empty(), "{ok:?}");
 }
 
 #[test]
 fn the_alias_arn_message_says_how_to_fix_it() {
-    let doc = PolicyDocument::parse(&json!({"Statement": [{"Sid": "Use", "Effect": "Allow", "Action": "kms:Encrypt",
-        "Resource": "arn:aws:kms:us-east-1:111111111111:alias/x"}]}).to_string()).unwrap();
+    let doc = PolicyDocument::parse(
+        &json!({"Statement": [{"Sid": "Use", "Effect": "Allow", "Action": "kms:Encrypt",
+        "Resource": "arn:aws:kms:us-east-1:111111111111:alias/x"}]})
+        .to_string(),
+    )
+    .unwrap();
     let f = &lint(&doc, PolicyKind::IdentityPolicy, None)[0];
     assert_eq!(f.severity, Severity::Error);
     assert_eq!(f.statement, "Use");
-    assert!(f.message.contains("arn:aws:kms:us-east-1:111111111111:key/*"), "{}", f.message);
-    assert!(f.message.contains("kms:ResourceAliases") && f.message.contains("alias/x"), "{}", f.message);
+    assert!(
+        f.message
+            .contains("arn:aws:kms:us-east-1:111111111111:key/*"),
+        "{}",
+        f.message
+    );
+    assert!(
+        f.message.contains("kms:ResourceAliases") && f.message.contains("alias/x"),
+        "{}",
+        f.message
+    );
 }
 
 #[test]
 fn missing_set_operator() {
     assert_eq!(
-        identity(keys_with(json!({"StringLike": {"kms:ResourceAliases": "alias/x"}}))),
+        identity(keys_with(
+            json!({"StringLike": {"kms:ResourceAliases": "alias/x"}})
+        )),
         ["missing-set-operator"]
     );
-    assert!(identity(keys_with(json!({"ForAnyValue:StringLike": {"kms:ResourceAliases": "alias/x"}}))).is_empty());
+    assert!(
+        identity(keys_with(
+            json!({"ForAnyValue:StringLike": {"kms:ResourceAliases": "alias/x"}})
+        ))
+        .is_empty()
+    );
     // kms:RequestAlias is single-valued: no set operator needed.
-    assert!(identity(keys_with(json!({"StringEquals": {"kms:RequestAlias": "alias/x"}}))).is_empty());
+    assert!(
+        identity(keys_with(
+            json!({"StringEquals": {"kms:RequestAlias": "alias/x"}})
+        ))
+        .is_empty()
+    );
 }
 
 #[test]
 fn alias_arn_in_condition() {
     assert_eq!(
-        identity(keys_with(json!({"ForAnyValue:StringLike": {"kms:ResourceAliases": "arn:aws:kms:us-east-1:111111111111:alias/x"}}))),
+        identity(keys_with(
+            json!({"ForAnyValue:StringLike": {"kms:ResourceAliases": "arn:aws:kms:us-east-1:111111111111:alias/x"}})
+        )),
         ["alias-arn-in-condition"]
     );
     assert_eq!(
-        identity(keys_with(json!({"StringEquals": {"kms:RequestAlias": "arn:aws:kms:us-east-1:111111111111:alias/x"}}))),
+        identity(keys_with(
+            json!({"StringEquals": {"kms:RequestAlias": "arn:aws:kms:us-east-1:111111111111:alias/x"}})
+        )),
         ["alias-arn-in-condition"]
     );
-    assert!(identity(keys_with(json!({"StringEquals": {"kms:RequestAlias": "alias/x"}}))).is_empty());
+    assert!(
+        identity(keys_with(
+            json!({"StringEquals": {"kms:RequestAlias": "alias/x"}})
+        ))
+        .is_empty()
+    );
 }
 
 #[test]
 fn resource_aliases_in_key_policy() {
-    let stmt = |cond: Value| json!({"Effect": "Allow", "Principal": {"AWS": "222222222222"},
-        "Action": "kms:Encrypt", "Resource": "*", "Condition": cond});
+    let stmt = |cond: Value| {
+        json!({"Effect": "Allow", "Principal": {"AWS": "222222222222"},
+        "Action": "kms:Encrypt", "Resource": "*", "Condition": cond})
+    };
     assert_eq!(
-        key_policy(vec![admin(), stmt(json!({"ForAnyValue:StringLike": {"kms:ResourceAliases": "alias/x"}}))]),
+        key_policy(vec![
+            admin(),
+            stmt(json!({"ForAnyValue:StringLike": {"kms:ResourceAliases": "alias/x"}}))
+        ]),
         ["resource-aliases-in-key-policy"]
     );
-    assert!(key_policy(vec![admin(), stmt(json!({"StringEquals": {"kms:RequestAlias": "alias/x"}}))]).is_empty());
+    assert!(
+        key_policy(vec![
+            admin(),
+            stmt(json!({"StringEquals": {"kms:RequestAlias": "alias/x"}}))
+        ])
+        .is_empty()
+    );
 }
 
 #[test]
 fn wildcard_without_like() {
     assert_eq!(
-        identity(keys_with(json!({"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/prod-*"}}))),
+        identity(keys_with(
+            json!({"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/prod-*"}})
+        )),
         ["wildcard-without-like"]
     );
-    assert!(identity(keys_with(json!({"ForAnyValue:StringLike": {"kms:ResourceAliases": "alias/prod-*"}}))).is_empty());
+    assert!(
+        identity(keys_with(
+            json!({"ForAnyValue:StringLike": {"kms:ResourceAliases": "alias/prod-*"}})
+        ))
+        .is_empty()
+    );
 }
 
 #[test]
 fn forallvalues_vacuous() {
     assert_eq!(
-        identity(keys_with(json!({"ForAllValues:StringLike": {"kms:ResourceAliases": "alias/x"}}))),
+        identity(keys_with(
+            json!({"ForAllValues:StringLike": {"kms:ResourceAliases": "alias/x"}})
+        )),
         ["forallvalues-vacuous"]
     );
-    assert!(identity(keys_with(json!({"ForAllValues:StringLike": {"kms:ResourceAliases": "alias/x"},
-        "Null": {"kms:ResourceAliases": "false"}}))).is_empty());
+    assert!(
+        identity(keys_with(
+            json!({"ForAllValues:StringLike": {"kms:ResourceAliases": "alias/x"},
+        "Null": {"kms:ResourceAliases": "false"}})
+        ))
+        .is_empty()
+    );
     // In a Deny, ForAllValues is not a widening.
     let deny = json!({"Effect": "Deny", "Action": "kms:*", "Resource": "*",
         "Condition": {"ForAllValues:StringLike": {"kms:ResourceAliases": "alias/x"}}});
@@ -138,7 +210,8 @@ fn owner_lockout() {
 
 #[test]
 fn wildcard_principal() {
-    let open = json!({"Effect": "Allow", "Principal": "*", "Action": "kms:Encrypt", "Resource": "*"});
+    let open =
+        json!({"Effect": "Allow", "Principal": "*", "Action": "kms:Encrypt", "Resource": "*"});
     assert_eq!(key_policy(vec![admin(), open]), ["wildcard-principal"]);
     let narrowed = json!({"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:Encrypt", "Resource": "*",
         "Condition": {"StringEquals": {"kms:CallerAccount": "222222222222"}}});
@@ -149,7 +222,10 @@ fn wildcard_principal() {
 fn broad_cross_account() {
     let everything = json!({"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::222222222222:root"},
         "Action": "kms:*", "Resource": "*"});
-    assert_eq!(key_policy(vec![admin(), everything]), ["broad-cross-account"]);
+    assert_eq!(
+        key_policy(vec![admin(), everything]),
+        ["broad-cross-account"]
+    );
     let manage = json!({"Effect": "Allow", "Principal": {"AWS": "222222222222"},
         "Action": ["kms:Encrypt", "kms:ScheduleKeyDeletion"], "Resource": "*"});
     assert_eq!(key_policy(vec![admin(), manage]), ["broad-cross-account"]);
@@ -169,8 +245,15 @@ fn unknown_action() {
         ["unknown-action"]
     );
     assert!(identity(json!({"Effect": "Allow", "Action": ["kms:Generate*", "s3:GetObject", "*"], "Resource": "*"})).is_empty());
-    let doc = PolicyDocument::parse(r#"{"Statement":[{"Effect":"Allow","Action":"kms:Encrpyt","Resource":"*"}]}"#).unwrap();
-    assert!(lint(&doc, PolicyKind::IdentityPolicy, None)[0].message.contains("kms:Encrypt"));
+    let doc = PolicyDocument::parse(
+        r#"{"Statement":[{"Effect":"Allow","Action":"kms:Encrpyt","Resource":"*"}]}"#,
+    )
+    .unwrap();
+    assert!(
+        lint(&doc, PolicyKind::IdentityPolicy, None)[0]
+            .message
+            .contains("kms:Encrypt")
+    );
 }
 
 mod round_trip {
@@ -199,8 +282,12 @@ mod round_trip {
             any::<i32>().prop_map(Value::from),
             prop::collection::vec("[a-z/]{1,8}", 1..3).prop_map(|v| json!(v)),
         ];
-        prop::collection::btree_map(op, prop::collection::btree_map("[a-zA-Z:]{1,12}", value, 1..3), 1..3)
-            .prop_map(|m| json!(m))
+        prop::collection::btree_map(
+            op,
+            prop::collection::btree_map("[a-zA-Z:]{1,12}", value, 1..3),
+            1..3,
+        )
+        .prop_map(|m| json!(m))
     }
 
     fn statement() -> impl Strategy<Value = Value> {
@@ -212,12 +299,14 @@ mod round_trip {
             prop::option::of(prop_oneof![
                 Just(json!("*")),
                 "[0-9]{12}".prop_map(|a| json!({"AWS": format!("arn:aws:iam::{a}:root")})),
-                prop::collection::vec("[0-9]{12}", 1..3).prop_map(|v| json!({"AWS": v, "Service": "kms.amazonaws.com"})),
+                prop::collection::vec("[0-9]{12}", 1..3)
+                    .prop_map(|v| json!({"AWS": v, "Service": "kms.amazonaws.com"})),
             ]),
             prop::option::of(condition()),
         )
             .prop_map(|(sid, allow, actions, not, principal, cond)| {
-                let mut s = json!({"Effect": if allow { "Allow" } else { "Deny" }, "Resource": "*"});
+                let mut s =
+                    json!({"Effect": if allow { "Allow" } else { "Deny" }, "Resource": "*"});
                 s[if not { "NotAction" } else { "Action" }] = actions;
                 if let Some(sid) = sid {
                     s["Sid"] = json!(sid);

@@ -111,7 +111,13 @@ mod tests {
         assert_eq!(a.account, "111111111111");
         assert_eq!(a.resource, "key/abc");
         assert!(Arn::parse("alias/x").is_none());
-        assert!(arn_matches("arn:aws:kms:*:111111111111:key/*", "arn:aws:kms:us-east-1:111111111111:key/abc"));
-        assert!(!arn_matches("arn:aws:kms:*:111111111111:alias/*", "arn:aws:kms:us-east-1:111111111111:key/abc"));
+        assert!(arn_matches(
+            "arn:aws:kms:*:111111111111:key/*",
+            "arn:aws:kms:us-east-1:111111111111:key/abc"
+        ));
+        assert!(!arn_matches(
+            "arn:aws:kms:*:111111111111:alias/*",
+            "arn:aws:kms:us-east-1:111111111111:key/abc"
+        ));
     }
 }

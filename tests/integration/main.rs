@@ -7,4 +7,5 @@
 mod bad_input;
 mod lifecycle;
 mod ownership;
+mod policy_engine;
 mod support;
