@@ -308,18 +308,16 @@ fn lint_statement(
                 if (base.starts_with("StringEquals") || base.starts_with("StringNotEquals"))
                     && let Some(t) = texts.iter().find(|t| t.contains('*') || t.contains('?'))
                 {
-                    {
-                        let like = base
-                            .replace("StringEquals", "StringLike")
-                            .replace("StringNotEquals", "StringNotLike")
-                            .replace("IgnoreCase", "");
-                        out.push(finding(
+                    let like = base
+                        .replace("StringEquals", "StringLike")
+                        .replace("StringNotEquals", "StringNotLike")
+                        .replace("IgnoreCase", "");
+                    out.push(finding(
                             "wildcard-without-like",
                             Severity::Warning,
                             name,
                             format!("{op} compares {key} with '{t}' literally, wildcard included; use {like} for a pattern"),
                         ));
-                    }
                 }
                 if op.starts_with("ForAllValues:") && s.effect == Effect::Allow {
                     let guarded = block.get("Null").is_some_and(|n| {
@@ -361,14 +359,13 @@ fn lint_statement(
     if kind == PolicyKind::KeyPolicy
         && let (Some(owner), Some(p)) = (owner, &s.principal)
     {
-        {
-            let foreign: Vec<String> = principal_accounts(p)
-                .into_iter()
-                .filter(|a| a != owner && a != "*")
-                .collect();
-            let management: Vec<&String> = covered.iter().filter(|a| !is_key_use(a)).collect();
-            if !foreign.is_empty() && !management.is_empty() {
-                out.push(finding(
+        let foreign: Vec<String> = principal_accounts(p)
+            .into_iter()
+            .filter(|a| a != owner && a != "*")
+            .collect();
+        let management: Vec<&String> = covered.iter().filter(|a| !is_key_use(a)).collect();
+        if !foreign.is_empty() && !management.is_empty() {
+            out.push(finding(
                     "broad-cross-account",
                     Severity::Warning,
                     name,
@@ -380,7 +377,6 @@ fn lint_statement(
                         if management.len() > 3 { ", ..." } else { "" }
                     ),
                 ));
-            }
         }
     }
 }
