@@ -1,0 +1,172 @@
+"""Benchmark driver for scripts/bench.sh: kmsxacct's cycle against the AWS CLI and boto3 peers.
+
+Runs (a) kmsxacct setup + verify + teardown (three processes, release build), (b) the AWS CLI peer,
+(c) the boto3 peer, interleaved, on fresh aliases each run; then --help time, binary size, peak
+RSS per command, and each command's wall time against its dependent-call floor (from the `calls`
+that --output json reports). Writes bench/RESULTS.md and prints it.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+OWNER, USER = "A", "B"
+OWNER_ACCOUNT, USER_ACCOUNT = "111111111111", "222222222222"
+REGION = "us-east-1"
+
+
+def timed(cmd, **kw):
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"benchmark step failed: {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
+    return elapsed, proc
+
+
+def longest_chain(calls):
+    """Longest sequence of calls each starting after the previous one ended (dependent calls)."""
+    calls = sorted(calls, key=lambda c: c["end_ms"])
+    best = []
+    for i, c in enumerate(calls):
+        prior = [best[j] for j in range(i) if calls[j]["end_ms"] <= c["start_ms"] + 0.05]
+        best.append(1 + max(prior, default=0))
+    return max(best, default=0)
+
+
+def kmsxacct_cycle(binary, workdir, alias):
+    results = {}
+    for command in (["setup", "--owner", OWNER, "--user", USER, "--alias", alias], ["verify"], ["teardown"]):
+        rss_file = os.path.join(workdir, "rss")
+        wall, proc = timed(
+            ["/usr/bin/time", "-f", "%M", "-o", rss_file, binary, "--output", "json", *command],
+            cwd=workdir,
+        )
+        report = json.loads(proc.stdout)
+        with open(rss_file) as f:
+            rss_kb = int(f.read().strip().splitlines()[-1])
+        results[command[0]] = {"wall": wall, "rss_kb": rss_kb, "calls": report.get("calls", [])}
+    return results
+
+
+def fmt_ms(seconds):
+    return f"{seconds * 1000:.0f} ms" if seconds >= 0.1 else f"{seconds * 1000:.1f} ms"
+
+
+def summary(values):
+    return statistics.median(values), min(values), max(values)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", required=True)
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--peers", required=True, help="folder of the peer scripts")
+    args = ap.parse_args()
+
+    workdir = tempfile.mkdtemp(prefix="kmsxacct-bench-")
+    walls = {"kmsxacct": [], "awscli": [], "boto3": []}
+    per_command = {c: {"wall": [], "rss_kb": [], "calls": [], "chain": [], "durations": []}
+                   for c in ("setup", "verify", "teardown")}
+    tag = secrets.token_hex(3)
+    for run in range(args.runs):
+        order = ["kmsxacct", "awscli", "boto3"]
+        order = order[run % 3:] + order[:run % 3]
+        for tool in order:
+            alias = f"alias/bench/{tag}-{run}-{tool}"
+            if tool == "kmsxacct":
+                for f in ("kmsxacct.toml",):
+                    path = os.path.join(workdir, f)
+                    if os.path.exists(path):
+                        os.remove(path)
+                res = kmsxacct_cycle(args.binary, workdir, alias)
+                walls["kmsxacct"].append(sum(r["wall"] for r in res.values()))
+                for c, r in res.items():
+                    pc = per_command[c]
+                    pc["wall"].append(r["wall"])
+                    pc["rss_kb"].append(r["rss_kb"])
+                    pc["calls"].append(len(r["calls"]))
+                    pc["chain"].append(longest_chain(r["calls"]))
+                    pc["durations"].extend(x["end_ms"] - x["start_ms"] for x in r["calls"])
+            elif tool == "awscli":
+                wall, _ = timed(["bash", os.path.join(args.peers, "awscli-cycle.sh"), OWNER, USER,
+                                 OWNER_ACCOUNT, USER_ACCOUNT, REGION, alias])
+                walls["awscli"].append(wall)
+            else:
+                wall, _ = timed([sys.executable, os.path.join(args.peers, "boto3_cycle.py"), OWNER, USER,
+                                 OWNER_ACCOUNT, USER_ACCOUNT, REGION, alias])
+                walls["boto3"].append(wall)
+        print(f"run {run + 1}/{args.runs}: kmsxacct {fmt_ms(walls['kmsxacct'][-1])}, "
+              f"aws cli {fmt_ms(walls['awscli'][-1])}, boto3 {fmt_ms(walls['boto3'][-1])}", file=sys.stderr)
+
+    helps = []
+    for _ in range(30):
+        wall, _ = timed([args.binary, "--help"])
+        helps.append(wall)
+    size = os.path.getsize(args.binary)
+    all_durations = [d for pc in per_command.values() for d in pc["durations"]]
+    call_latency = statistics.median(all_durations) / 1000.0
+
+    med = {k: summary(v) for k, v in walls.items()}
+    lines = [
+        "# kmsxacct benchmark results",
+        "",
+        f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `scripts/bench.sh` "
+        f"on {platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+        f"against LocalStack 4.8.1 on loopback; {args.runs} runs of each, interleaved, fresh alias per run.",
+        "",
+        "## Full cycle: setup + verify + teardown",
+        "",
+        "| tool | median | min | max | kmsxacct ÷ tool | target |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    targets = {"kmsxacct": "", "awscli": "≤ 0.02", "boto3": "≤ 0.20"}
+    names = {"kmsxacct": "kmsxacct (3 processes, release)", "awscli": "AWS CLI script (13 processes)",
+             "boto3": "boto3 script (1 process, 13 calls)"}
+    for tool in ("kmsxacct", "awscli", "boto3"):
+        m, lo, hi = med[tool]
+        ratio = "" if tool == "kmsxacct" else f"{med['kmsxacct'][0] / m:.3f}"
+        lines.append(f"| {names[tool]} | {fmt_ms(m)} | {fmt_ms(lo)} | {fmt_ms(hi)} | {ratio} | {targets[tool]} |")
+    lines += [
+        "",
+        "## Per command (kmsxacct)",
+        "",
+        f"Median single-call latency in this run: {call_latency * 1000:.1f} ms "
+        "(median duration of every AWS call kmsxacct made, from its `calls` report).",
+        "",
+        "| command | median wall | AWS calls | longest dependent chain | wall ÷ (chain × call latency) | peak RSS |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for c, pc in per_command.items():
+        wall = statistics.median(pc["wall"])
+        chain = statistics.median(pc["chain"])
+        floor_ratio = wall / (chain * call_latency) if chain else float("nan")
+        lines.append(
+            f"| {c} | {fmt_ms(wall)} | {statistics.median(pc['calls']):.0f} | {chain:.0f} | "
+            f"{floor_ratio:.2f} | {max(pc['rss_kb']) / 1024:.1f} MB |"
+        )
+    lines += [
+        "",
+        "## Start-up and size",
+        "",
+        f"- `kmsxacct --help`: median {fmt_ms(statistics.median(helps))} over 30 runs (target ≤ 5 ms).",
+        f"- Release binary: {size / 1e6:.1f} MB (target ≤ 15 MB).",
+        "",
+    ]
+    text = "\n".join(lines)
+    with open(args.out, "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

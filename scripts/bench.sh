@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Benchmarks kmsxacct against the AWS CLI and boto3 doing the same job, on the harness LocalStack.
+# Writes bench/RESULTS.md. Usage: scripts/bench.sh [RUNS] (default 10).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+repo="$PWD"
+runs="${1:-10}"
+
+export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost"
+export AWS_CONFIG_FILE="$repo/localstack/aws-config"
+export AWS_SHARED_CREDENTIALS_FILE="$repo/localstack/aws-credentials"
+export AWS_EC2_METADATA_DISABLED=true
+unset AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_REGION
+
+cache="${KMSXACCT_CACHE:-$HOME/.cache/kmsxacct}"
+venv="$cache/bench-$(sha256sum bench/requirements.lock | cut -c1-12)"
+if [ ! -f "$venv/.complete" ]; then
+  echo "bench: installing pinned awscli and boto3 into $venv" >&2
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input --no-deps -r bench/requirements.lock
+  touch "$venv/.complete"
+fi
+
+started=0
+if ! ./scripts/localstack.sh is-up; then
+  ./scripts/localstack.sh start
+  started=1
+fi
+trap 'if [ "$started" = 1 ]; then ./scripts/localstack.sh stop; fi' EXIT
+
+echo "bench: building the release binary" >&2
+cargo build --release --locked --quiet
+PATH="$venv/bin:$PATH" "$venv/bin/python" scripts/bench.py \
+  --binary "$repo/target/release/kmsxacct" --runs "$runs" --out bench/RESULTS.md --peers scripts/peers
