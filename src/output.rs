@@ -37,7 +37,7 @@ impl Change {
     pub fn new(s: &Session, action: &'static str, resource: &'static str, id: &str) -> Change {
         Change {
             side: s.side.label(),
-            account: s.account.to_string(),
+            account: s.account(),
             action,
             resource,
             id: id.to_string(),

@@ -10,14 +10,43 @@ use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag};
 /// The only key policy name KMS has.
 const POLICY_NAME: &str = "default";
 
-/// Reads a key (by id, ARN, alias name or alias ARN) with its tags, and optionally its key
-/// policy and aliases. `None` when no such key or alias exists.
-pub async fn read_key(
-    s: &Session,
-    key: &str,
-    with_policy: bool,
-    with_aliases: bool,
-) -> Result<Option<KeyState>> {
+/// Which of a key's details [`read_key`] fetches besides its metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyReads {
+    /// Its tags (ownership).
+    pub tags: bool,
+    /// Its key policy.
+    pub policy: bool,
+    /// Every alias pointing at it.
+    pub aliases: bool,
+}
+
+impl KeyReads {
+    /// Setup: ownership and the policy to converge.
+    pub const SETUP: KeyReads = KeyReads {
+        tags: true,
+        policy: true,
+        aliases: false,
+    };
+    /// Teardown: ownership and the aliases that would go with the key.
+    pub const TEARDOWN: KeyReads = KeyReads {
+        tags: true,
+        policy: false,
+        aliases: true,
+    };
+    /// Verify: the policy and aliases to evaluate; tags only when no record names the key.
+    pub fn verify(with_tags: bool) -> KeyReads {
+        KeyReads {
+            tags: with_tags,
+            policy: true,
+            aliases: true,
+        }
+    }
+}
+
+/// Reads a key (by id, ARN, alias name or alias ARN) with the details `reads` asks for. `None`
+/// when no such key or alias exists.
+pub async fn read_key(s: &Session, key: &str, reads: KeyReads) -> Result<Option<KeyState>> {
     let described = match s.kms.describe_key().key_id(key).send().await {
         Ok(out) => out,
         Err(e)
@@ -33,16 +62,22 @@ pub async fn read_key(
     };
     let key_id = meta.key_id().to_string();
     let (tags, policy, aliases) = tokio::try_join!(
-        key_tags(s, &key_id),
         async {
-            if with_policy {
+            if reads.tags {
+                key_tags(s, &key_id).await
+            } else {
+                Ok(Vec::new())
+            }
+        },
+        async {
+            if reads.policy {
                 key_policy(s, &key_id).await.map(Some)
             } else {
                 Ok(None)
             }
         },
         async {
-            if with_aliases {
+            if reads.aliases {
                 key_aliases(s, &key_id).await
             } else {
                 Ok(Vec::new())
@@ -168,7 +203,7 @@ pub async fn apply_setup(
                 detail: "the answer holds no key metadata".into(),
             })?;
             let arn = meta.arn().unwrap_or_default().to_string();
-            tracing::info!(arn = %arn, account = %s.account, "created key");
+            tracing::info!(arn = %arn, account = %s.account(), "created key");
             key_created(&arn)?;
             changes.push(Change::new(s, "created", "key", &arn));
             (meta.key_id().to_string(), arn)
@@ -182,7 +217,7 @@ pub async fn apply_setup(
             .send()
             .await
             .map_err(|e| s.error("kms:CreateAlias", e))?;
-        tracing::info!(alias, key = %arn, account = %s.account, "created alias");
+        tracing::info!(alias, key = %arn, account = %s.account(), "created alias");
         changes.push(Change::new(s, "created", "alias", alias).detail(format!("-> {arn}")));
     } else {
         changes.push(Change::new(s, "unchanged", "alias", alias));
@@ -196,7 +231,7 @@ pub async fn apply_setup(
             .send()
             .await
             .map_err(|e| s.error("kms:PutKeyPolicy", e))?;
-        tracing::info!(key = %arn, account = %s.account, "updated key policy");
+        tracing::info!(key = %arn, account = %s.account(), "updated key policy");
         changes.push(Change::new(s, "updated", "key-policy", &arn));
     } else if matches!(plan.key, KeyPlan::Existing { .. }) {
         changes.push(Change::new(s, "unchanged", "key-policy", &arn));
@@ -208,7 +243,7 @@ pub async fn apply_setup(
 pub async fn delete_alias(s: &Session, alias: &str, changes: &mut Vec<Change>) -> Result<()> {
     match s.kms.delete_alias().alias_name(alias).send().await {
         Ok(_) => {
-            tracing::info!(alias, account = %s.account, "deleted alias");
+            tracing::info!(alias, account = %s.account(), "deleted alias");
             changes.push(Change::new(s, "deleted", "alias", alias));
             Ok(())
         }
@@ -241,7 +276,7 @@ pub async fn schedule_deletion(
         .deletion_date()
         .and_then(|d| d.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
         .unwrap_or_else(|| format!("in {days} days"));
-    tracing::info!(key = key_arn, account = %s.account, deletion_date = %date, "scheduled key deletion");
+    tracing::info!(key = key_arn, account = %s.account(), deletion_date = %date, "scheduled key deletion");
     changes.push(
         Change::new(s, "scheduled-deletion", "key", key_arn).detail(format!("deleted on {date}")),
     );

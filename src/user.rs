@@ -11,29 +11,26 @@ use aws_sdk_iam::types::Tag;
 
 /// Reads the role with its trust policy, tags and kmsxacct's inline policy; with `all_policies`
 /// also the names of every inline and attached policy (teardown needs them). `None`: no role.
+/// Every read starts at once; when the role does not exist the others' answers are dropped.
 pub async fn read_role(
     s: &Session,
     role_name: &str,
     all_policies: bool,
 ) -> Result<Option<RoleState>> {
-    let role = match s.iam.get_role().role_name(role_name).send().await {
-        Ok(out) => out.role,
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_no_such_entity_exception()) =>
-        {
-            return Ok(None);
-        }
-        Err(e) => return Err(s.error("iam:GetRole", e)),
-    };
-    let Some(role) = role else { return Ok(None) };
-    let trust = parse_iam_document(
-        role.assume_role_policy_document().unwrap_or_default(),
-        &format!("trust policy of role {role_name}"),
-    )?;
-    let (access_policy, tags, inline, attached) = tokio::try_join!(
+    let (role, access_policy, inline, attached) = tokio::join!(
+        async {
+            match s.iam.get_role().role_name(role_name).send().await {
+                Ok(out) => Ok(out.role),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_no_such_entity_exception()) =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(s.error("iam:GetRole", e)),
+            }
+        },
         role_policy(s, role_name),
-        role_tags(s, role_name),
         async {
             if all_policies {
                 inline_policy_names(s, role_name).await
@@ -48,14 +45,23 @@ pub async fn read_role(
                 Ok(Vec::new())
             }
         },
+    );
+    let Some(role) = role? else { return Ok(None) };
+    let trust = parse_iam_document(
+        role.assume_role_policy_document().unwrap_or_default(),
+        &format!("trust policy of role {role_name}"),
     )?;
     Ok(Some(RoleState {
+        tags: role
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect(),
         arn: role.arn,
-        tags,
         trust,
-        access_policy,
-        inline_policy_names: inline,
-        attached_policy_arns: attached,
+        access_policy: access_policy?,
+        inline_policy_names: inline?,
+        attached_policy_arns: attached?,
     }))
 }
 
@@ -89,30 +95,6 @@ async fn role_policy(s: &Session, role_name: &str) -> Result<Option<PolicyDocume
             Ok(None)
         }
         Err(e) => Err(s.error("iam:GetRolePolicy", e)),
-    }
-}
-
-async fn role_tags(s: &Session, role_name: &str) -> Result<Vec<(String, String)>> {
-    let mut tags = Vec::new();
-    let mut marker = None;
-    loop {
-        let out = s
-            .iam
-            .list_role_tags()
-            .role_name(role_name)
-            .set_marker(marker)
-            .send()
-            .await
-            .map_err(|e| s.error("iam:ListRoleTags", e))?;
-        tags.extend(
-            out.tags()
-                .iter()
-                .map(|t| (t.key().to_string(), t.value().to_string())),
-        );
-        match out.marker() {
-            Some(m) if out.is_truncated() => marker = Some(m.to_string()),
-            _ => return Ok(tags),
-        }
     }
 }
 
@@ -190,7 +172,7 @@ pub async fn apply_setup(
             .await
             .map_err(|e| s.error("iam:CreateRole", e))?;
         let arn = out.role().map(|r| r.arn().to_string()).unwrap_or_default();
-        tracing::info!(arn = %arn, account = %s.account, "created role");
+        tracing::info!(arn = %arn, account = %s.account(), "created role");
         role_created(&arn)?;
         changes.push(Change::new(s, "created", "role", &arn));
         arn
@@ -207,7 +189,7 @@ pub async fn apply_setup(
             .send()
             .await
             .map_err(|e| s.error("iam:UpdateAssumeRolePolicy", e))?;
-        tracing::info!(arn = %arn, account = %s.account, "updated trust policy");
+        tracing::info!(arn = %arn, account = %s.account(), "updated trust policy");
         changes.push(Change::new(s, "updated", "trust-policy", &arn));
     }
     let policy_id = format!("{arn}/{ROLE_POLICY_NAME}");
@@ -220,7 +202,7 @@ pub async fn apply_setup(
             .send()
             .await
             .map_err(|e| s.error("iam:PutRolePolicy", e))?;
-        tracing::info!(arn = %arn, policy = ROLE_POLICY_NAME, account = %s.account, "put role policy");
+        tracing::info!(arn = %arn, policy = ROLE_POLICY_NAME, account = %s.account(), "put role policy");
         let action = if plan.create_role.is_some() {
             "created"
         } else {
@@ -251,7 +233,7 @@ pub async fn delete_role(
             .await
         {
             Ok(_) => {
-                tracing::info!(arn = role_arn, policy = ROLE_POLICY_NAME, account = %s.account, "deleted role policy");
+                tracing::info!(arn = role_arn, policy = ROLE_POLICY_NAME, account = %s.account(), "deleted role policy");
                 changes.push(Change::new(
                     s,
                     "deleted",
@@ -267,7 +249,7 @@ pub async fn delete_role(
     }
     match s.iam.delete_role().role_name(role_name).send().await {
         Ok(_) => {
-            tracing::info!(arn = role_arn, account = %s.account, "deleted role");
+            tracing::info!(arn = role_arn, account = %s.account(), "deleted role");
             changes.push(Change::new(s, "deleted", "role", role_arn));
             Ok(())
         }

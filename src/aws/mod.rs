@@ -50,8 +50,8 @@ pub struct Session {
     pub profile: String,
     /// Region every regional call goes to.
     pub region: Region,
-    /// The account, from `sts:GetCallerIdentity`.
-    pub account: AccountId,
+    /// The account, once `sts:GetCallerIdentity` has answered (see [`Session::identify`]).
+    account: Arc<OnceLock<AccountId>>,
     /// KMS client.
     pub kms: aws_sdk_kms::Client,
     /// IAM client.
@@ -88,9 +88,9 @@ pub async fn check_profiles(names: &[&str]) -> Result<()> {
 }
 
 impl Session {
-    /// Loads the profile, builds the clients and asks STS which account the profile is in.
-    /// `region` overrides the profile's region.
-    pub async fn connect(
+    /// Loads the profile and builds the clients; no network call. `region` overrides the
+    /// profile's region. Call [`Session::identify`] to learn the account.
+    pub async fn open(
         side: Side,
         profile: &str,
         region: Option<&Region>,
@@ -123,11 +123,11 @@ impl Session {
             side: side.label(),
             account: Arc::new(OnceLock::new()),
         };
-        let mut session = Session {
+        Ok(Session {
             side,
             profile: profile.to_string(),
             region,
-            account: "000000000000".parse().expect("valid placeholder"),
+            account: Arc::new(OnceLock::new()),
             kms: kms_client(&config, &interceptor),
             iam: aws_sdk_iam::Client::from_conf(
                 aws_sdk_iam::config::Builder::from(&config)
@@ -141,20 +141,33 @@ impl Session {
             ),
             config,
             interceptor,
-        };
-        let identity = session
+        })
+    }
+
+    /// Asks STS which account the profile is in, and remembers it.
+    pub async fn identify(&self) -> Result<AccountId> {
+        let identity = self
             .sts
             .get_caller_identity()
             .send()
             .await
-            .map_err(|e| session.error("sts:GetCallerIdentity", e))?;
-        let account = identity.account().unwrap_or_default();
-        session.account = account.parse().map_err(|_| Error::Aws {
-            what: format!("profile '{profile}'"),
-            detail: format!("STS answered an account id that is not 12 digits: '{account}'"),
+            .map_err(|e| self.error("sts:GetCallerIdentity", e))?;
+        let text = identity.account().unwrap_or_default();
+        let account: AccountId = text.parse().map_err(|_| Error::Aws {
+            what: format!("profile '{}'", self.profile),
+            detail: format!("STS answered an account id that is not 12 digits: '{text}'"),
         })?;
-        let _ = session.interceptor.account.set(account.to_string());
-        Ok(session)
+        let _ = self.interceptor.account.set(account.to_string());
+        let _ = self.account.set(account.clone());
+        Ok(account)
+    }
+
+    /// The account, or `unknown` before [`Session::identify`] has answered.
+    pub fn account(&self) -> String {
+        self.account
+            .get()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "unknown".into())
     }
 
     /// A KMS client in this session's region that acts with other credentials (an assumed role's).
@@ -167,16 +180,6 @@ impl Session {
                 .credentials_provider(credentials)
                 .interceptor(self.interceptor.clone())
                 .build(),
-        )
-    }
-
-    /// `owner 111111111111 (profile A)`: how messages name this side.
-    pub fn describe(&self) -> String {
-        format!(
-            "{} account {} (profile {})",
-            self.side.label(),
-            self.account,
-            self.profile
         )
     }
 

@@ -101,27 +101,41 @@ impl Target {
             .filter(|r| r.owner_account == spec.owner && !r.raw.key_arn.is_empty())
             .map(|r| r.raw.key_arn.as_str())
     }
+
+    /// Refuses to act when the record's profiles now lead to other accounts than it recorded:
+    /// its ARNs would point at the wrong accounts.
+    pub fn check_accounts(&self, spec: &GrantSpec) -> Result<()> {
+        let Some(r) = &self.record else { return Ok(()) };
+        for (what, profile, recorded, now) in [
+            ("owner", &r.raw.owner_profile, &r.owner_account, &spec.owner),
+            ("user", &r.raw.user_profile, &r.user_account, &spec.user),
+        ] {
+            if recorded != now {
+                return Err(Error::Input(format!(
+                    "the record says the {what} account is {recorded}, but profile '{profile}' is now account {now}; fix the profile or pass --config for another record"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
-/// Both account sides of a deployment, connected.
+/// Both account sides of a deployment, opened (clients built, nothing asked yet).
 #[derive(Debug)]
 pub struct Sides {
     /// The owner account.
     pub owner: Session,
     /// The user account.
     pub user: Session,
-    /// What the policies are built from.
-    pub spec: GrantSpec,
 }
 
-/// Checks both profiles, resolves the region once, then connects both sides concurrently and
-/// refuses two profiles in one account.
-pub async fn connect(
+/// Checks both profiles and resolves the region once, then builds both sides' clients. No AWS
+/// call: commands start their reads alongside [`Sides::identify`].
+pub async fn open(
     ctx: &Context,
     owner_profile: &str,
     user_profile: &str,
     region: Option<&Region>,
-    alias: &AliasName,
 ) -> Result<Sides> {
     check_profiles(&[owner_profile, user_profile]).await?;
     let region = match region {
@@ -129,22 +143,29 @@ pub async fn connect(
         None => profile_region(owner_profile).await?,
     };
     let (owner, user) = tokio::try_join!(
-        Session::connect(Side::Owner, owner_profile, Some(&region), &ctx.calls),
-        Session::connect(Side::User, user_profile, Some(&region), &ctx.calls),
+        Session::open(Side::Owner, owner_profile, Some(&region), &ctx.calls),
+        Session::open(Side::User, user_profile, Some(&region), &ctx.calls),
     )?;
-    if owner.account == user.account {
-        return Err(Error::Input(format!(
-            "--owner {owner_profile} and --user {user_profile} are both account {}; cross-account access needs two different accounts",
-            owner.account
-        )));
+    Ok(Sides { owner, user })
+}
+
+impl Sides {
+    /// Learns both accounts concurrently and refuses two profiles in one account.
+    pub async fn identify(&self, alias: &AliasName) -> Result<GrantSpec> {
+        let (owner, user) = tokio::try_join!(self.owner.identify(), self.user.identify())?;
+        if owner == user {
+            return Err(Error::Input(format!(
+                "--owner {} and --user {} are both account {owner}; cross-account access needs two different accounts",
+                self.owner.profile, self.user.profile
+            )));
+        }
+        Ok(GrantSpec {
+            region: self.owner.region.clone(),
+            owner,
+            user,
+            alias: alias.clone(),
+        })
     }
-    let spec = GrantSpec {
-        region,
-        owner: owner.account.clone(),
-        user: user.account.clone(),
-        alias: alias.clone(),
-    };
-    Ok(Sides { owner, user, spec })
 }
 
 /// The region the owner profile names (or AWS_REGION), for when --region is not given.

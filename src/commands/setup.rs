@@ -1,9 +1,10 @@
 //! `kmsxacct setup`: create or converge the deployment in both accounts, then record it.
 
-use super::{Context, DEFAULT_ALIAS, connect, existing_record, role_name};
+use super::{Context, DEFAULT_ALIAS, existing_record, open, role_name};
 use crate::error::{Error, Result};
 use crate::names::{AliasName, PendingWindow, Region, RoleName};
 use crate::output::Change;
+use crate::owner::KeyReads;
 use crate::plan::{self, deployment_tags};
 use crate::record::Deployment;
 use crate::{owner, user};
@@ -67,32 +68,37 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
             )));
         }
     }
-    let sides = connect(
-        ctx,
-        &args.owner,
-        &args.user,
-        args.region.as_ref(),
-        &args.alias,
-    )
-    .await?;
-    let spec = &sides.spec;
+    let sides = open(ctx, &args.owner, &args.user, args.region.as_ref()).await?;
     let recorded_key = previous
         .as_ref()
-        .filter(|r| r.owner_account == spec.owner && !r.raw.key_arn.is_empty())
-        .map(|r| r.raw.key_arn.clone());
+        .map(|r| r.raw.key_arn.clone())
+        .filter(|arn| !arn.is_empty());
 
-    // Read both accounts, plan both, and stop before any change if either side is in conflict.
-    let (owner_state, role_state) = tokio::try_join!(
+    // Learn both accounts and read both accounts at once (the reads need no account id); plan
+    // both, and stop before any change if either side is in conflict.
+    let (spec, owner_state, role_state) = tokio::join!(
+        sides.identify(&args.alias),
         async {
-            let at_alias = owner::read_key(&sides.owner, spec.alias.as_str(), true, false).await?;
+            let at_alias =
+                owner::read_key(&sides.owner, args.alias.as_str(), KeyReads::SETUP).await?;
             let recorded = match (&at_alias, &recorded_key) {
-                (None, Some(arn)) => owner::read_key(&sides.owner, arn, true, false).await?,
+                (None, Some(arn)) => owner::read_key(&sides.owner, arn, KeyReads::SETUP).await?,
                 _ => None,
             };
             Ok::<_, Error>((at_alias, recorded))
         },
         user::read_role(&sides.user, role.as_str(), false),
-    )?;
+    );
+    let spec = &spec?;
+    let (at_alias, recorded) = owner_state?;
+    let role_state = role_state?;
+    // A key recorded for another owner account is not ours to reuse.
+    let recorded = recorded.filter(|_| {
+        previous
+            .as_ref()
+            .is_some_and(|r| r.owner_account == spec.owner)
+    });
+    let owner_state = (at_alias, recorded);
     let owner_plan = plan::plan_owner_setup(spec, owner_state.0.as_ref(), owner_state.1.as_ref());
     let user_plan = plan::plan_user_setup(spec, role.as_str(), role_state.as_ref());
     let (owner_plan, user_plan) = match (owner_plan, user_plan) {

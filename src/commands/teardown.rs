@@ -1,9 +1,10 @@
 //! `kmsxacct teardown`: remove what setup made, and only that.
 
-use super::{Context, Target, TargetArgs, connect, role_name};
+use super::{Context, Target, TargetArgs, open, role_name};
 use crate::error::{Error, Result};
 use crate::names::PendingWindow;
 use crate::output::Change;
+use crate::owner::KeyReads;
 use crate::plan::plan_teardown;
 use crate::{owner, user};
 use serde::Serialize;
@@ -34,29 +35,38 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
         .pending_window_days
         .or(target.record.as_ref().map(|r| r.pending_window))
         .unwrap_or(PendingWindow::DEFAULT);
-    let sides = connect(
+    let sides = open(
         ctx,
         &target.owner_profile,
         &target.user_profile,
         target.region.as_ref(),
-        &target.alias,
     )
     .await?;
-    let spec = &sides.spec;
     let role = role_name(target.role.as_ref(), &target.alias);
-    let recorded_key = target.recorded_key(spec).map(String::from);
+    let recorded_key = target
+        .record
+        .as_ref()
+        .map(|r| r.raw.key_arn.clone())
+        .filter(|arn| !arn.is_empty());
 
-    let (keys, role_state) = tokio::try_join!(
+    // Learn the accounts and read both sides at once; plan; refuse before any change.
+    let (spec, keys, role_state) = tokio::join!(
+        sides.identify(&target.alias),
         async {
-            let at_alias = owner::read_key(&sides.owner, spec.alias.as_str(), false, true).await?;
+            let at_alias =
+                owner::read_key(&sides.owner, target.alias.as_str(), KeyReads::TEARDOWN).await?;
             let recorded = match (&at_alias, &recorded_key) {
-                (None, Some(arn)) => owner::read_key(&sides.owner, arn, false, true).await?,
+                (None, Some(arn)) => owner::read_key(&sides.owner, arn, KeyReads::TEARDOWN).await?,
                 _ => None,
             };
             Ok::<_, Error>((at_alias, recorded))
         },
         user::read_role(&sides.user, role.as_str(), true),
-    )?;
+    );
+    let spec = &spec?;
+    let keys = keys?;
+    let role_state = role_state?;
+    target.check_accounts(spec)?;
     let plan = plan_teardown(
         spec,
         role.as_str(),
@@ -86,16 +96,22 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
         return Ok(());
     }
 
-    let mut owner_changes = Vec::new();
+    // The alias and the key are independent: delete one and schedule the other at once.
+    let mut alias_changes = Vec::new();
+    let mut key_changes = Vec::new();
     let mut user_changes = Vec::new();
-    let (owner_result, user_result) = tokio::join!(
+    let (alias_result, key_result, user_result) = tokio::join!(
         async {
             if plan.delete_alias {
-                owner::delete_alias(&sides.owner, spec.alias.as_str(), &mut owner_changes).await?;
+                owner::delete_alias(&sides.owner, spec.alias.as_str(), &mut alias_changes).await
+            } else {
+                Ok(())
             }
+        },
+        async {
             match &plan.schedule_key_deletion {
                 Some(arn) => {
-                    owner::schedule_deletion(&sides.owner, arn, window.days(), &mut owner_changes)
+                    owner::schedule_deletion(&sides.owner, arn, window.days(), &mut key_changes)
                         .await
                         .map(Some)
                 }
@@ -118,6 +134,8 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
             }
         },
     );
+    let owner_changes: Vec<Change> = alias_changes.into_iter().chain(key_changes).collect();
+    let owner_result = alias_result.and(key_result);
     let changes: Vec<Change> = owner_changes.into_iter().chain(user_changes).collect();
     ctx.printer.changes(&changes);
     let deletion_date = match (owner_result, user_result) {

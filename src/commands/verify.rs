@@ -1,9 +1,10 @@
 //! `kmsxacct verify`: prove the user role can encrypt and decrypt through the alias ARN.
 
-use super::{Context, Target, TargetArgs, connect, role_name};
+use super::{Context, Target, TargetArgs, open, role_name};
 use crate::aws::Session;
 use crate::error::{Error, Result};
 use crate::output::Check;
+use crate::owner::KeyReads;
 use crate::plan::{KEY_ENABLED, KeyState, is_ours};
 use crate::policy::PolicyDocument;
 use crate::policy::build::GRANTED_ACTIONS;
@@ -36,37 +37,52 @@ const PLAINTEXT_BYTES: usize = 32;
 /// Runs verify.
 pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
     let target = Target::resolve(&args.target, &ctx.config)?;
-    let sides = connect(
+    let sides = open(
         ctx,
         &target.owner_profile,
         &target.user_profile,
         target.region.as_ref(),
-        &target.alias,
     )
     .await?;
-    let spec = &sides.spec;
     let role = role_name(target.role.as_ref(), &target.alias);
-    let role_arn = target
+    // With a record, the role and alias ARNs are known before STS answers, so the round trip
+    // starts at once; without one, they need the accounts first.
+    let known = target
         .record
         .as_ref()
-        .map(|r| r.raw.role_arn.clone())
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| role.arn(&spec.region, &spec.user));
-    let alias_arn = spec.alias.arn(&spec.region, &spec.owner);
-
-    let (key, owner_checks, user_checks, role_policies) = {
-        let owner = async {
-            let key = owner::read_key(&sides.owner, spec.alias.as_str(), true, true).await;
-            let checks = owner_checks(&key, spec, target.recorded_key(spec));
-            (key, checks)
-        };
-        let ((key, owner_checks), user_checks, role_policies) = tokio::join!(
-            owner,
-            round_trip(&sides.user, &role_arn, &alias_arn),
-            user::role_policies(&sides.user, role.as_str()),
-        );
-        (key, owner_checks, user_checks, role_policies)
+        .filter(|r| !r.raw.role_arn.is_empty())
+        .map(|r| {
+            (
+                r.raw.role_arn.clone(),
+                target.alias.arn(&r.region, &r.owner_account),
+            )
+        });
+    let (role_arn, alias_arn, early_spec) = match known {
+        Some((role_arn, alias_arn)) => (role_arn, alias_arn, None),
+        None => {
+            let spec = sides.identify(&target.alias).await?;
+            (
+                role.arn(&spec.region, &spec.user),
+                spec.alias.arn(&spec.region, &spec.owner),
+                Some(spec),
+            )
+        }
     };
+    let reads = KeyReads::verify(target.record.is_none());
+    let (spec, key, user_checks, role_policies) = tokio::join!(
+        async {
+            match early_spec {
+                Some(spec) => Ok(spec),
+                None => sides.identify(&target.alias).await,
+            }
+        },
+        owner::read_key(&sides.owner, target.alias.as_str(), reads),
+        round_trip(&sides.user, &role_arn, &alias_arn),
+        user::role_policies(&sides.user, role.as_str()),
+    );
+    let spec = &spec?;
+    target.check_accounts(spec)?;
+    let owner_checks = owner_checks(&key, spec, target.recorded_key(spec));
     let policy_checks = policy_checks(key.ok().flatten().as_ref(), role_policies, &role_arn, spec);
     let checks: Vec<Check> = owner_checks
         .into_iter()
@@ -284,7 +300,7 @@ async fn round_trip(s: &Session, role_arn: &str, alias_arn: &str) -> Vec<Check> 
             checks.push(Check {
                 name: "assume-role",
                 ok: true,
-                detail: format!("account {} assumed {role_arn}", s.account),
+                detail: format!("account {} assumed {role_arn}", s.account()),
             });
             c
         }
