@@ -172,3 +172,30 @@ fn an_unreachable_endpoint_fails_clearly_and_quickly() {
     );
     assert!(sb.keys(&sb.owner.account).is_empty());
 }
+
+#[test]
+fn a_record_whose_profiles_now_lead_elsewhere_is_refused() {
+    let sb = Sandbox::new();
+    sb.setup(&[]).assert().success();
+    // Point the user profile at another account behind the record's back.
+    let credentials = std::fs::read_to_string(sb.path().join("aws-credentials")).unwrap();
+    let moved = random_account();
+    std::fs::write(
+        sb.path().join("aws-credentials"),
+        credentials.replace(
+            &format!("aws_access_key_id = {}", sb.user.account),
+            &format!("aws_access_key_id = {moved}"),
+        ),
+    )
+    .unwrap();
+    for command in ["verify", "teardown"] {
+        let out = sb.cmd().arg(command).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{command}: {}", stderr(&out));
+        assert!(stderr(&out).contains(&moved), "{}", stderr(&out));
+    }
+    assert!(
+        sb.alias_target(&sb.owner.account, &sb.alias).is_some(),
+        "teardown changed something"
+    );
+    assert!(sb.role_exists(&sb.user.account, &sb.role_name()));
+}

@@ -422,3 +422,42 @@ fn verify_and_teardown_work_from_flags_without_a_record() {
     assert!(sb.alias_target(&sb.owner.account, &sb.alias).is_none());
     assert!(!sb.role_exists(&sb.user.account, &sb.role_name()));
 }
+
+#[test]
+fn trace_logs_carry_no_credentials_or_plaintext() {
+    let sb = Sandbox::new();
+    let mut all = String::new();
+    for args in [vec!["setup"], vec!["verify"], vec!["teardown"]] {
+        let mut cmd = if args[0] == "setup" {
+            sb.setup(&[])
+        } else {
+            sb.cmd()
+        };
+        if args[0] != "setup" {
+            cmd.args(&args);
+        }
+        let out = cmd.env("RUST_LOG", "trace").output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        all.push_str(&stdout(&out));
+        all.push_str(&stderr(&out));
+    }
+    // The run was traced for real: every AWS call shows up at debug level.
+    assert!(all.contains("aws call"), "no call logs in trace output");
+    assert!(all.contains("Encrypt") && all.contains("AssumeRole"));
+    let lower = all.to_lowercase();
+    for secret in [
+        format!("test-secret-{}", sb.owner.account),
+        format!("test-secret-{}", sb.user.account),
+    ] {
+        assert!(!all.contains(&secret), "secret access key in the logs");
+    }
+    for leak in [
+        "x-amz-security-token",
+        "sessiontoken",
+        "secretaccesskey",
+        "fqogzxivyxdze",
+        "\"plaintext\"",
+    ] {
+        assert!(!lower.contains(leak), "{leak} in the logs");
+    }
+}

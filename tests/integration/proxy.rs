@@ -1,0 +1,330 @@
+//! A fault-injecting HTTP proxy between kmsxacct and LocalStack, driven per test by rules that
+//! match service and operation. It reads the service from the SigV4 credential scope and the
+//! operation from `X-Amz-Target` (KMS, JSON) or the `Action` form field (IAM and STS, query).
+//!
+//! Faults: latency; throttling in each service's own wire format; 500/503; connection reset;
+//! permanent service errors; and eventual consistency — `AccessDenied` on `sts:AssumeRole` and on
+//! KMS calls made with assumed-role credentials for a window after a role or its policy was
+//! written.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What a rule does to a matching request.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Wait, then forward.
+    Latency(Duration),
+    /// The service's throttling error (KMS `ThrottlingException`, IAM/STS `Throttling`).
+    Throttle,
+    /// An HTTP status with a server error body (500, 503).
+    Status(u16),
+    /// Close the connection without an answer.
+    Reset,
+    /// A non-retryable service error (KMS `KMSInternalException` is retryable, so this uses
+    /// `LimitExceededException` / IAM `LimitExceeded`).
+    Permanent,
+    /// `ExpiredToken`, as AWS answers for expired credentials.
+    Expired,
+}
+
+/// A rule: which requests, what fault, how many times.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// `kms`, `iam`, `sts`; None: any.
+    pub service: Option<&'static str>,
+    /// Operation name such as `CreateKey`; None: any.
+    pub operation: Option<&'static str>,
+    /// What to do.
+    pub fault: Fault,
+    /// How many matching requests it applies to; None: all.
+    pub times: Option<u32>,
+}
+
+impl Rule {
+    /// A rule for one operation of one service, applied every time.
+    pub fn on(service: &'static str, operation: &'static str, fault: Fault) -> Rule {
+        Rule {
+            service: Some(service),
+            operation: Some(operation),
+            fault,
+            times: None,
+        }
+    }
+
+    /// Applies to the first `n` matching requests only.
+    pub fn times(mut self, n: u32) -> Rule {
+        self.times = Some(n);
+        self
+    }
+}
+
+/// One request the proxy saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub service: String,
+    pub operation: String,
+    pub at: Instant,
+    /// HTTP status answered (0 for a reset).
+    pub status: u16,
+    /// Whether the proxy injected the answer.
+    pub injected: bool,
+}
+
+#[derive(Default)]
+struct State {
+    rules: Vec<Rule>,
+    seen: Vec<Seen>,
+    /// Eventual consistency: how long after a role write access stays denied.
+    consistency_window: Option<Duration>,
+    role_written_at: Option<Instant>,
+}
+
+/// The running proxy. Dropping it stops it.
+pub struct FaultProxy {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl FaultProxy {
+    /// Starts a proxy on a free loopback port forwarding to `upstream` (`http://host:port`).
+    pub fn start(upstream: &str) -> FaultProxy {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let state = Arc::new(Mutex::new(State::default()));
+        let upstream: hyper::Uri = upstream.parse().unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let st = state.clone();
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let st = st.clone();
+                let client = client.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        handle(req, st.clone(), client.clone(), upstream.clone())
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        FaultProxy {
+            addr,
+            state,
+            _runtime: runtime,
+        }
+    }
+
+    /// The endpoint URL to put in a profile.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Adds a rule.
+    pub fn add(&self, rule: Rule) {
+        self.state.lock().unwrap().rules.push(rule);
+    }
+
+    /// Removes every rule (faults stop).
+    pub fn clear(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.rules.clear();
+        s.consistency_window = None;
+    }
+
+    /// Simulates eventual consistency: after a role or its policy is written, AssumeRole and KMS
+    /// calls with assumed-role credentials are denied for `window`.
+    pub fn eventual_consistency(&self, window: Duration) {
+        self.state.lock().unwrap().consistency_window = Some(window);
+    }
+
+    /// When the last role write was seen.
+    pub fn role_written_at(&self) -> Option<Instant> {
+        self.state.lock().unwrap().role_written_at
+    }
+
+    /// Every request seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().seen.clone()
+    }
+
+    /// How many requests of this operation were seen (answered by LocalStack or injected).
+    pub fn count(&self, operation: &str) -> usize {
+        self.seen().iter().filter(|s| s.operation == operation).count()
+    }
+}
+
+/// Service (from the SigV4 scope) and access key id, from the Authorization header.
+fn scope(req: &Request<Incoming>) -> (String, String) {
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let credential = auth
+        .split("Credential=")
+        .nth(1)
+        .and_then(|c| c.split(',').next())
+        .unwrap_or_default();
+    let parts: Vec<&str> = credential.split('/').collect();
+    let access_key = parts.first().copied().unwrap_or_default().to_string();
+    let service = parts.get(3).copied().unwrap_or_default().to_string();
+    (service, access_key)
+}
+
+fn operation(headers: &hyper::HeaderMap, body: &[u8]) -> String {
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        return target.rsplit('.').next().unwrap_or_default().to_string();
+    }
+    let body = String::from_utf8_lossy(body);
+    body.split('&')
+        .find_map(|kv| kv.strip_prefix("Action="))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn json_error(status: u16, kind: &str, message: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amzn-requestid", "proxy-injected")
+        .body(Full::new(Bytes::from(format!(
+            r#"{{"__type":"{kind}","message":"{message}"}}"#
+        ))))
+        .unwrap()
+}
+
+fn xml_error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/xml")
+        .body(Full::new(Bytes::from(format!(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>proxy-injected</RequestId></ErrorResponse>"
+        ))))
+        .unwrap()
+}
+
+fn service_error(service: &str, status: u16, json_kind: &str, xml_code: &str, message: &str) -> Response<Full<Bytes>> {
+    if service == "kms" {
+        json_error(status, json_kind, message)
+    } else {
+        xml_error(status, xml_code, message)
+    }
+}
+
+/// Role credentials from LocalStack's STS have access key ids that do not look like an account id.
+fn is_assumed_role_key(access_key: &str) -> bool {
+    !(access_key.len() == 12 && access_key.chars().all(|c| c.is_ascii_digit()))
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    state: Arc<Mutex<State>>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    upstream: hyper::Uri,
+) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    let (service, access_key) = scope(&req);
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let op = operation(&parts.headers, &body);
+    let now = Instant::now();
+    let fault = {
+        let mut s = state.lock().unwrap();
+        let denied_by_consistency = match (s.consistency_window, s.role_written_at) {
+            (Some(window), Some(written)) if now.duration_since(written) < window => {
+                (service == "sts" && op == "AssumeRole")
+                    || (service == "kms" && is_assumed_role_key(&access_key))
+            }
+            _ => false,
+        };
+        if denied_by_consistency {
+            Some(None)
+        } else {
+            let mut chosen = None;
+            for rule in s.rules.iter_mut() {
+                let matches = rule.service.is_none_or(|x| x == service)
+                    && rule.operation.is_none_or(|x| x == op)
+                    && rule.times != Some(0);
+                if matches {
+                    if let Some(n) = rule.times.as_mut() {
+                        *n -= 1;
+                    }
+                    chosen = Some(Some(rule.fault.clone()));
+                    break;
+                }
+            }
+            chosen
+        }
+    };
+    let record = |status: u16, injected: bool| {
+        state.lock().unwrap().seen.push(Seen {
+            service: service.clone(),
+            operation: op.clone(),
+            at: now,
+            status,
+            injected,
+        });
+    };
+    let injected = match &fault {
+        Some(None) => Some(service_error(
+            &service,
+            if service == "kms" { 400 } else { 403 },
+            "AccessDeniedException",
+            "AccessDenied",
+            "not authorized yet (simulated IAM propagation delay)",
+        )),
+        Some(Some(Fault::Throttle)) => Some(service_error(&service, 400, "ThrottlingException", "Throttling", "Rate exceeded")),
+        Some(Some(Fault::Status(code))) => Some(service_error(&service, *code, "KMSInternalException", "ServiceFailure", "injected server error")),
+        Some(Some(Fault::Permanent)) => Some(service_error(&service, 400, "LimitExceededException", "LimitExceeded", "injected permanent failure")),
+        Some(Some(Fault::Expired)) => Some(service_error(&service, 400, "ExpiredTokenException", "ExpiredToken", "The security token included in the request is expired")),
+        Some(Some(Fault::Reset)) => {
+            record(0, true);
+            return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset"));
+        }
+        Some(Some(Fault::Latency(d))) => {
+            tokio::time::sleep(*d).await;
+            None
+        }
+        None => None,
+    };
+    if let Some(resp) = injected {
+        record(resp.status().as_u16(), true);
+        return Ok(resp);
+    }
+    let mut forward = Request::from_parts(parts, Full::new(body.clone()));
+    let path = forward.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    *forward.uri_mut() = format!("{}{}", upstream.to_string().trim_end_matches('/'), path).parse().unwrap();
+    let answer = client
+        .request(forward)
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let (parts, body) = answer.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let ok = parts.status.is_success();
+    if ok && service == "iam" && matches!(op.as_str(), "CreateRole" | "PutRolePolicy" | "UpdateAssumeRolePolicy") {
+        state.lock().unwrap().role_written_at = Some(Instant::now());
+    }
+    record(parts.status.as_u16(), false);
+    Ok(Response::from_parts(parts, Full::new(body)))
+}
+
