@@ -87,6 +87,15 @@ impl Printer {
         }
     }
 
+    /// A note on stderr for a person watching (what the command waits for, what it recovers);
+    /// silenced by --quiet.
+    pub fn note(&self, text: impl AsRef<str>) {
+        if !self.quiet {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "kmsxacct: {}", text.as_ref());
+        }
+    }
+
     /// Prints the changes, one line each (text mode).
     pub fn changes(&self, changes: &[Change]) {
         for c in changes {

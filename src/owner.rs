@@ -1,11 +1,20 @@
 //! Owner-side operations: the key, its alias and its key policy, in the account that owns the key.
 
+use crate::aws::MAX_ATTEMPTS;
 use crate::aws::Session;
 use crate::error::{Error, Result};
+use crate::names::PendingWindow;
 use crate::output::Change;
-use crate::plan::{KeyPlan, KeyState, OwnerPlan};
+use crate::plan::{KeyPlan, KeyState, OwnerPlan, is_ours};
 use crate::policy::PolicyDocument;
+use crate::policy::build::GrantSpec;
+use aws_config::retry::RetryConfig;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 /// The only key policy name KMS has.
 const POLICY_NAME: &str = "default";
@@ -161,14 +170,23 @@ async fn key_aliases(s: &Session, key_id: &str) -> Result<Vec<String>> {
     }
 }
 
-/// Carries out the owner side of setup. `key_created` is told the new key's ARN the moment it
-/// exists, so that it is recorded before anything else can fail. Returns the key ARN.
+/// Where apply_setup reports key creation: told just before CreateKey, and the new key's ARN the
+/// moment it exists, so that the record always says whether a key may exist.
+pub struct KeyJournal<'a> {
+    /// Called just before CreateKey.
+    pub creating: &'a dyn Fn() -> Result<()>,
+    /// Called with the new key's ARN.
+    pub created: &'a dyn Fn(&str) -> Result<()>,
+}
+
+/// Carries out the owner side of setup (see [`KeyJournal`]). Returns the key ARN.
 pub async fn apply_setup(
     s: &Session,
     alias: &str,
     plan: &OwnerPlan,
     tags: &[(String, String)],
-    key_created: impl Fn(&str) -> Result<()>,
+    retire_window: PendingWindow,
+    journal: KeyJournal<'_>,
     changes: &mut Vec<Change>,
 ) -> Result<String> {
     let (key_id, arn) = match &plan.key {
@@ -177,34 +195,15 @@ pub async fn apply_setup(
             (key_id.clone(), arn.clone())
         }
         KeyPlan::Create { policy } => {
-            let tags = tags
-                .iter()
-                .map(|(k, v)| Tag::builder().tag_key(k).tag_value(v).build())
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| Error::Aws {
-                    what: "kms:CreateKey".into(),
-                    detail: e.to_string(),
-                })?;
-            let out = s
-                .kms
-                .create_key()
-                .key_spec(KeySpec::SymmetricDefault)
-                .key_usage(KeyUsageType::EncryptDecrypt)
-                .description(format!(
-                    "kmsxacct: shared with other accounts through {alias}"
-                ))
-                .policy(policy.render())
-                .set_tags(Some(tags))
-                .send()
-                .await
-                .map_err(|e| s.error("kms:CreateKey", e))?;
+            (journal.creating)()?;
+            let out = create_key(s, alias, policy, tags).await?;
             let meta = out.key_metadata().ok_or_else(|| Error::Aws {
                 what: "kms:CreateKey".into(),
                 detail: "the answer holds no key metadata".into(),
             })?;
             let arn = meta.arn().unwrap_or_default().to_string();
             tracing::info!(arn = %arn, account = %s.account(), "created key");
-            key_created(&arn)?;
+            (journal.created)(&arn)?;
             changes.push(Change::new(s, "created", "key", &arn));
             (meta.key_id().to_string(), arn)
         }
@@ -222,6 +221,9 @@ pub async fn apply_setup(
     } else {
         changes.push(Change::new(s, "unchanged", "alias", alias));
     }
+    for orphan in &plan.retire {
+        schedule_deletion(s, orphan, retire_window.days(), changes).await?;
+    }
     if let Some(policy) = &plan.put_policy {
         s.kms
             .put_key_policy()
@@ -237,6 +239,120 @@ pub async fn apply_setup(
         changes.push(Change::new(s, "unchanged", "key-policy", &arn));
     }
     Ok(arn)
+}
+
+/// CreateKey is not idempotent: a retry after a lost answer makes a second key. So the SDK does
+/// not retry it; this retries only answers that prove nothing was created (throttling, KMS
+/// internal errors), and leaves a lost answer to the journal (`key_creation_pending`).
+async fn create_key(
+    s: &Session,
+    alias: &str,
+    policy: &PolicyDocument,
+    tags: &[(String, String)],
+) -> Result<aws_sdk_kms::operation::create_key::CreateKeyOutput> {
+    let tags = tags
+        .iter()
+        .map(|(k, v)| Tag::builder().tag_key(k).tag_value(v).build())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Aws {
+            what: "kms:CreateKey".into(),
+            detail: e.to_string(),
+        })?;
+    let mut delay = Duration::from_millis(200);
+    let mut attempt = 1;
+    loop {
+        let result = s
+            .kms
+            .create_key()
+            .key_spec(KeySpec::SymmetricDefault)
+            .key_usage(KeyUsageType::EncryptDecrypt)
+            .description(format!(
+                "kmsxacct: shared with other accounts through {alias}"
+            ))
+            .policy(policy.render())
+            .set_tags(Some(tags.clone()))
+            .customize()
+            .config_override(
+                aws_sdk_kms::config::Builder::default().retry_config(RetryConfig::disabled()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(out) => return Ok(out),
+            Err(e) if attempt < MAX_ATTEMPTS && nothing_created(&e) => {
+                tracing::debug!(
+                    attempt,
+                    "kms:CreateKey refused before creating anything; retrying"
+                );
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            Err(e) => return Err(s.error("kms:CreateKey", e)),
+        }
+    }
+}
+
+/// Whether a CreateKey error proves no key was made: the service answered with throttling or an
+/// internal error. Network failures and time-outs prove nothing.
+fn nothing_created<R>(
+    e: &aws_smithy_runtime_api::client::result::SdkError<
+        aws_sdk_kms::operation::create_key::CreateKeyError,
+        R,
+    >,
+) -> bool {
+    e.as_service_error().is_some_and(|se| {
+        matches!(
+            se.code(),
+            Some("ThrottlingException" | "KMSInternalException" | "DependencyTimeoutException")
+        )
+    })
+}
+
+/// Every key of this deployment in the owner account (a scan: ListKeys, then ListResourceTags
+/// for each key, 8 at a time). Used only to recover from a CreateKey whose answer a previous run
+/// never recorded.
+pub async fn find_deployment_keys(s: &Session, spec: &GrantSpec) -> Result<Vec<KeyState>> {
+    let mut ids = Vec::new();
+    let mut marker = None;
+    loop {
+        let out = s
+            .kms
+            .list_keys()
+            .set_marker(marker)
+            .send()
+            .await
+            .map_err(|e| s.error("kms:ListKeys", e))?;
+        ids.extend(
+            out.keys()
+                .iter()
+                .filter_map(|k| k.key_id().map(String::from)),
+        );
+        match out.next_marker() {
+            Some(m) if out.truncated() => marker = Some(m.to_string()),
+            _ => break,
+        }
+    }
+    let limit = Arc::new(Semaphore::new(8));
+    let mut tasks = JoinSet::new();
+    for id in ids {
+        let (s, spec, limit) = (s.clone(), spec.clone(), limit.clone());
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let tags = key_tags(&s, &id).await?;
+            if !is_ours(&tags, &spec) {
+                return Ok(None);
+            }
+            read_key(&s, &id, KeyReads::TEARDOWN).await
+        });
+    }
+    let mut found = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let key = joined.map_err(|e| Error::Failed(format!("key scan task failed: {e}")))??;
+        found.extend(key);
+    }
+    found.sort_by(|a, b| a.arn.cmp(&b.arn));
+    Ok(found)
 }
 
 /// Deletes the alias. Gone already counts as done (a re-run after a partial teardown).

@@ -96,6 +96,9 @@ pub struct OwnerPlan {
     pub create_alias: bool,
     /// The new key policy, when an existing key's policy must change.
     pub put_policy: Option<PolicyDocument>,
+    /// Keys of this deployment left by an interrupted CreateKey beyond the one reused: their
+    /// deletion is scheduled so that none is orphaned.
+    pub retire: Vec<String>,
 }
 
 impl OwnerPlan {
@@ -128,15 +131,25 @@ impl UserPlan {
 }
 
 /// Plans the owner side of setup. `alias_key` is the key the alias points at now, `recorded_key`
-/// the key a previous, unfinished setup of the same deployment recorded (reused rather than
-/// leaving it orphaned, since CreateKey is not idempotent).
+/// the key a previous, unfinished setup of the same deployment recorded, and `found` the keys of
+/// this deployment a scan found after a CreateKey whose answer was never recorded. A key of ours
+/// is reused rather than a second one created (CreateKey is not idempotent); extra ones found
+/// without an alias are retired.
 pub fn plan_owner_setup(
     spec: &GrantSpec,
     alias_key: Option<&KeyState>,
     recorded_key: Option<&KeyState>,
+    found: &[KeyState],
 ) -> Result<OwnerPlan, String> {
     let Some(key) = alias_key else {
-        if let Some(k) = recorded_key.filter(|k| is_ours(&k.tags, spec) && k.state == KEY_ENABLED) {
+        let usable = |k: &&KeyState| is_ours(&k.tags, spec) && k.state == KEY_ENABLED;
+        let orphans: Vec<&KeyState> = found
+            .iter()
+            .filter(usable)
+            .filter(|k| k.aliases.is_empty())
+            .collect();
+        let reuse = recorded_key.filter(usable).or(orphans.first().copied());
+        if let Some(k) = reuse {
             return Ok(OwnerPlan {
                 key: KeyPlan::Existing {
                     key_id: k.key_id.clone(),
@@ -144,6 +157,11 @@ pub fn plan_owner_setup(
                 },
                 create_alias: true,
                 put_policy: converge_key_policy(spec, k),
+                retire: orphans
+                    .iter()
+                    .filter(|o| o.arn != k.arn)
+                    .map(|o| o.arn.clone())
+                    .collect(),
             });
         }
         return Ok(OwnerPlan {
@@ -152,6 +170,7 @@ pub fn plan_owner_setup(
             },
             create_alias: true,
             put_policy: None,
+            retire: Vec::new(),
         });
     };
     if !is_ours(&key.tags, spec) {
@@ -176,6 +195,12 @@ pub fn plan_owner_setup(
         },
         create_alias: false,
         put_policy: converge_key_policy(spec, key),
+        retire: found
+            .iter()
+            .filter(|k| is_ours(&k.tags, spec) && k.state == KEY_ENABLED && k.aliases.is_empty())
+            .filter(|k| k.arn != key.arn)
+            .map(|k| k.arn.clone())
+            .collect(),
     })
 }
 
@@ -378,7 +403,7 @@ mod tests {
 
     #[test]
     fn fresh_setup_creates_everything() {
-        let owner = plan_owner_setup(&spec(), None, None).unwrap();
+        let owner = plan_owner_setup(&spec(), None, None, &[]).unwrap();
         assert!(matches!(owner.key, KeyPlan::Create { .. }) && owner.create_alias);
         let user = plan_user_setup(&spec(), "r", None).unwrap();
         assert!(user.create_role.is_some() && user.put_policy.is_some());
@@ -387,7 +412,11 @@ mod tests {
     #[test]
     fn converged_setup_is_a_noop() {
         let k = key(deployment_tags(&spec()), KEY_ENABLED);
-        assert!(plan_owner_setup(&spec(), Some(&k), None).unwrap().is_noop());
+        assert!(
+            plan_owner_setup(&spec(), Some(&k), None, &[])
+                .unwrap()
+                .is_noop()
+        );
         let r = role(deployment_tags(&spec()));
         assert!(plan_user_setup(&spec(), "r", Some(&r)).unwrap().is_noop());
     }
@@ -406,7 +435,7 @@ mod tests {
             .as_mut()
             .unwrap()
             .remove_statement(build::USER_GRANT_SID);
-        let plan = plan_owner_setup(&spec(), Some(&k), None).unwrap();
+        let plan = plan_owner_setup(&spec(), Some(&k), None, &[]).unwrap();
         let put = plan.put_policy.unwrap();
         assert!(put.statement_by_sid(build::USER_GRANT_SID).is_some());
         assert!(put.statement_by_sid(build::OWNER_ADMIN_SID).is_some());
@@ -423,7 +452,7 @@ mod tests {
                 .actions(&["kms:DescribeKey"])
                 .resources(vec!["*".into()]),
         );
-        let put = plan_owner_setup(&spec(), Some(&k), None)
+        let put = plan_owner_setup(&spec(), Some(&k), None, &[])
             .unwrap()
             .put_policy
             .unwrap();
@@ -434,38 +463,67 @@ mod tests {
     #[test]
     fn recorded_key_is_reused_not_orphaned() {
         let k = key(deployment_tags(&spec()), KEY_ENABLED);
-        let plan = plan_owner_setup(&spec(), None, Some(&k)).unwrap();
+        let plan = plan_owner_setup(&spec(), None, Some(&k), &[]).unwrap();
         assert!(matches!(plan.key, KeyPlan::Existing { ref key_id, .. } if key_id == "k1"));
         assert!(plan.create_alias);
         // A recorded key that is being deleted, or is not ours, is not reused.
         let pending = key(deployment_tags(&spec()), KEY_PENDING_DELETION);
         assert!(matches!(
-            plan_owner_setup(&spec(), None, Some(&pending)).unwrap().key,
+            plan_owner_setup(&spec(), None, Some(&pending), &[])
+                .unwrap()
+                .key,
             KeyPlan::Create { .. }
         ));
         let foreign = key(vec![], KEY_ENABLED);
         assert!(matches!(
-            plan_owner_setup(&spec(), None, Some(&foreign)).unwrap().key,
+            plan_owner_setup(&spec(), None, Some(&foreign), &[])
+                .unwrap()
+                .key,
             KeyPlan::Create { .. }
         ));
     }
 
     #[test]
+    fn keys_left_by_a_lost_create_key_are_reused_and_extras_retired() {
+        let mut a = key(deployment_tags(&spec()), KEY_ENABLED);
+        a.aliases.clear();
+        let mut b = a.clone();
+        b.key_id = "k2".into();
+        b.arn = "arn:aws:kms:us-east-1:111111111111:key/k2".into();
+        let foreign = KeyState {
+            tags: vec![],
+            ..b.clone()
+        };
+        let plan = plan_owner_setup(&spec(), None, None, &[a.clone(), b.clone(), foreign]).unwrap();
+        assert!(matches!(plan.key, KeyPlan::Existing { ref key_id, .. } if key_id == "k1"));
+        assert!(plan.create_alias);
+        assert_eq!(plan.retire, vec![b.arn.clone()]);
+        // A recorded key wins over what the scan found.
+        let plan = plan_owner_setup(&spec(), None, Some(&b), &[a.clone(), b.clone()]).unwrap();
+        assert!(matches!(plan.key, KeyPlan::Existing { ref key_id, .. } if key_id == "k2"));
+        assert_eq!(plan.retire, vec![a.arn]);
+    }
+
+    #[test]
     fn foreign_alias_or_role_is_a_conflict() {
-        let err = plan_owner_setup(&spec(), Some(&key(vec![], KEY_ENABLED)), None).unwrap_err();
+        let err =
+            plan_owner_setup(&spec(), Some(&key(vec![], KEY_ENABLED)), None, &[]).unwrap_err();
         assert!(
             err.contains("alias/data") && err.contains("did not create"),
             "{err}"
         );
         let mut other_alias = deployment_tags(&spec());
         other_alias[2].1 = "alias/other".into();
-        assert!(plan_owner_setup(&spec(), Some(&key(other_alias, KEY_ENABLED)), None).is_err());
+        assert!(
+            plan_owner_setup(&spec(), Some(&key(other_alias, KEY_ENABLED)), None, &[]).is_err()
+        );
         let err = plan_user_setup(&spec(), "r", Some(&role(vec![]))).unwrap_err();
         assert!(err.contains("role r"), "{err}");
         let err = plan_owner_setup(
             &spec(),
             Some(&key(deployment_tags(&spec()), "Disabled")),
             None,
+            &[],
         )
         .unwrap_err();
         assert!(err.contains("Disabled"), "{err}");

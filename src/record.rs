@@ -34,6 +34,10 @@ pub struct Deployment {
     pub role_arn: String,
     /// Days teardown asks KMS to wait before deleting the key.
     pub pending_window_days: u8,
+    /// Set just before CreateKey and cleared when its answer is recorded: a run that stopped in
+    /// between may have left a key, which the next setup finds by its tags.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub key_creation_pending: bool,
 }
 
 /// A record read back and checked: every field is a valid value again.
@@ -167,6 +171,7 @@ mod tests {
             key_arn: "arn:aws:kms:us-east-1:111111111111:key/abc".into(),
             role_arn: "arn:aws:iam::222222222222:role/kmsxacct-production-data-key".into(),
             pending_window_days: 7,
+            key_creation_pending: false,
         }
     }
 

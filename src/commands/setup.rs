@@ -98,8 +98,19 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
             .as_ref()
             .is_some_and(|r| r.owner_account == spec.owner)
     });
-    let owner_state = (at_alias, recorded);
-    let owner_plan = plan::plan_owner_setup(spec, owner_state.0.as_ref(), owner_state.1.as_ref());
+    // A previous run that stopped between CreateKey and recording its answer may have left a
+    // key: find it by its tags rather than create a second one.
+    let found = if previous
+        .as_ref()
+        .is_some_and(|r| r.raw.key_creation_pending)
+    {
+        ctx.printer
+            .note("a previous setup stopped while creating the key; looking for it by its tags");
+        owner::find_deployment_keys(&sides.owner, spec).await?
+    } else {
+        Vec::new()
+    };
+    let owner_plan = plan::plan_owner_setup(spec, at_alias.as_ref(), recorded.as_ref(), &found);
     let user_plan = plan::plan_user_setup(spec, role.as_str(), role_state.as_ref());
     let (owner_plan, user_plan) = match (owner_plan, user_plan) {
         (Ok(o), Ok(u)) => (o, u),
@@ -128,6 +139,7 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
         },
         role_arn: user_plan.existing_arn.clone().unwrap_or_default(),
         pending_window_days: args.pending_window_days.days() as u8,
+        key_creation_pending: false,
     });
     let save = |update: &dyn Fn(&mut Deployment)| -> Result<()> {
         let mut r = record
@@ -139,6 +151,13 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
     save(&|_| {})?;
 
     let tags = deployment_tags(spec);
+    let key_creating = || save(&|r| r.key_creation_pending = true);
+    let key_created = |arn: &str| {
+        save(&|r| {
+            r.key_arn = arn.to_string();
+            r.key_creation_pending = false;
+        })
+    };
     let mut owner_changes = Vec::new();
     let mut user_changes = Vec::new();
     let (key_arn, role_arn) = tokio::join!(
@@ -147,7 +166,11 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
             spec.alias.as_str(),
             &owner_plan,
             &tags,
-            |arn| save(&|r| r.key_arn = arn.to_string()),
+            args.pending_window_days,
+            owner::KeyJournal {
+                creating: &key_creating,
+                created: &key_created,
+            },
             &mut owner_changes,
         ),
         user::apply_setup(
