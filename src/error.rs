@@ -33,6 +33,15 @@ pub enum Error {
         /// What AWS (or the network) said.
         detail: String,
     },
+    /// AWS refused the call for lack of permission (AccessDenied). Right after IAM or KMS
+    /// changes this can be propagation delay rather than a wrong policy.
+    #[error("{what}: {detail}")]
+    Denied {
+        /// Which call, in which account.
+        what: String,
+        /// What AWS said.
+        detail: String,
+    },
     /// A check did not pass (verify).
     #[error("{0}")]
     Failed(String),
@@ -53,7 +62,9 @@ impl Error {
                 EXIT_BAD_INPUT
             }
             Error::Record(RecordError::Io { .. }) => EXIT_FAILED,
-            Error::Conflict(_) | Error::Aws { .. } | Error::Failed(_) => EXIT_FAILED,
+            Error::Conflict(_) | Error::Aws { .. } | Error::Denied { .. } | Error::Failed(_) => {
+                EXIT_FAILED
+            }
             Error::Interrupted => EXIT_INTERRUPTED,
         }
     }

@@ -252,9 +252,11 @@ where
                     "the credentials of profile '{profile}' were rejected: {code}: {message}"
                 ));
             }
-            Error::Aws {
-                what,
-                detail: format!("{code}: {message}"),
+            let detail = format!("{code}: {message}");
+            if matches!(code, "AccessDenied" | "AccessDeniedException") {
+                Error::Denied { what, detail }
+            } else {
+                Error::Aws { what, detail }
             }
         }
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => Error::Aws {

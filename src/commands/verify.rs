@@ -13,6 +13,7 @@ use crate::policy::eval::{self, Decision, NamedPolicy, Request};
 use crate::{owner, user};
 use aws_smithy_types::Blob;
 use serde::Serialize;
+use std::time::{Duration, Instant};
 
 /// Flags of `verify`.
 #[derive(Debug, Clone, clap::Args)]
@@ -20,6 +21,10 @@ pub struct VerifyArgs {
     /// Which deployment; without these flags, the record (--config) says.
     #[command(flatten)]
     pub target: TargetArgs,
+    /// Seconds to keep retrying while AWS denies what the policies allow (IAM and KMS changes
+    /// take a while to propagate); 0 fails at once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub wait: u64,
 }
 
 #[derive(Serialize)]
@@ -36,6 +41,7 @@ const PLAINTEXT_BYTES: usize = 32;
 
 /// Runs verify.
 pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
+    let started = Instant::now();
     let target = Target::resolve(&args.target, &ctx.config)?;
     let sides = open(
         ctx,
@@ -69,7 +75,7 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
         }
     };
     let reads = KeyReads::verify(target.record.is_none());
-    let (spec, key, user_checks, role_policies) = tokio::join!(
+    let (spec, key, trip, role_policies) = tokio::join!(
         async {
             match early_spec {
                 Some(spec) => Ok(spec),
@@ -84,6 +90,15 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
     target.check_accounts(spec)?;
     let owner_checks = owner_checks(&key, spec, target.recorded_key(spec));
     let policy_checks = policy_checks(key.ok().flatten().as_ref(), role_policies, &role_arn, spec);
+    // Denied although every static check passes: propagation, not a wrong policy. Wait for it.
+    let static_ok = owner_checks.iter().chain(&policy_checks).all(|c| c.ok);
+    let trip = if trip.denied && static_ok && args.wait > 0 {
+        let deadline = started + Duration::from_secs(args.wait);
+        wait_for_propagation(ctx, &sides.user, &role_arn, &alias_arn, deadline, trip).await
+    } else {
+        trip
+    };
+    let user_checks = trip.checks;
     let checks: Vec<Check> = owner_checks
         .into_iter()
         .chain(policy_checks)
@@ -288,8 +303,9 @@ fn policy_checks(
         .collect()
 }
 
-async fn round_trip(s: &Session, role_arn: &str, alias_arn: &str) -> Vec<Check> {
+async fn round_trip(s: &Session, role_arn: &str, alias_arn: &str) -> RoundTrip {
     let mut checks = Vec::new();
+    let mut denied = false;
     let not_run = |name: &'static str, after: &str| Check {
         name,
         ok: false,
@@ -312,7 +328,10 @@ async fn round_trip(s: &Session, role_arn: &str, alias_arn: &str) -> Vec<Check> 
             });
             checks.push(not_run("encrypt", "assume-role"));
             checks.push(not_run("decrypt", "assume-role"));
-            return checks;
+            return RoundTrip {
+                checks,
+                denied: matches!(e, Error::Denied { .. }),
+            };
         }
     };
     let kms = s.kms_with_credentials(credentials);
@@ -324,7 +343,7 @@ async fn round_trip(s: &Session, role_arn: &str, alias_arn: &str) -> Vec<Check> 
             detail: format!("no randomness: {e}"),
         });
         checks.push(not_run("decrypt", "encrypt"));
-        return checks;
+        return RoundTrip { checks, denied };
     }
     let ciphertext = match kms
         .encrypt()
@@ -345,13 +364,17 @@ async fn round_trip(s: &Session, role_arn: &str, alias_arn: &str) -> Vec<Check> 
             out.ciphertext_blob.unwrap_or_else(|| Blob::new(Vec::new()))
         }
         Err(e) => {
+            let e = s.error("kms:Encrypt (as the role)", e);
             checks.push(Check {
                 name: "encrypt",
                 ok: false,
-                detail: s.error("kms:Encrypt (as the role)", e).to_string(),
+                detail: e.to_string(),
             });
             checks.push(not_run("decrypt", "encrypt"));
-            return checks;
+            return RoundTrip {
+                checks,
+                denied: matches!(e, Error::Denied { .. }),
+            };
         }
     };
     // Naming the key on Decrypt is AWS's recommendation, and needed across accounts on LocalStack.
@@ -372,11 +395,64 @@ async fn round_trip(s: &Session, role_arn: &str, alias_arn: &str) -> Vec<Check> 
             ok: false,
             detail: "decrypted, but the bytes differ from what was encrypted".into(),
         },
-        Err(e) => Check {
-            name: "decrypt",
-            ok: false,
-            detail: s.error("kms:Decrypt (as the role)", e).to_string(),
-        },
+        Err(e) => {
+            let e = s.error("kms:Decrypt (as the role)", e);
+            denied = matches!(e, Error::Denied { .. });
+            Check {
+                name: "decrypt",
+                ok: false,
+                detail: e.to_string(),
+            }
+        }
     });
-    checks
+    RoundTrip { checks, denied }
+}
+
+/// The round trip's checks, and whether it failed because AWS denied access.
+struct RoundTrip {
+    checks: Vec<Check>,
+    denied: bool,
+}
+
+/// Repeats the round trip while AWS denies what the policies allow: IAM and KMS changes take
+/// a while to reach every endpoint. Polls at most once a second, so it ends within about a
+/// second of access becoming possible; gives up at `deadline`.
+async fn wait_for_propagation(
+    ctx: &Context,
+    s: &Session,
+    role_arn: &str,
+    alias_arn: &str,
+    deadline: Instant,
+    mut trip: RoundTrip,
+) -> RoundTrip {
+    let first_denial = trip
+        .checks
+        .iter()
+        .find(|c| !c.ok)
+        .map(|c| c.detail.clone())
+        .unwrap_or_default();
+    let waited_from = Instant::now();
+    ctx.printer.note(format!(
+        "waiting up to {} s for IAM/KMS propagation: the policies allow access but AWS still denies it ({first_denial})",
+        deadline.saturating_duration_since(waited_from).as_secs()
+    ));
+    let mut delay = Duration::from_millis(250);
+    while trip.denied && Instant::now() + delay < deadline {
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+        trip = round_trip(s, role_arn, alias_arn).await;
+    }
+    let waited = waited_from.elapsed().as_secs_f64();
+    if trip.denied {
+        for c in trip.checks.iter_mut().filter(|c| !c.ok) {
+            c.detail.push_str(&format!(
+                " (still denied after waiting {waited:.0} s for propagation; if the policies were just changed, raise --wait)"
+            ));
+        }
+    } else {
+        ctx.printer.note(format!(
+            "access became visible after {waited:.1} s of waiting"
+        ));
+    }
+    trip
 }

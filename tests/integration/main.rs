@@ -8,4 +8,6 @@ mod bad_input;
 mod lifecycle;
 mod ownership;
 mod policy_engine;
+mod proxy;
+mod reliability;
 mod support;

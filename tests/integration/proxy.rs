@@ -29,8 +29,10 @@ pub enum Fault {
     Status(u16),
     /// Close the connection without an answer.
     Reset,
-    /// A non-retryable service error (KMS `KMSInternalException` is retryable, so this uses
-    /// `LimitExceededException` / IAM `LimitExceeded`).
+    /// Forward to LocalStack, then close the connection: the call happened, its answer is lost.
+    ResetAfterForward,
+    /// A service error no SDK retries (KMS `KMSInvalidStateException`, IAM/STS `InvalidInput`;
+    /// not `LimitExceeded*`, which AWS SDKs treat as throttling).
     Permanent,
     /// `ExpiredToken`, as AWS answers for expired credentials.
     Expired,
@@ -83,6 +85,8 @@ pub struct Seen {
 struct State {
     rules: Vec<Rule>,
     seen: Vec<Seen>,
+    /// Operations in the order their requests arrived (before any answer).
+    arrived: Vec<String>,
     /// Eventual consistency: how long after a role write access stays denied.
     consistency_window: Option<Duration>,
     role_written_at: Option<Instant>,
@@ -114,7 +118,9 @@ impl FaultProxy {
         let st = state.clone();
         runtime.spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let st = st.clone();
                 let client = client.clone();
                 let upstream = upstream.clone();
@@ -170,7 +176,26 @@ impl FaultProxy {
 
     /// How many requests of this operation were seen (answered by LocalStack or injected).
     pub fn count(&self, operation: &str) -> usize {
-        self.seen().iter().filter(|s| s.operation == operation).count()
+        self.seen()
+            .iter()
+            .filter(|s| s.operation == operation)
+            .count()
+    }
+
+    /// How many requests of this operation have arrived, answered or not.
+    pub fn arrived(&self, operation: &str) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .arrived
+            .iter()
+            .filter(|o| *o == operation)
+            .count()
+    }
+
+    /// How many requests of this service were seen.
+    pub fn count_service(&self, service: &str) -> usize {
+        self.seen().iter().filter(|s| s.service == service).count()
     }
 }
 
@@ -224,7 +249,13 @@ fn xml_error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
         .unwrap()
 }
 
-fn service_error(service: &str, status: u16, json_kind: &str, xml_code: &str, message: &str) -> Response<Full<Bytes>> {
+fn service_error(
+    service: &str,
+    status: u16,
+    json_kind: &str,
+    xml_code: &str,
+    message: &str,
+) -> Response<Full<Bytes>> {
     if service == "kms" {
         json_error(status, json_kind, message)
     } else {
@@ -245,9 +276,14 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, std::io::Error> {
     let (service, access_key) = scope(&req);
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let op = operation(&parts.headers, &body);
     let now = Instant::now();
+    state.lock().unwrap().arrived.push(op.clone());
     let fault = {
         let mut s = state.lock().unwrap();
         let denied_by_consistency = match (s.consistency_window, s.role_written_at) {
@@ -293,38 +329,87 @@ async fn handle(
             "AccessDenied",
             "not authorized yet (simulated IAM propagation delay)",
         )),
-        Some(Some(Fault::Throttle)) => Some(service_error(&service, 400, "ThrottlingException", "Throttling", "Rate exceeded")),
-        Some(Some(Fault::Status(code))) => Some(service_error(&service, *code, "KMSInternalException", "ServiceFailure", "injected server error")),
-        Some(Some(Fault::Permanent)) => Some(service_error(&service, 400, "LimitExceededException", "LimitExceeded", "injected permanent failure")),
-        Some(Some(Fault::Expired)) => Some(service_error(&service, 400, "ExpiredTokenException", "ExpiredToken", "The security token included in the request is expired")),
+        Some(Some(Fault::Throttle)) => Some(service_error(
+            &service,
+            400,
+            "ThrottlingException",
+            "Throttling",
+            "Rate exceeded",
+        )),
+        Some(Some(Fault::Status(code))) => Some(service_error(
+            &service,
+            *code,
+            "KMSInternalException",
+            "ServiceFailure",
+            "injected server error",
+        )),
+        Some(Some(Fault::Permanent)) => Some(service_error(
+            &service,
+            400,
+            "KMSInvalidStateException",
+            "InvalidInput",
+            "injected permanent failure",
+        )),
+        Some(Some(Fault::Expired)) => Some(service_error(
+            &service,
+            400,
+            "ExpiredTokenException",
+            "ExpiredToken",
+            "The security token included in the request is expired",
+        )),
         Some(Some(Fault::Reset)) => {
             record(0, true);
-            return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "injected reset",
+            ));
         }
         Some(Some(Fault::Latency(d))) => {
             tokio::time::sleep(*d).await;
             None
         }
-        None => None,
+        Some(Some(Fault::ResetAfterForward)) | None => None,
     };
     if let Some(resp) = injected {
         record(resp.status().as_u16(), true);
         return Ok(resp);
     }
     let mut forward = Request::from_parts(parts, Full::new(body.clone()));
-    let path = forward.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
-    *forward.uri_mut() = format!("{}{}", upstream.to_string().trim_end_matches('/'), path).parse().unwrap();
+    let path = forward
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    *forward.uri_mut() = format!("{}{}", upstream.to_string().trim_end_matches('/'), path)
+        .parse()
+        .unwrap();
     let answer = client
         .request(forward)
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let (parts, body) = answer.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let ok = parts.status.is_success();
-    if ok && service == "iam" && matches!(op.as_str(), "CreateRole" | "PutRolePolicy" | "UpdateAssumeRolePolicy") {
+    if ok
+        && service == "iam"
+        && matches!(
+            op.as_str(),
+            "CreateRole" | "PutRolePolicy" | "UpdateAssumeRolePolicy"
+        )
+    {
         state.lock().unwrap().role_written_at = Some(Instant::now());
+    }
+    if matches!(fault, Some(Some(Fault::ResetAfterForward))) {
+        record(0, true);
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "answer lost",
+        ));
     }
     record(parts.status.as_u16(), false);
     Ok(Response::from_parts(parts, Full::new(body)))
 }
-

@@ -60,16 +60,32 @@ impl Sandbox {
         Sandbox::with_profiles(owner, user, &[])
     }
 
+    /// Two fresh accounts whose profiles reach AWS through `endpoint` (the fault proxy).
+    pub fn via(endpoint: &str) -> Sandbox {
+        let owner = Profile {
+            name: format!("owner-{}", random_word(6)),
+            account: random_account(),
+        };
+        let user = Profile {
+            name: format!("user-{}", random_word(6)),
+            account: random_account(),
+        };
+        Sandbox::build(owner, user, &[], endpoint)
+    }
+
     /// A sandbox with the given profiles plus `extra` raw profile sections appended to the config.
     pub fn with_profiles(owner: Profile, user: Profile, extra: &[&str]) -> Sandbox {
+        Sandbox::build(owner, user, extra, &endpoint())
+    }
+
+    fn build(owner: Profile, user: Profile, extra: &[&str], endpoint: &str) -> Sandbox {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = String::new();
         let mut credentials = String::new();
         for p in [&owner, &user] {
             config.push_str(&format!(
                 "[profile {}]\nregion = us-east-1\nendpoint_url = {}\n\n",
-                p.name,
-                endpoint()
+                p.name, endpoint
             ));
             credentials.push_str(&format!(
                 "[{}]\naws_access_key_id = {}\naws_secret_access_key = test-secret-{}\n\n",
@@ -120,6 +136,23 @@ impl Sandbox {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("NO_PROXY", "127.0.0.1,localhost")
             .timeout(Duration::from_secs(60));
+        cmd
+    }
+
+    /// The same, as a plain `std::process::Command` (to spawn and signal it).
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("kmsxacct"));
+        cmd.current_dir(self.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path())
+            .env("AWS_CONFIG_FILE", self.path().join("aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.path().join("aws-credentials"),
+            )
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("NO_PROXY", "127.0.0.1,localhost");
         cmd
     }
 
@@ -174,6 +207,26 @@ impl Sandbox {
                 .credentials_provider(Credentials::new(account, "test", None, None, "test"))
                 .build(),
         )
+    }
+
+    /// Keys in `account` that carry kmsxacct's tags for this sandbox's alias: (key id, state).
+    pub fn deployment_keys(&self) -> Vec<(String, String)> {
+        let kms = self.kms(&self.owner.account);
+        let keys = self.keys(&self.owner.account);
+        self.block_on(async {
+            let mut ours = Vec::new();
+            for (id, state) in keys {
+                let tags = kms.list_resource_tags().key_id(&id).send().await.unwrap();
+                if tags
+                    .tags()
+                    .iter()
+                    .any(|t| t.tag_key() == "kmsxacct:alias" && t.tag_value() == self.alias)
+                {
+                    ours.push((id, state));
+                }
+            }
+            ours
+        })
     }
 
     /// Every key id in `account`, with its state.
