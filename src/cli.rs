@@ -51,6 +51,10 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// At most this many user accounts are worked on at once.
+    #[arg(long, global = true, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+
     /// Print nothing but errors (text output only).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,

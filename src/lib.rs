@@ -28,6 +28,7 @@ pub async fn run(cli: Cli) -> error::Result<()> {
             quiet: cli.quiet,
         },
         calls: aws::calls::CallLog::default(),
+        concurrency: usize::from(cli.concurrency),
     };
     let work = async {
         match &cli.command {

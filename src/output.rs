@@ -60,12 +60,33 @@ impl Change {
 /// One check run by verify.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
-    /// Short stable name, e.g. `round-trip`.
-    pub name: &'static str,
+    /// Short stable name, e.g. `encrypt` or `policy-decrypt`.
+    pub name: String,
+    /// The user account the check is about, if it is about one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     /// Whether it passed.
     pub ok: bool,
     /// What was found.
     pub detail: String,
+}
+
+impl Check {
+    /// A check about the deployment as a whole.
+    pub fn new(name: impl Into<String>, ok: bool, detail: impl Into<String>) -> Check {
+        Check {
+            name: name.into(),
+            account: None,
+            ok,
+            detail: detail.into(),
+        }
+    }
+
+    /// The same check, about one user account.
+    pub fn in_account(mut self, account: &str) -> Check {
+        self.account = Some(account.to_string());
+        self
+    }
 }
 
 /// Prints results in the chosen format; `quiet` silences text output (JSON is always printed).

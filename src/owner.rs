@@ -5,6 +5,7 @@ use crate::aws::Session;
 use crate::error::{Error, Result};
 use crate::names::PendingWindow;
 use crate::output::Change;
+use crate::output::Printer;
 use crate::plan::{KeyPlan, KeyState, OwnerPlan, is_ours};
 use crate::policy::PolicyDocument;
 use crate::policy::build::GrantSpec;
@@ -12,7 +13,7 @@ use aws_config::retry::RetryConfig;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -179,16 +180,35 @@ pub struct KeyJournal<'a> {
     pub created: &'a dyn Fn(&str) -> Result<()>,
 }
 
+/// What the owner side of setup works with besides its plan.
+pub struct OwnerApply<'a> {
+    /// The alias, `alias/NAME`.
+    pub alias: &'a str,
+    /// The deployment's tags, for a new key.
+    pub tags: &'a [(String, String)],
+    /// Pending window for keys left by an interrupted run.
+    pub retire_window: PendingWindow,
+    /// Until when to retry a key policy that names principals KMS does not see yet.
+    pub wait_until: Instant,
+    /// Where to say what it waits for.
+    pub printer: &'a Printer,
+}
+
 /// Carries out the owner side of setup (see [`KeyJournal`]). Returns the key ARN.
 pub async fn apply_setup(
     s: &Session,
-    alias: &str,
     plan: &OwnerPlan,
-    tags: &[(String, String)],
-    retire_window: PendingWindow,
+    opts: OwnerApply<'_>,
     journal: KeyJournal<'_>,
     changes: &mut Vec<Change>,
 ) -> Result<String> {
+    let OwnerApply {
+        alias,
+        tags,
+        retire_window,
+        wait_until,
+        printer,
+    } = opts;
     let (key_id, arn) = match &plan.key {
         KeyPlan::Existing { key_id, arn } => {
             changes.push(Change::new(s, "unchanged", "key", arn));
@@ -196,7 +216,7 @@ pub async fn apply_setup(
         }
         KeyPlan::Create { policy } => {
             (journal.creating)()?;
-            let out = create_key(s, alias, policy, tags).await?;
+            let out = create_key(s, alias, policy, tags, wait_until, printer).await?;
             let meta = out.key_metadata().ok_or_else(|| Error::Aws {
                 what: "kms:CreateKey".into(),
                 detail: "the answer holds no key metadata".into(),
@@ -225,14 +245,25 @@ pub async fn apply_setup(
         schedule_deletion(s, orphan, retire_window.days(), changes).await?;
     }
     if let Some(policy) = &plan.put_policy {
-        s.kms
-            .put_key_policy()
-            .key_id(&key_id)
-            .policy_name(POLICY_NAME)
-            .policy(policy.render())
-            .send()
-            .await
-            .map_err(|e| s.error("kms:PutKeyPolicy", e))?;
+        let mut waiting = Waiting::new(wait_until, printer);
+        loop {
+            let result = s
+                .kms
+                .put_key_policy()
+                .key_id(&key_id)
+                .policy_name(POLICY_NAME)
+                .policy(policy.render())
+                .send()
+                .await;
+            match result {
+                Ok(_) => break,
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|x| x.is_malformed_policy_document_exception())
+                        && waiting.again("kms:PutKeyPolicy", &e).await => {}
+                Err(e) => return Err(s.error("kms:PutKeyPolicy", e)),
+            }
+        }
         tracing::info!(key = %arn, account = %s.account(), "updated key policy");
         changes.push(Change::new(s, "updated", "key-policy", &arn));
     } else if matches!(plan.key, KeyPlan::Existing { .. }) {
@@ -249,6 +280,8 @@ async fn create_key(
     alias: &str,
     policy: &PolicyDocument,
     tags: &[(String, String)],
+    wait_until: Instant,
+    printer: &Printer,
 ) -> Result<aws_sdk_kms::operation::create_key::CreateKeyOutput> {
     let tags = tags
         .iter()
@@ -260,6 +293,7 @@ async fn create_key(
         })?;
     let mut delay = Duration::from_millis(200);
     let mut attempt = 1;
+    let mut waiting = Waiting::new(wait_until, printer);
     loop {
         let result = s
             .kms
@@ -279,6 +313,11 @@ async fn create_key(
             .await;
         match result {
             Ok(out) => return Ok(out),
+            // The key policy names roles KMS does not see yet: nothing was created; wait.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_malformed_policy_document_exception())
+                    && waiting.again("kms:CreateKey", &e).await => {}
             Err(e) if attempt < MAX_ATTEMPTS && nothing_created(&e) => {
                 tracing::debug!(
                     attempt,
@@ -290,6 +329,43 @@ async fn create_key(
             }
             Err(e) => return Err(s.error("kms:CreateKey", e)),
         }
+    }
+}
+
+/// Bounded waiting for IAM changes to reach KMS: polls at most once a second until a deadline,
+/// saying once what it waits for.
+struct Waiting<'a> {
+    until: Instant,
+    printer: &'a Printer,
+    delay: Duration,
+    said: bool,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(until: Instant, printer: &'a Printer) -> Waiting<'a> {
+        Waiting {
+            until,
+            printer,
+            delay: Duration::from_millis(250),
+            said: false,
+        }
+    }
+
+    /// Sleeps before another attempt; false once the deadline is past.
+    async fn again(&mut self, operation: &str, error: &dyn std::fmt::Display) -> bool {
+        if Instant::now() + self.delay >= self.until {
+            return false;
+        }
+        if !self.said {
+            self.printer.note(format!(
+                "waiting up to {} s for IAM propagation: {operation} does not see the new roles yet ({error})",
+                self.until.saturating_duration_since(Instant::now()).as_secs()
+            ));
+            self.said = true;
+        }
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(Duration::from_secs(1));
+        true
     }
 }
 

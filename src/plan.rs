@@ -3,6 +3,7 @@
 //! Both commands read both accounts first and plan from what they saw; a conflict anywhere
 //! (something kmsxacct did not create in the way) stops the command before any change is made.
 
+use crate::names::AccountId;
 use crate::policy::PolicyDocument;
 use crate::policy::build::{self, GrantSpec};
 
@@ -216,13 +217,13 @@ fn converge_key_policy(spec: &GrantSpec, key: &KeyState) -> Option<PolicyDocumen
         .then_some(policy)
 }
 
-/// Plans the user side of setup from the role as it is (None: no such role).
+/// Plans the user side of setup in `user` from the role as it is there (None: no such role).
 pub fn plan_user_setup(
     spec: &GrantSpec,
-    role_name: &str,
+    user: &AccountId,
     role: Option<&RoleState>,
 ) -> Result<UserPlan, String> {
-    let trust = build::role_trust_policy(spec);
+    let trust = build::role_trust_policy(spec, user);
     let access = build::role_access_policy(spec);
     let Some(role) = role else {
         return Ok(UserPlan {
@@ -233,9 +234,8 @@ pub fn plan_user_setup(
     };
     if !is_ours(&role.tags, spec) {
         return Err(format!(
-            "role {} in account {} exists but kmsxacct did not create it for this deployment (it lacks the tags {}); choose another --role",
-            role_name,
-            spec.user,
+            "role {} in account {user} exists but kmsxacct did not create it for this deployment (it lacks the tags {}); choose another --role",
+            spec.role,
             tag_list(spec)
         ));
     }
@@ -250,79 +250,84 @@ pub fn plan_user_setup(
     })
 }
 
-/// What teardown does.
+/// What teardown does in one user account.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TeardownPlan {
+pub struct UserTeardown {
     /// Delete kmsxacct's inline policy from the role.
     pub delete_role_policy: bool,
     /// Delete the role (ARN).
     pub delete_role: Option<String>,
+}
+
+/// What teardown does in the owner account.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnerTeardown {
     /// Delete the alias.
     pub delete_alias: bool,
     /// Schedule deletion of this key (ARN).
     pub schedule_key_deletion: Option<String>,
 }
 
-impl TeardownPlan {
-    /// True when there is nothing left to remove.
-    pub fn is_noop(&self) -> bool {
-        *self == TeardownPlan::default()
+/// Plans teardown of the role in `user`: only a role with this deployment's tags, and only when
+/// it carries no policy kmsxacct did not put there.
+pub fn plan_user_teardown(
+    spec: &GrantSpec,
+    user: &AccountId,
+    role: Option<&RoleState>,
+) -> Result<UserTeardown, String> {
+    let Some(role) = role else {
+        return Ok(UserTeardown::default());
+    };
+    if !is_ours(&role.tags, spec) {
+        return Err(format!(
+            "role {} in account {user} lacks this deployment's tags ({}); it was left in place",
+            spec.role,
+            tag_list(spec)
+        ));
     }
+    let foreign: Vec<String> = role
+        .inline_policy_names
+        .iter()
+        .filter(|n| n.as_str() != build::ROLE_POLICY_NAME)
+        .map(|n| format!("inline policy {n}"))
+        .chain(
+            role.attached_policy_arns
+                .iter()
+                .map(|a| format!("attached policy {a}")),
+        )
+        .collect();
+    if !foreign.is_empty() {
+        return Err(format!(
+            "role {} in account {user} carries policies kmsxacct did not put there ({}); it was left in place",
+            spec.role,
+            foreign.join(", ")
+        ));
+    }
+    Ok(UserTeardown {
+        delete_role_policy: role
+            .inline_policy_names
+            .iter()
+            .any(|n| n == build::ROLE_POLICY_NAME),
+        delete_role: Some(role.arn.clone()),
+    })
 }
 
-/// Plans teardown: remove only what carries this deployment's tags, and refuse (listing what is
-/// in the way) where removing ours would take something of someone else's with it.
-pub fn plan_teardown(
+/// Plans teardown in the owner account: the alias and key only if they carry this deployment's
+/// tags, and the key only if no alias kmsxacct did not create points at it.
+pub fn plan_owner_teardown(
     spec: &GrantSpec,
-    role_name: &str,
     alias_key: Option<&KeyState>,
     recorded_key: Option<&KeyState>,
-    role: Option<&RoleState>,
-) -> Result<TeardownPlan, Vec<String>> {
-    let mut plan = TeardownPlan::default();
-    let mut conflicts = Vec::new();
-    if let Some(role) = role {
-        if !is_ours(&role.tags, spec) {
-            conflicts.push(format!(
-                "role {role_name} in account {} lacks this deployment's tags ({}); it was left in place",
-                spec.user,
-                tag_list(spec)
-            ));
-        } else {
-            let foreign: Vec<String> = role
-                .inline_policy_names
-                .iter()
-                .filter(|n| n.as_str() != build::ROLE_POLICY_NAME)
-                .map(|n| format!("inline policy {n}"))
-                .chain(
-                    role.attached_policy_arns
-                        .iter()
-                        .map(|a| format!("attached policy {a}")),
-                )
-                .collect();
-            if foreign.is_empty() {
-                plan.delete_role_policy = role
-                    .inline_policy_names
-                    .iter()
-                    .any(|n| n == build::ROLE_POLICY_NAME);
-                plan.delete_role = Some(role.arn.clone());
-            } else {
-                conflicts.push(format!(
-                    "role {role_name} carries policies kmsxacct did not put there ({}); it was left in place",
-                    foreign.join(", ")
-                ));
-            }
-        }
-    }
+) -> Result<OwnerTeardown, String> {
+    let mut plan = OwnerTeardown::default();
     let key = match alias_key {
         Some(k) if !is_ours(&k.tags, spec) => {
-            conflicts.push(format!(
+            return Err(format!(
                 "{} points at key {}, which lacks this deployment's tags ({}); alias and key were left in place",
                 spec.alias,
                 k.arn,
                 tag_list(spec)
             ));
-            None
         }
         Some(k) => {
             plan.delete_alias = true;
@@ -331,30 +336,22 @@ pub fn plan_teardown(
         None => recorded_key.filter(|k| is_ours(&k.tags, spec)),
     };
     if let Some(k) = key.filter(|k| k.state != KEY_PENDING_DELETION) {
-        let others: Vec<&String> = k
+        let others: Vec<&str> = k
             .aliases
             .iter()
-            .filter(|a| **a != spec.alias.as_str())
+            .map(String::as_str)
+            .filter(|a| *a != spec.alias.as_str())
             .collect();
-        if others.is_empty() {
-            plan.schedule_key_deletion = Some(k.arn.clone());
-        } else {
-            conflicts.push(format!(
+        if !others.is_empty() {
+            return Err(format!(
                 "key {} also carries aliases kmsxacct did not create ({}); its deletion was not scheduled",
                 k.arn,
-                others
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                others.join(", ")
             ));
         }
+        plan.schedule_key_deletion = Some(k.arn.clone());
     }
-    if conflicts.is_empty() {
-        Ok(plan)
-    } else {
-        Err(conflicts)
-    }
+    Ok(plan)
 }
 
 fn tag_list(spec: &GrantSpec) -> String {
@@ -371,12 +368,17 @@ mod tests {
     use crate::policy::{Effect, Statement};
 
     fn spec() -> GrantSpec {
-        GrantSpec {
-            region: "us-east-1".parse().unwrap(),
-            owner: "111111111111".parse().unwrap(),
-            user: "222222222222".parse().unwrap(),
-            alias: "alias/data".parse().unwrap(),
-        }
+        GrantSpec::new(
+            "us-east-1".parse().unwrap(),
+            "111111111111".parse().unwrap(),
+            vec![user()],
+            "alias/data".parse().unwrap(),
+            "r".parse().unwrap(),
+        )
+    }
+
+    fn user() -> AccountId {
+        "222222222222".parse().unwrap()
     }
 
     fn key(tags: Vec<(String, String)>, state: &str) -> KeyState {
@@ -394,7 +396,7 @@ mod tests {
         RoleState {
             arn: "arn:aws:iam::222222222222:role/r".into(),
             tags,
-            trust: build::role_trust_policy(&spec()),
+            trust: build::role_trust_policy(&spec(), &user()),
             access_policy: Some(build::role_access_policy(&spec())),
             inline_policy_names: vec![build::ROLE_POLICY_NAME.into()],
             attached_policy_arns: vec![],
@@ -405,7 +407,7 @@ mod tests {
     fn fresh_setup_creates_everything() {
         let owner = plan_owner_setup(&spec(), None, None, &[]).unwrap();
         assert!(matches!(owner.key, KeyPlan::Create { .. }) && owner.create_alias);
-        let user = plan_user_setup(&spec(), "r", None).unwrap();
+        let user = plan_user_setup(&spec(), &user(), None).unwrap();
         assert!(user.create_role.is_some() && user.put_policy.is_some());
     }
 
@@ -418,14 +420,18 @@ mod tests {
                 .is_noop()
         );
         let r = role(deployment_tags(&spec()));
-        assert!(plan_user_setup(&spec(), "r", Some(&r)).unwrap().is_noop());
+        assert!(
+            plan_user_setup(&spec(), &user(), Some(&r))
+                .unwrap()
+                .is_noop()
+        );
     }
 
     #[test]
     fn missing_pieces_are_put_back() {
         let mut r = role(deployment_tags(&spec()));
         r.access_policy = None;
-        let plan = plan_user_setup(&spec(), "r", Some(&r)).unwrap();
+        let plan = plan_user_setup(&spec(), &user(), Some(&r)).unwrap();
         assert!(
             plan.put_policy.is_some() && plan.create_role.is_none() && plan.update_trust.is_none()
         );
@@ -517,7 +523,7 @@ mod tests {
         assert!(
             plan_owner_setup(&spec(), Some(&key(other_alias, KEY_ENABLED)), None, &[]).is_err()
         );
-        let err = plan_user_setup(&spec(), "r", Some(&role(vec![]))).unwrap_err();
+        let err = plan_user_setup(&spec(), &user(), Some(&role(vec![]))).unwrap_err();
         assert!(err.contains("role r"), "{err}");
         let err = plan_owner_setup(
             &spec(),
@@ -533,49 +539,50 @@ mod tests {
     fn teardown_removes_what_is_ours() {
         let k = key(deployment_tags(&spec()), KEY_ENABLED);
         let r = role(deployment_tags(&spec()));
-        let plan = plan_teardown(&spec(), "r", Some(&k), None, Some(&r)).unwrap();
-        assert!(plan.delete_role_policy && plan.delete_alias);
-        assert_eq!(plan.delete_role.as_deref(), Some(r.arn.as_str()));
-        assert_eq!(plan.schedule_key_deletion.as_deref(), Some(k.arn.as_str()));
+        let owner = plan_owner_teardown(&spec(), Some(&k), None).unwrap();
+        assert!(owner.delete_alias);
+        assert_eq!(owner.schedule_key_deletion.as_deref(), Some(k.arn.as_str()));
+        let u = plan_user_teardown(&spec(), &user(), Some(&r)).unwrap();
+        assert!(u.delete_role_policy);
+        assert_eq!(u.delete_role.as_deref(), Some(r.arn.as_str()));
     }
 
     #[test]
     fn teardown_after_teardown_is_a_noop() {
         let k = key(deployment_tags(&spec()), KEY_PENDING_DELETION);
-        assert!(
-            plan_teardown(&spec(), "r", None, Some(&k), None)
-                .unwrap()
-                .is_noop()
+        assert_eq!(
+            plan_owner_teardown(&spec(), None, Some(&k)).unwrap(),
+            OwnerTeardown::default()
         );
-        assert!(
-            plan_teardown(&spec(), "r", None, None, None)
-                .unwrap()
-                .is_noop()
+        assert_eq!(
+            plan_owner_teardown(&spec(), None, None).unwrap(),
+            OwnerTeardown::default()
+        );
+        assert_eq!(
+            plan_user_teardown(&spec(), &user(), None).unwrap(),
+            UserTeardown::default()
         );
     }
 
     #[test]
     fn teardown_refuses_what_is_not_ours() {
-        let untagged_role = role(vec![]);
-        let k = key(deployment_tags(&spec()), KEY_ENABLED);
-        let errs = plan_teardown(&spec(), "r", Some(&k), None, Some(&untagged_role)).unwrap_err();
-        assert_eq!(errs.len(), 1);
-        assert!(errs[0].contains("role r"));
+        let err = plan_user_teardown(&spec(), &user(), Some(&role(vec![]))).unwrap_err();
+        assert!(err.contains("role r"));
 
         let untagged_key = key(vec![], KEY_ENABLED);
-        let errs = plan_teardown(&spec(), "r", Some(&untagged_key), None, None).unwrap_err();
-        assert!(errs[0].contains("left in place"));
+        let err = plan_owner_teardown(&spec(), Some(&untagged_key), None).unwrap_err();
+        assert!(err.contains("left in place"));
 
         let mut shared = key(deployment_tags(&spec()), KEY_ENABLED);
         shared.aliases.push("alias/someone-elses".into());
-        let errs = plan_teardown(&spec(), "r", Some(&shared), None, None).unwrap_err();
-        assert!(errs[0].contains("alias/someone-elses"));
+        let err = plan_owner_teardown(&spec(), Some(&shared), None).unwrap_err();
+        assert!(err.contains("alias/someone-elses"));
 
         let mut extra = role(deployment_tags(&spec()));
         extra
             .attached_policy_arns
             .push("arn:aws:iam::aws:policy/ReadOnlyAccess".into());
-        let errs = plan_teardown(&spec(), "r", None, None, Some(&extra)).unwrap_err();
-        assert!(errs[0].contains("ReadOnlyAccess"));
+        let err = plan_user_teardown(&spec(), &user(), Some(&extra)).unwrap_err();
+        assert!(err.contains("ReadOnlyAccess"));
     }
 }

@@ -1,43 +1,69 @@
 //! The deployment record, `kmsxacct.toml`: what setup made, so that verify and teardown need no flags.
 
 use crate::names::{AccountId, AliasName, PendingWindow, Region, RoleName};
+use crate::policy::build::{AliasCondition, GrantTo, KeyAction};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// The record's file name when `--config` is not given.
 pub const DEFAULT_PATH: &str = "kmsxacct.toml";
 
-/// One deployment: a key reached through an alias in the owner account, and a role in the user
-/// account allowed to use it.
+/// One deployment: a key reached through an alias in the owner account, and a role in each
+/// user account allowed to use it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Deployment {
     /// Profile that acts in the owner account.
     pub owner_profile: String,
-    /// Profile that acts in the user account.
-    pub user_profile: String,
     /// Account that owns the key.
     pub owner_account: String,
-    /// Account that uses the key.
-    pub user_account: String,
     /// Region of the key.
     pub region: String,
     /// Alias, `alias/NAME`.
     pub alias: String,
-    /// Role in the user account.
+    /// Role name in every user account.
     pub role_name: String,
+    /// Whom the key policy names.
+    #[serde(default)]
+    pub grant_to: GrantTo,
+    /// What the users may do.
+    #[serde(default = "default_actions")]
+    pub actions: Vec<KeyAction>,
+    /// Which alias condition the role policy uses.
+    #[serde(default)]
+    pub condition: AliasCondition,
+    /// Principals allowed to assume the role; empty: the whole user account.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trust: Vec<String>,
     /// ARN of the key; empty until the key exists.
     #[serde(default)]
     pub key_arn: String,
-    /// ARN of the role; empty until the role exists.
-    #[serde(default)]
-    pub role_arn: String,
     /// Days teardown asks KMS to wait before deleting the key.
     pub pending_window_days: u8,
     /// Set just before CreateKey and cleared when its answer is recorded: a run that stopped in
     /// between may have left a key, which the next setup finds by its tags.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub key_creation_pending: bool,
+    /// The user accounts.
+    #[serde(default)]
+    pub users: Vec<UserRecord>,
+}
+
+fn default_actions() -> Vec<KeyAction> {
+    KeyAction::DEFAULT.to_vec()
+}
+
+/// One user account of a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserRecord {
+    /// Profile that acts in this user account.
+    pub profile: String,
+    /// The account.
+    pub account: String,
+    /// ARN of its role; empty until the role exists.
+    #[serde(default)]
+    pub role_arn: String,
 }
 
 /// A record read back and checked: every field is a valid value again.
@@ -47,8 +73,8 @@ pub struct CheckedDeployment {
     pub raw: Deployment,
     /// Owner account id.
     pub owner_account: AccountId,
-    /// User account id.
-    pub user_account: AccountId,
+    /// User account ids, in the record's order.
+    pub user_accounts: Vec<AccountId>,
     /// Region.
     pub region: Region,
     /// Alias.
@@ -116,15 +142,19 @@ impl Deployment {
     /// Checks every field, turning the record into validated values.
     pub fn check(self) -> Result<CheckedDeployment, String> {
         let e = |field: &str, err: crate::names::InputError| format!("{field}: {err}");
+        if self.users.is_empty() {
+            return Err("users: the record names no user account".into());
+        }
         Ok(CheckedDeployment {
             owner_account: self
                 .owner_account
                 .parse()
                 .map_err(|x| e("owner_account", x))?,
-            user_account: self
-                .user_account
-                .parse()
-                .map_err(|x| e("user_account", x))?,
+            user_accounts: self
+                .users
+                .iter()
+                .map(|u| u.account.parse().map_err(|x| e("users.account", x)))
+                .collect::<Result<_, _>>()?,
             region: self.region.parse().map_err(|x| e("region", x))?,
             alias: self.alias.parse().map_err(|x| e("alias", x))?,
             role_name: self.role_name.parse().map_err(|x| e("role_name", x))?,
@@ -162,16 +192,22 @@ mod tests {
     fn sample() -> Deployment {
         Deployment {
             owner_profile: "A".into(),
-            user_profile: "B".into(),
             owner_account: "111111111111".into(),
-            user_account: "222222222222".into(),
             region: "us-east-1".into(),
             alias: "alias/production-data-key".into(),
             role_name: "kmsxacct-production-data-key".into(),
+            grant_to: GrantTo::Account,
+            actions: KeyAction::DEFAULT.to_vec(),
+            condition: AliasCondition::ResourceAliases,
+            trust: vec![],
             key_arn: "arn:aws:kms:us-east-1:111111111111:key/abc".into(),
-            role_arn: "arn:aws:iam::222222222222:role/kmsxacct-production-data-key".into(),
             pending_window_days: 7,
             key_creation_pending: false,
+            users: vec![UserRecord {
+                profile: "B".into(),
+                account: "222222222222".into(),
+                role_arn: "arn:aws:iam::222222222222:role/kmsxacct-production-data-key".into(),
+            }],
         }
     }
 

@@ -10,10 +10,12 @@ pub mod verify;
 use crate::aws::calls::CallLog;
 use crate::aws::{Session, Side, check_profiles};
 use crate::error::{Error, Result};
-use crate::names::{AliasName, Region, RoleName};
+use crate::names::{AccountId, AliasName, Region, RoleName};
 use crate::output::Printer;
-use crate::policy::build::GrantSpec;
+use crate::policy::build::{AliasCondition, GrantSpec, GrantTo, KeyAction};
 use crate::record::{CheckedDeployment, Deployment, RecordError};
+use futures_util::StreamExt;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 
 /// What every command gets besides its own flags.
@@ -25,6 +27,18 @@ pub struct Context {
     pub printer: Printer,
     /// Every AWS call made.
     pub calls: CallLog,
+    /// At most this many user accounts are worked on at once.
+    pub concurrency: usize,
+}
+
+impl Context {
+    /// Runs `futures` at most [`Context::concurrency`] at a time; results in input order.
+    pub async fn bounded<T, F: Future<Output = T>>(&self, futures: Vec<F>) -> Vec<T> {
+        futures_util::stream::iter(futures)
+            .buffered(self.concurrency.max(1))
+            .collect()
+            .await
+    }
 }
 
 /// Flags that name a deployment without a record (verify and teardown).
@@ -33,13 +47,13 @@ pub struct TargetArgs {
     /// AWS profile of the account that owns the key (with --user: ignore the record).
     #[arg(long, value_name = "PROFILE", requires = "user")]
     pub owner: Option<String>,
-    /// AWS profile of the account that uses the key (with --owner: ignore the record).
+    /// AWS profile of a user account (repeat for each; with --owner: ignore the record).
     #[arg(long, value_name = "PROFILE", requires = "owner")]
-    pub user: Option<String>,
+    pub user: Vec<String>,
     /// Alias, `NAME` or `alias/NAME`, when not read from the record [default: alias/production-data-key].
     #[arg(long, requires = "owner")]
     pub alias: Option<AliasName>,
-    /// Role in the user account, when not read from the record [default: kmsxacct-<alias name>].
+    /// Role in the user accounts, when not read from the record [default: kmsxacct-<alias name>].
     #[arg(long, requires = "owner")]
     pub role: Option<RoleName>,
     /// Region, when not read from the record [default: the owner profile's region].
@@ -50,19 +64,45 @@ pub struct TargetArgs {
 /// The default alias.
 pub const DEFAULT_ALIAS: &str = "alias/production-data-key";
 
+/// How the grant is shaped: what setup was asked for, or what the record says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantSettings {
+    /// Whom the key policy names.
+    pub grant_to: GrantTo,
+    /// What the users may do.
+    pub actions: Vec<KeyAction>,
+    /// Which alias condition the role policy uses.
+    pub condition: AliasCondition,
+    /// Principals allowed to assume the role.
+    pub trust: Vec<String>,
+}
+
+impl Default for GrantSettings {
+    fn default() -> Self {
+        GrantSettings {
+            grant_to: GrantTo::Account,
+            actions: KeyAction::DEFAULT.to_vec(),
+            condition: AliasCondition::ResourceAliases,
+            trust: Vec::new(),
+        }
+    }
+}
+
 /// A deployment to act on, from flags or from the record.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// Owner profile.
     pub owner_profile: String,
-    /// User profile.
-    pub user_profile: String,
+    /// User profiles.
+    pub user_profiles: Vec<String>,
     /// Region override (the record's region, or --region).
     pub region: Option<Region>,
     /// Alias.
     pub alias: AliasName,
-    /// Role name, if given (else derived from the alias).
-    pub role: Option<RoleName>,
+    /// Role name.
+    pub role: RoleName,
+    /// The grant's shape.
+    pub settings: GrantSettings,
     /// The record, when the target came from it.
     pub record: Option<CheckedDeployment>,
 }
@@ -70,49 +110,84 @@ pub struct Target {
 impl Target {
     /// Flags when `--owner`/`--user` are given, else the record at `config` (which must exist).
     pub fn resolve(args: &TargetArgs, config: &Path) -> Result<Target> {
-        if let (Some(owner), Some(user)) = (&args.owner, &args.user) {
+        if let Some(owner) = &args.owner {
+            let alias = match &args.alias {
+                Some(a) => a.clone(),
+                None => DEFAULT_ALIAS.parse()?,
+            };
             return Ok(Target {
                 owner_profile: owner.clone(),
-                user_profile: user.clone(),
+                user_profiles: args.user.clone(),
                 region: args.region.clone(),
-                alias: match &args.alias {
-                    Some(a) => a.clone(),
-                    None => DEFAULT_ALIAS.parse()?,
-                },
-                role: args.role.clone(),
+                role: role_name(args.role.as_ref(), &alias),
+                alias,
+                settings: GrantSettings::default(),
                 record: None,
             });
         }
         let record = Deployment::load(config)?;
+        let raw = &record.raw;
         Ok(Target {
-            owner_profile: record.raw.owner_profile.clone(),
-            user_profile: record.raw.user_profile.clone(),
+            owner_profile: raw.owner_profile.clone(),
+            user_profiles: raw.users.iter().map(|u| u.profile.clone()).collect(),
             region: Some(record.region.clone()),
             alias: record.alias.clone(),
-            role: Some(record.role_name.clone()),
+            role: record.role_name.clone(),
+            settings: GrantSettings {
+                grant_to: raw.grant_to,
+                actions: raw.actions.clone(),
+                condition: raw.condition,
+                trust: raw.trust.clone(),
+            },
             record: Some(record),
         })
     }
 
-    /// The recorded key ARN, when the record holds one for this owner account.
-    pub fn recorded_key(&self, spec: &GrantSpec) -> Option<&str> {
+    /// The recorded key ARN, if any.
+    pub fn recorded_key(&self) -> Option<&str> {
         self.record
             .as_ref()
-            .filter(|r| r.owner_account == spec.owner && !r.raw.key_arn.is_empty())
             .map(|r| r.raw.key_arn.as_str())
+            .filter(|k| !k.is_empty())
+    }
+
+    /// The recorded role ARN of the `i`th user, if any.
+    pub fn recorded_role(&self, i: usize) -> Option<&str> {
+        self.record
+            .as_ref()
+            .and_then(|r| r.raw.users.get(i))
+            .map(|u| u.role_arn.as_str())
+            .filter(|a| !a.is_empty())
+    }
+
+    /// The spec for the identified accounts.
+    pub fn spec(&self, owner: AccountId, users: Vec<AccountId>, region: Region) -> GrantSpec {
+        spec_from(
+            region,
+            owner,
+            users,
+            self.alias.clone(),
+            self.role.clone(),
+            &self.settings,
+        )
     }
 
     /// Refuses to act when the record's profiles now lead to other accounts than it recorded:
     /// its ARNs would point at the wrong accounts.
-    pub fn check_accounts(&self, spec: &GrantSpec) -> Result<()> {
+    pub fn check_accounts(&self, owner: &AccountId, users: &[AccountId]) -> Result<()> {
         let Some(r) = &self.record else { return Ok(()) };
-        for (what, profile, recorded, now) in [
-            ("owner", &r.raw.owner_profile, &r.owner_account, &spec.owner),
-            ("user", &r.raw.user_profile, &r.user_account, &spec.user),
-        ] {
+        let recorded = std::iter::once((&r.raw.owner_profile, &r.owner_account, owner)).chain(
+            r.raw
+                .users
+                .iter()
+                .zip(&r.user_accounts)
+                .zip(users)
+                .map(|((u, rec), now)| (&u.profile, rec, now)),
+        );
+        for (profile, recorded, now) in recorded {
             if recorded != now {
                 return Err(Error::Input(format!(
-                    "the record says the {what} account is {recorded}, but profile '{profile}' is now account {now}; fix the profile or pass --config for another record"
+                    "the record says profile '{profile}' is account {recorded}, but it is now account {now}; fix the profile or pass --config for another record"
                 )));
             }
         }
@@ -120,51 +195,90 @@ impl Target {
     }
 }
 
-/// Both account sides of a deployment, opened (clients built, nothing asked yet).
+/// Builds a spec from its parts and the grant settings.
+pub fn spec_from(
+    region: Region,
+    owner: AccountId,
+    users: Vec<AccountId>,
+    alias: AliasName,
+    role: RoleName,
+    settings: &GrantSettings,
+) -> GrantSpec {
+    let mut spec = GrantSpec::new(region, owner, users, alias, role);
+    spec.grant_to = settings.grant_to;
+    spec.actions = settings.actions.clone();
+    spec.condition = settings.condition;
+    spec.trust = settings.trust.clone();
+    spec
+}
+
+/// The owner side and each user side of a deployment, opened (clients built, nothing asked).
 #[derive(Debug)]
 pub struct Sides {
     /// The owner account.
     pub owner: Session,
-    /// The user account.
-    pub user: Session,
+    /// The user accounts, in the order given.
+    pub users: Vec<Session>,
 }
 
-/// Checks both profiles and resolves the region once, then builds both sides' clients. No AWS
+/// Checks the profiles and resolves the region once, then builds every side's clients. No AWS
 /// call: commands start their reads alongside [`Sides::identify`].
 pub async fn open(
     ctx: &Context,
     owner_profile: &str,
-    user_profile: &str,
+    user_profiles: &[String],
     region: Option<&Region>,
 ) -> Result<Sides> {
-    check_profiles(&[owner_profile, user_profile]).await?;
+    if user_profiles.is_empty() {
+        return Err(Error::Input(
+            "no user account: give at least one --user PROFILE".into(),
+        ));
+    }
+    let mut names: Vec<&str> = vec![owner_profile];
+    names.extend(user_profiles.iter().map(String::as_str));
+    check_profiles(&names).await?;
     let region = match region {
         Some(r) => r.clone(),
         None => profile_region(owner_profile).await?,
     };
-    let (owner, user) = tokio::try_join!(
-        Session::open(Side::Owner, owner_profile, Some(&region), &ctx.calls),
-        Session::open(Side::User, user_profile, Some(&region), &ctx.calls),
-    )?;
-    Ok(Sides { owner, user })
+    let owner = Session::open(Side::Owner, owner_profile, Some(&region), &ctx.calls).await?;
+    let mut users = Vec::with_capacity(user_profiles.len());
+    for p in user_profiles {
+        users.push(Session::open(Side::User, p, Some(&region), &ctx.calls).await?);
+    }
+    Ok(Sides { owner, users })
 }
 
 impl Sides {
-    /// Learns both accounts concurrently and refuses two profiles in one account.
-    pub async fn identify(&self, alias: &AliasName) -> Result<GrantSpec> {
-        let (owner, user) = tokio::try_join!(self.owner.identify(), self.user.identify())?;
-        if owner == user {
-            return Err(Error::Input(format!(
-                "--owner {} and --user {} are both account {owner}; cross-account access needs two different accounts",
-                self.owner.profile, self.user.profile
-            )));
+    /// Learns every account concurrently; refuses a user profile in the owner's account and two
+    /// user profiles in one account.
+    pub async fn identify(&self, ctx: &Context) -> Result<(AccountId, Vec<AccountId>)> {
+        let users = ctx.bounded(self.users.iter().map(|u| u.identify()).collect());
+        let (owner, users) = tokio::join!(self.owner.identify(), users);
+        let owner = owner?;
+        let users: Vec<AccountId> = users.into_iter().collect::<Result<_>>()?;
+        for (session, account) in self.users.iter().zip(&users) {
+            if *account == owner {
+                return Err(Error::Input(format!(
+                    "--owner {} and --user {} are both account {owner}; cross-account access needs two different accounts",
+                    self.owner.profile, session.profile
+                )));
+            }
         }
-        Ok(GrantSpec {
-            region: self.owner.region.clone(),
-            owner,
-            user,
-            alias: alias.clone(),
-        })
+        for (i, a) in users.iter().enumerate() {
+            if let Some(j) = users[..i].iter().position(|b| b == a) {
+                return Err(Error::Input(format!(
+                    "--user {} and --user {} are both account {a}; give each user account once",
+                    self.users[j].profile, self.users[i].profile
+                )));
+            }
+        }
+        Ok((owner, users))
+    }
+
+    /// The region every session uses.
+    pub fn region(&self) -> Region {
+        self.owner.region.clone()
     }
 }
 

@@ -1,9 +1,9 @@
 //! `kmsxacct policies`: print the documents setup would write, for Terraform or CDK users.
 
-use super::{Context, DEFAULT_ALIAS, role_name};
+use super::{Context, DEFAULT_ALIAS, GrantSettings, role_name, spec_from};
 use crate::error::Result;
 use crate::names::{AccountId, AliasName, Region, RoleName};
-use crate::policy::build::{self, GrantSpec};
+use crate::policy::build::{self, AliasCondition, GrantTo, KeyAction};
 use serde_json::json;
 
 /// Flags of `policies`.
@@ -12,33 +12,49 @@ pub struct PoliciesArgs {
     /// The account that owns the key.
     #[arg(long, value_name = "ID")]
     pub owner_account: AccountId,
-    /// The account that uses the key.
-    #[arg(long, value_name = "ID")]
-    pub user_account: AccountId,
+    /// An account that uses the key; repeat for several.
+    #[arg(long = "user-account", value_name = "ID", required = true)]
+    pub user_accounts: Vec<AccountId>,
     /// Alias, `NAME` or `alias/NAME`.
     #[arg(long, default_value = DEFAULT_ALIAS)]
     pub alias: AliasName,
     /// Region of the key.
     #[arg(long, default_value = "us-east-1")]
     pub region: Region,
-    /// Role name in the user account [default: kmsxacct-<alias name>].
+    /// Role name in the user accounts [default: kmsxacct-<alias name>].
     #[arg(long)]
     pub role: Option<RoleName>,
+    /// Whom the key policy names: the user account's root, or the role itself.
+    #[arg(long, value_enum, default_value_t = GrantTo::Account)]
+    pub grant_to: GrantTo,
+    /// What the user accounts may do, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = KeyAction::DEFAULT)]
+    pub actions: Vec<KeyAction>,
+    /// The role policy's alias condition.
+    #[arg(long, value_enum, default_value_t = AliasCondition::ResourceAliases)]
+    pub condition: AliasCondition,
 }
 
-/// Prints the key policy statement, the whole key policy of a new key, and the role's trust and
-/// inline policies.
+/// Prints the key policy statement, the whole key policy of a new key, and each role's trust
+/// policy and the role policy.
 pub fn run(ctx: &Context, args: &PoliciesArgs) -> Result<()> {
-    let spec = GrantSpec {
-        region: args.region.clone(),
-        owner: args.owner_account.clone(),
-        user: args.user_account.clone(),
-        alias: args.alias.clone(),
-    };
     let role = role_name(args.role.as_ref(), &args.alias);
+    let spec = spec_from(
+        args.region.clone(),
+        args.owner_account.clone(),
+        args.user_accounts.clone(),
+        args.alias.clone(),
+        role.clone(),
+        &GrantSettings {
+            grant_to: args.grant_to,
+            actions: args.actions.clone(),
+            condition: args.condition,
+            trust: Vec::new(),
+        },
+    );
     let grant = build::key_policy_grant(&spec);
     let grant_text = serde_json::to_string_pretty(&grant).expect("a statement serialises");
-    let sections = [
+    let mut sections = vec![
         (
             format!(
                 "Key policy statement to add in account {} (Sid {}):",
@@ -51,27 +67,34 @@ pub fn run(ctx: &Context, args: &PoliciesArgs) -> Result<()> {
             "Whole key policy of a key kmsxacct creates:".to_string(),
             build::key_policy(&spec).render(),
         ),
-        (
-            format!("Trust policy of role {role} in account {}:", spec.user),
-            build::role_trust_policy(&spec).render(),
-        ),
-        (
-            format!("Inline policy {} of role {role}:", build::ROLE_POLICY_NAME),
-            build::role_access_policy(&spec).render(),
-        ),
     ];
+    for user in &spec.users {
+        sections.push((
+            format!("Trust policy of role {role} in account {user}:"),
+            build::role_trust_policy(&spec, user).render(),
+        ));
+    }
+    sections.push((
+        format!(
+            "Inline policy {} of role {role} (the same in every user account):",
+            build::ROLE_POLICY_NAME
+        ),
+        build::role_access_policy(&spec).render(),
+    ));
     for (title, body) in &sections {
         ctx.printer.line(title);
         ctx.printer.line(body);
         ctx.printer.line("");
     }
+    let first = &spec.users[0];
     ctx.printer.json(
         &json!({
             "key_policy_statement": grant,
             "key_policy": build::key_policy(&spec),
             "role_name": role.as_str(),
-            "role_arn": role.arn(&spec.region, &spec.user),
-            "trust_policy": build::role_trust_policy(&spec),
+            "role_arn": spec.role_arn(first),
+            "role_arns": spec.users.iter().map(|u| spec.role_arn(u)).collect::<Vec<_>>(),
+            "trust_policy": build::role_trust_policy(&spec, first),
             "role_policy_name": build::ROLE_POLICY_NAME,
             "role_policy": build::role_access_policy(&spec),
         }),

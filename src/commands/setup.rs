@@ -1,15 +1,18 @@
-//! `kmsxacct setup`: create or converge the deployment in both accounts, then record it.
+//! `kmsxacct setup`: create or converge the deployment in every account, then record it.
 
-use super::{Context, DEFAULT_ALIAS, existing_record, open, role_name};
+use super::{Context, DEFAULT_ALIAS, GrantSettings, existing_record, open, role_name, spec_from};
 use crate::error::{Error, Result};
-use crate::names::{AliasName, PendingWindow, Region, RoleName};
+use crate::names::{AccountId, AliasName, PendingWindow, Region, RoleName};
 use crate::output::Change;
-use crate::owner::KeyReads;
+use crate::owner::{KeyJournal, KeyReads, OwnerApply};
 use crate::plan::{self, deployment_tags};
-use crate::record::Deployment;
+use crate::policy::build::{AliasCondition, GrantTo, KeyAction};
+use crate::policy::matching::Arn;
+use crate::record::{Deployment, UserRecord};
 use crate::{owner, user};
 use serde::Serialize;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Flags of `setup`.
 #[derive(Debug, Clone, clap::Args)]
@@ -17,13 +20,14 @@ pub struct SetupArgs {
     /// AWS profile of the account that owns the key.
     #[arg(long, value_name = "PROFILE")]
     pub owner: String,
-    /// AWS profile of the account that uses the key.
-    #[arg(long, value_name = "PROFILE")]
-    pub user: String,
+    /// AWS profile of an account that uses the key; repeat for several accounts. A user account
+    /// dropped since the last setup loses its grant and its role.
+    #[arg(long = "user", value_name = "PROFILE", required = true)]
+    pub users: Vec<String>,
     /// Alias of the key, `NAME` or `alias/NAME` (1 to 250 of a-z A-Z 0-9 / _ -, not under alias/aws/).
     #[arg(long, default_value = DEFAULT_ALIAS)]
     pub alias: AliasName,
-    /// Role to create in the user account [default: kmsxacct-<alias name with / as ->, cut to 64].
+    /// Role to create in each user account [default: kmsxacct-<alias name with / as ->, cut to 64].
     #[arg(long)]
     pub role: Option<RoleName>,
     /// Region of the key [default: the owner profile's region].
@@ -32,6 +36,24 @@ pub struct SetupArgs {
     /// Days teardown asks KMS to wait before deleting the key, 7 to 30 (recorded for teardown).
     #[arg(long, value_name = "DAYS", default_value = "7")]
     pub pending_window_days: PendingWindow,
+    /// Whom the key policy names: the user account's root (its IAM policies decide), or the role
+    /// itself (least privilege; the role is created first).
+    #[arg(long, value_enum, default_value_t = GrantTo::Account)]
+    pub grant_to: GrantTo,
+    /// What the user accounts may do, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = KeyAction::DEFAULT)]
+    pub actions: Vec<KeyAction>,
+    /// The role policy's alias condition: kms:ResourceAliases (the key carries the alias) or
+    /// kms:RequestAlias (the request names the alias).
+    #[arg(long, value_enum, default_value_t = AliasCondition::ResourceAliases)]
+    pub condition: AliasCondition,
+    /// A principal ARN of a user account allowed to assume the role there; repeat. Default: any
+    /// principal of the user account that its IAM policies allow.
+    #[arg(long = "trust", value_name = "ARN")]
+    pub trust: Vec<String>,
+    /// Seconds to keep retrying while KMS does not yet see a just-created role (--grant-to role).
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub wait: u64,
 }
 
 #[derive(Serialize)]
@@ -39,45 +61,88 @@ struct Report<'a> {
     command: &'static str,
     changed: bool,
     owner_account: String,
-    user_account: String,
+    user_accounts: Vec<String>,
     key_arn: &'a str,
-    role_arn: &'a str,
+    role_arns: &'a [String],
     alias_arn: String,
     record: String,
     changes: &'a [Change],
 }
 
+/// Checks `--trust`: each must be an IAM principal ARN in one of the user accounts.
+fn check_trust(trust: &[String], users: &[AccountId]) -> Result<()> {
+    for t in trust {
+        let ok = Arn::parse(t).is_some_and(|a| {
+            a.service == "iam"
+                && (a.resource == "root"
+                    || a.resource.starts_with("role/")
+                    || a.resource.starts_with("user/"))
+                && users.iter().any(|u| u.as_str() == a.account)
+        });
+        if !ok {
+            return Err(Error::Input(format!(
+                "invalid --trust '{t}' (expected an IAM role, user or root ARN in one of the user accounts: {})",
+                users
+                    .iter()
+                    .map(|u| u.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Runs setup.
 pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
+    let started = Instant::now();
     let previous = existing_record(&ctx.config)?;
     let role = role_name(args.role.as_ref(), &args.alias);
     if let Some(prev) = &previous {
         let p = &prev.raw;
         if p.alias != args.alias.as_str()
             || p.owner_profile != args.owner
-            || p.user_profile != args.user
             || p.role_name != role.as_str()
         {
             return Err(Error::Input(format!(
-                "'{}' records another deployment ({} from profile {} to profile {}, role {}); pass --config PATH to keep this one apart",
+                "'{}' records another deployment ({} from profile {}, role {}); pass --config PATH to keep this one apart",
                 ctx.config.display(),
                 p.alias,
                 p.owner_profile,
-                p.user_profile,
                 p.role_name
             )));
         }
     }
-    let sides = open(ctx, &args.owner, &args.user, args.region.as_ref()).await?;
+    // User accounts recorded before but not given now: their grant and role go.
+    let removed: Vec<UserRecord> = previous
+        .iter()
+        .flat_map(|p| p.raw.users.iter())
+        .filter(|u| !args.users.contains(&u.profile))
+        .cloned()
+        .collect();
+    let all_profiles: Vec<String> = args
+        .users
+        .iter()
+        .cloned()
+        .chain(removed.iter().map(|u| u.profile.clone()))
+        .collect();
+    let sides = open(ctx, &args.owner, &all_profiles, args.region.as_ref()).await?;
     let recorded_key = previous
         .as_ref()
         .map(|r| r.raw.key_arn.clone())
         .filter(|arn| !arn.is_empty());
+    let kept = args.users.len();
 
-    // Learn both accounts and read both accounts at once (the reads need no account id); plan
-    // both, and stop before any change if either side is in conflict.
-    let (spec, owner_state, role_state) = tokio::join!(
-        sides.identify(&args.alias),
+    // Learn every account and read every account at once (the reads need no account id); plan
+    // everything, and stop before any change if anything is in conflict.
+    let role_reads = sides
+        .users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| user::read_role(u, role.as_str(), i >= kept))
+        .collect();
+    let (ids, owner_state, roles) = tokio::join!(
+        sides.identify(ctx),
         async {
             let at_alias =
                 owner::read_key(&sides.owner, args.alias.as_str(), KeyReads::SETUP).await?;
@@ -87,11 +152,35 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
             };
             Ok::<_, Error>((at_alias, recorded))
         },
-        user::read_role(&sides.user, role.as_str(), false),
+        ctx.bounded(role_reads),
     );
-    let spec = &spec?;
+    let (owner_account, accounts) = ids?;
     let (at_alias, recorded) = owner_state?;
-    let role_state = role_state?;
+    let roles: Vec<_> = roles.into_iter().collect::<Result<_>>()?;
+    for (u, now) in removed.iter().zip(&accounts[kept..]) {
+        if u.account != now.as_str() {
+            return Err(Error::Input(format!(
+                "the record says profile '{}' is account {}, but it is now account {now}; fix the profile or pass --config for another record",
+                u.profile, u.account
+            )));
+        }
+    }
+    let users: Vec<AccountId> = accounts[..kept].to_vec();
+    check_trust(&args.trust, &users)?;
+    let settings = GrantSettings {
+        grant_to: args.grant_to,
+        actions: args.actions.clone(),
+        condition: args.condition,
+        trust: args.trust.clone(),
+    };
+    let spec = &spec_from(
+        sides.region(),
+        owner_account.clone(),
+        users.clone(),
+        args.alias.clone(),
+        role.clone(),
+        &settings,
+    );
     // A key recorded for another owner account is not ours to reuse.
     let recorded = recorded.filter(|_| {
         previous
@@ -110,12 +199,26 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
     } else {
         Vec::new()
     };
+
     let owner_plan = plan::plan_owner_setup(spec, at_alias.as_ref(), recorded.as_ref(), &found);
-    let user_plan = plan::plan_user_setup(spec, role.as_str(), role_state.as_ref());
-    let (owner_plan, user_plan) = match (owner_plan, user_plan) {
-        (Ok(o), Ok(u)) => (o, u),
-        (o, u) => {
-            let conflicts: Vec<String> = [o.err(), u.err()].into_iter().flatten().collect();
+    let mut conflicts: Vec<String> = owner_plan.as_ref().err().cloned().into_iter().collect();
+    let mut user_plans = Vec::new();
+    for (account, role_state) in users.iter().zip(&roles[..kept]) {
+        match plan::plan_user_setup(spec, account, role_state.as_ref()) {
+            Ok(p) => user_plans.push(p),
+            Err(c) => conflicts.push(c),
+        }
+    }
+    let mut removals = Vec::new();
+    for (account, role_state) in accounts[kept..].iter().zip(&roles[kept..]) {
+        match plan::plan_user_teardown(spec, account, role_state.as_ref()) {
+            Ok(p) => removals.push(p),
+            Err(c) => conflicts.push(c),
+        }
+    }
+    let owner_plan = match owner_plan {
+        Ok(p) if conflicts.is_empty() => p,
+        _ => {
             return Err(Error::Conflict(format!(
                 "setup changed nothing: {}",
                 conflicts.join("; ")
@@ -127,19 +230,31 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
     // so that a failed or interrupted run leaves nothing the next run cannot find.
     let record = Mutex::new(Deployment {
         owner_profile: args.owner.clone(),
-        user_profile: args.user.clone(),
         owner_account: spec.owner.to_string(),
-        user_account: spec.user.to_string(),
         region: spec.region.to_string(),
         alias: spec.alias.to_string(),
         role_name: role.to_string(),
+        grant_to: args.grant_to,
+        actions: args.actions.clone(),
+        condition: args.condition,
+        trust: args.trust.clone(),
         key_arn: match &owner_plan.key {
             plan::KeyPlan::Existing { arn, .. } => arn.clone(),
             plan::KeyPlan::Create { .. } => String::new(),
         },
-        role_arn: user_plan.existing_arn.clone().unwrap_or_default(),
         pending_window_days: args.pending_window_days.days() as u8,
         key_creation_pending: false,
+        users: args
+            .users
+            .iter()
+            .zip(&users)
+            .zip(&user_plans)
+            .map(|((profile, account), plan)| UserRecord {
+                profile: profile.clone(),
+                account: account.to_string(),
+                role_arn: plan.existing_arn.clone().unwrap_or_default(),
+            })
+            .collect(),
     });
     let save = |update: &dyn Fn(&mut Deployment)| -> Result<()> {
         let mut r = record
@@ -158,40 +273,118 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
             r.key_creation_pending = false;
         })
     };
-    let mut owner_changes = Vec::new();
-    let mut user_changes = Vec::new();
-    let (key_arn, role_arn) = tokio::join!(
-        owner::apply_setup(
+    let apply_users = async {
+        let work = sides
+            .users
+            .iter()
+            .zip(&user_plans)
+            .enumerate()
+            .map(|(i, (session, plan))| {
+                let tags = &tags;
+                let role = &role;
+                let save = &save;
+                async move {
+                    let mut changes = Vec::new();
+                    let arn = user::apply_setup(
+                        session,
+                        role.as_str(),
+                        plan,
+                        tags,
+                        |arn| save(&|r| r.users[i].role_arn = arn.to_string()),
+                        &mut changes,
+                    )
+                    .await;
+                    (arn, changes)
+                }
+            })
+            .collect();
+        ctx.bounded(work).await
+    };
+    let apply_owner = async {
+        let mut changes = Vec::new();
+        let arn = owner::apply_setup(
             &sides.owner,
-            spec.alias.as_str(),
             &owner_plan,
-            &tags,
-            args.pending_window_days,
-            owner::KeyJournal {
+            OwnerApply {
+                alias: spec.alias.as_str(),
+                tags: &tags,
+                retire_window: args.pending_window_days,
+                wait_until: started + Duration::from_secs(args.wait),
+                printer: &ctx.printer,
+            },
+            KeyJournal {
                 creating: &key_creating,
                 created: &key_created,
             },
-            &mut owner_changes,
-        ),
-        user::apply_setup(
-            &sides.user,
-            role.as_str(),
-            &user_plan,
-            &tags,
-            |arn| save(&|r| r.role_arn = arn.to_string()),
-            &mut user_changes,
-        ),
-    );
-    let changes: Vec<Change> = owner_changes.into_iter().chain(user_changes).collect();
-    let (key_arn, role_arn) = match (key_arn, role_arn) {
-        (Ok(k), Ok(r)) => (k, r),
-        (k, r) => {
+            &mut changes,
+        )
+        .await;
+        (arn, changes)
+    };
+    // A key policy that names the roles needs them to exist first; otherwise both sides at once.
+    let ((key_arn, owner_changes), user_results) = match spec.grant_to {
+        GrantTo::Role => {
+            let users = apply_users.await;
+            let owner = if users.iter().all(|(r, _)| r.is_ok()) {
+                apply_owner.await
+            } else {
+                (
+                    Err(Error::Failed("the roles were not all created".into())),
+                    Vec::new(),
+                )
+            };
+            (owner, users)
+        }
+        GrantTo::Account => tokio::join!(apply_owner, apply_users),
+    };
+    let mut changes: Vec<Change> = owner_changes;
+    let mut errors: Vec<String> = Vec::new();
+    let mut role_arns = Vec::new();
+    for (result, user_changes) in user_results {
+        changes.extend(user_changes);
+        match result {
+            Ok(arn) => role_arns.push(arn),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    let key_arn = key_arn.map_err(|e| errors.push(e.to_string())).ok();
+    // Users dropped from the deployment: their roles go once the key policy no longer names them.
+    if errors.is_empty() {
+        let work = sides.users[kept..]
+            .iter()
+            .zip(&removals)
+            .map(|(session, plan)| {
+                let role = &role;
+                async move {
+                    let mut changes = Vec::new();
+                    let result = match &plan.delete_role {
+                        Some(arn) => {
+                            user::delete_role(
+                                session,
+                                role.as_str(),
+                                arn,
+                                plan.delete_role_policy,
+                                &mut changes,
+                            )
+                            .await
+                        }
+                        None => Ok(()),
+                    };
+                    (result, changes)
+                }
+            })
+            .collect();
+        for (result, c) in ctx.bounded(work).await {
+            changes.extend(c);
+            if let Err(e) = result {
+                errors.push(e.to_string());
+            }
+        }
+    }
+    let key_arn = match key_arn {
+        Some(k) if errors.is_empty() => k,
+        _ => {
             ctx.printer.changes(&changes);
-            let errors: Vec<String> = [k.err(), r.err()]
-                .into_iter()
-                .flatten()
-                .map(|e| e.to_string())
-                .collect();
             return Err(Error::Failed(format!(
                 "setup did not finish ({}); run it again to converge",
                 errors.join("; ")
@@ -200,16 +393,18 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
     };
     save(&|r| {
         r.key_arn = key_arn.clone();
-        r.role_arn = role_arn.clone();
+        for (u, arn) in r.users.iter_mut().zip(&role_arns) {
+            u.role_arn = arn.clone();
+        }
     })?;
 
     let changed = changes.iter().any(Change::is_change);
     ctx.printer.changes(&changes);
+    let alias_arn = spec.alias.arn(&spec.region, &spec.owner);
     if changed {
         ctx.printer.line(format!(
-            "setup complete: {} reached through {}; recorded in {}",
-            key_arn,
-            spec.alias.arn(&spec.region, &spec.owner),
+            "setup complete: {key_arn} reached through {alias_arn} by {} user account(s); recorded in {}",
+            users.len(),
             ctx.config.display()
         ));
     } else {
@@ -221,10 +416,10 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
             command: "setup",
             changed,
             owner_account: spec.owner.to_string(),
-            user_account: spec.user.to_string(),
+            user_accounts: users.iter().map(|u| u.to_string()).collect(),
             key_arn: &key_arn,
-            role_arn: &role_arn,
-            alias_arn: spec.alias.arn(&spec.region, &spec.owner),
+            role_arns: &role_arns,
+            alias_arn,
             record: ctx.config.display().to_string(),
             changes: &changes,
         },

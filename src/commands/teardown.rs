@@ -1,11 +1,11 @@
 //! `kmsxacct teardown`: remove what setup made, and only that.
 
-use super::{Context, Target, TargetArgs, open, role_name};
+use super::{Context, Target, TargetArgs, open};
 use crate::error::{Error, Result};
 use crate::names::PendingWindow;
 use crate::output::Change;
 use crate::owner::KeyReads;
-use crate::plan::plan_teardown;
+use crate::plan::{OwnerTeardown, UserTeardown, plan_owner_teardown, plan_user_teardown};
 use crate::{owner, user};
 use serde::Serialize;
 
@@ -38,20 +38,20 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
     let sides = open(
         ctx,
         &target.owner_profile,
-        &target.user_profile,
+        &target.user_profiles,
         target.region.as_ref(),
     )
     .await?;
-    let role = role_name(target.role.as_ref(), &target.alias);
-    let recorded_key = target
-        .record
-        .as_ref()
-        .map(|r| r.raw.key_arn.clone())
-        .filter(|arn| !arn.is_empty());
+    let recorded_key = target.recorded_key().map(String::from);
 
-    // Learn the accounts and read both sides at once; plan; refuse before any change.
-    let (spec, keys, role_state) = tokio::join!(
-        sides.identify(&target.alias),
+    // Learn the accounts and read every side at once; plan; refuse before any change.
+    let role_reads = sides
+        .users
+        .iter()
+        .map(|u| user::read_role(u, target.role.as_str(), true))
+        .collect();
+    let (ids, keys, roles) = tokio::join!(
+        sides.identify(ctx),
         async {
             let at_alias =
                 owner::read_key(&sides.owner, target.alias.as_str(), KeyReads::TEARDOWN).await?;
@@ -61,27 +61,37 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
             };
             Ok::<_, Error>((at_alias, recorded))
         },
-        user::read_role(&sides.user, role.as_str(), true),
+        ctx.bounded(role_reads),
     );
-    let spec = &spec?;
+    let (owner_account, users) = ids?;
+    target.check_accounts(&owner_account, &users)?;
+    let spec = &target.spec(owner_account, users.clone(), sides.region());
     let keys = keys?;
-    let role_state = role_state?;
-    target.check_accounts(spec)?;
-    let plan = plan_teardown(
-        spec,
-        role.as_str(),
-        keys.0.as_ref(),
-        keys.1.as_ref(),
-        role_state.as_ref(),
-    )
-    .map_err(|conflicts| {
-        Error::Conflict(format!(
+    let roles: Vec<_> = roles.into_iter().collect::<Result<_>>()?;
+
+    let mut conflicts = Vec::new();
+    let owner_plan = plan_owner_teardown(spec, keys.0.as_ref(), keys.1.as_ref())
+        .map_err(|c| conflicts.push(c))
+        .unwrap_or_default();
+    let user_plans: Vec<UserTeardown> = users
+        .iter()
+        .zip(&roles)
+        .map(|(u, r)| {
+            plan_user_teardown(spec, u, r.as_ref())
+                .map_err(|c| conflicts.push(c))
+                .unwrap_or_default()
+        })
+        .collect();
+    if !conflicts.is_empty() {
+        return Err(Error::Conflict(format!(
             "teardown changed nothing: {}",
             conflicts.join("; ")
-        ))
-    })?;
+        )));
+    }
 
-    if plan.is_noop() {
+    if owner_plan == OwnerTeardown::default()
+        && user_plans.iter().all(|p| *p == UserTeardown::default())
+    {
         ctx.printer
             .line("teardown: nothing to do; no role, alias or key of this deployment is left");
         ctx.printer.json(
@@ -96,20 +106,44 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
         return Ok(());
     }
 
-    // The alias and the key are independent: delete one and schedule the other at once.
+    // The alias, the key and each role are independent: remove them all at once.
     let mut alias_changes = Vec::new();
     let mut key_changes = Vec::new();
-    let mut user_changes = Vec::new();
-    let (alias_result, key_result, user_result) = tokio::join!(
+    let user_work = sides
+        .users
+        .iter()
+        .zip(&user_plans)
+        .map(|(session, plan)| {
+            let role = &target.role;
+            async move {
+                let mut changes = Vec::new();
+                let result = match &plan.delete_role {
+                    Some(arn) => {
+                        user::delete_role(
+                            session,
+                            role.as_str(),
+                            arn,
+                            plan.delete_role_policy,
+                            &mut changes,
+                        )
+                        .await
+                    }
+                    None => Ok(()),
+                };
+                (result, changes)
+            }
+        })
+        .collect();
+    let (alias_result, key_result, user_results) = tokio::join!(
         async {
-            if plan.delete_alias {
+            if owner_plan.delete_alias {
                 owner::delete_alias(&sides.owner, spec.alias.as_str(), &mut alias_changes).await
             } else {
                 Ok(())
             }
         },
         async {
-            match &plan.schedule_key_deletion {
+            match &owner_plan.schedule_key_deletion {
                 Some(arn) => {
                     owner::schedule_deletion(&sides.owner, arn, window.days(), &mut key_changes)
                         .await
@@ -118,34 +152,26 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
                 None => Ok(None),
             }
         },
-        async {
-            match &plan.delete_role {
-                Some(arn) => {
-                    user::delete_role(
-                        &sides.user,
-                        role.as_str(),
-                        arn,
-                        plan.delete_role_policy,
-                        &mut user_changes,
-                    )
-                    .await
-                }
-                None => Ok(()),
-            }
-        },
+        ctx.bounded(user_work),
     );
-    let owner_changes: Vec<Change> = alias_changes.into_iter().chain(key_changes).collect();
-    let owner_result = alias_result.and(key_result);
-    let changes: Vec<Change> = owner_changes.into_iter().chain(user_changes).collect();
+    let mut changes: Vec<Change> = alias_changes.into_iter().chain(key_changes).collect();
+    let mut errors: Vec<String> = Vec::new();
+    for (result, c) in user_results {
+        changes.extend(c);
+        if let Err(e) = result {
+            errors.push(e.to_string());
+        }
+    }
+    if let Err(e) = &alias_result {
+        errors.push(e.to_string());
+    }
     ctx.printer.changes(&changes);
-    let deletion_date = match (owner_result, user_result) {
-        (Ok(date), Ok(())) => date,
-        (o, u) => {
-            let errors: Vec<String> = [o.err(), u.err()]
-                .into_iter()
-                .flatten()
-                .map(|e| e.to_string())
-                .collect();
+    let deletion_date = match key_result {
+        Ok(date) if errors.is_empty() => date,
+        other => {
+            if let Err(e) = other {
+                errors.push(e.to_string());
+            }
             return Err(Error::Failed(format!(
                 "teardown did not finish ({}); run it again to finish",
                 errors.join("; ")

@@ -1,16 +1,18 @@
-//! `kmsxacct verify`: prove the user role can encrypt and decrypt through the alias ARN.
+//! `kmsxacct verify`: prove each user role can use the key through the alias ARN, both by the
+//! policies (the policy engine) and live (the granted operations, called as the role).
 
-use super::{Context, Target, TargetArgs, open, role_name};
+use super::{Context, Target, TargetArgs, open};
 use crate::aws::Session;
 use crate::error::{Error, Result};
+use crate::names::AccountId;
 use crate::output::Check;
 use crate::owner::KeyReads;
 use crate::plan::{KEY_ENABLED, KeyState, is_ours};
 use crate::policy::PolicyDocument;
-use crate::policy::build::GRANTED_ACTIONS;
-use crate::policy::build::GrantSpec;
+use crate::policy::build::{GrantSpec, KeyAction};
 use crate::policy::eval::{self, Decision, NamedPolicy, Request};
 use crate::{owner, user};
+use aws_sdk_kms::types::DataKeySpec;
 use aws_smithy_types::Blob;
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -32,7 +34,7 @@ struct Report<'a> {
     command: &'static str,
     ok: bool,
     alias_arn: &'a str,
-    role_arn: &'a str,
+    role_arns: &'a [String],
     checks: &'a [Check],
 }
 
@@ -46,70 +48,101 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
     let sides = open(
         ctx,
         &target.owner_profile,
-        &target.user_profile,
+        &target.user_profiles,
         target.region.as_ref(),
     )
     .await?;
-    let role = role_name(target.role.as_ref(), &target.alias);
-    // With a record, the role and alias ARNs are known before STS answers, so the round trip
-    // starts at once; without one, they need the accounts first.
-    let known = target
-        .record
-        .as_ref()
-        .filter(|r| !r.raw.role_arn.is_empty())
-        .map(|r| {
-            (
-                r.raw.role_arn.clone(),
-                target.alias.arn(&r.region, &r.owner_account),
-            )
-        });
-    let (role_arn, alias_arn, early_spec) = match known {
-        Some((role_arn, alias_arn)) => (role_arn, alias_arn, None),
+    // With a record, the role and alias ARNs are known before STS answers, so the live checks
+    // start at once; without one, they need the accounts first.
+    let known = target.record.as_ref().and_then(|r| {
+        let roles: Option<Vec<String>> = (0..r.raw.users.len())
+            .map(|i| target.recorded_role(i).map(String::from))
+            .collect();
+        roles.map(|roles| (roles, target.alias.arn(&r.region, &r.owner_account)))
+    });
+    let (role_arns, alias_arn, early_ids) = match known {
+        Some((roles, alias_arn)) => (roles, alias_arn, None),
         None => {
-            let spec = sides.identify(&target.alias).await?;
+            let (owner, users) = sides.identify(ctx).await?;
+            let region = sides.region();
+            let roles = users.iter().map(|u| target.role.arn(&region, u)).collect();
             (
-                role.arn(&spec.region, &spec.user),
-                spec.alias.arn(&spec.region, &spec.owner),
-                Some(spec),
+                roles,
+                target.alias.arn(&region, &owner),
+                Some((owner, users)),
             )
         }
     };
+    let actions = target.settings.actions.clone();
+    let live_work = sides
+        .users
+        .iter()
+        .zip(&role_arns)
+        .map(|(u, role_arn)| exercise(u, &sides.owner, role_arn, &alias_arn, &actions))
+        .collect();
+    let policy_reads = sides
+        .users
+        .iter()
+        .map(|u| user::role_policies(u, target.role.as_str()))
+        .collect();
     let reads = KeyReads::verify(target.record.is_none());
-    let (spec, key, trip, role_policies) = tokio::join!(
+    let (ids, key, trips, role_policies) = tokio::join!(
         async {
-            match early_spec {
-                Some(spec) => Ok(spec),
-                None => sides.identify(&target.alias).await,
+            match early_ids {
+                Some(ids) => Ok(ids),
+                None => sides.identify(ctx).await,
             }
         },
         owner::read_key(&sides.owner, target.alias.as_str(), reads),
-        round_trip(&sides.user, &role_arn, &alias_arn),
-        user::role_policies(&sides.user, role.as_str()),
+        ctx.bounded(live_work),
+        ctx.bounded(policy_reads),
     );
-    let spec = &spec?;
-    target.check_accounts(spec)?;
-    let owner_checks = owner_checks(&key, spec, target.recorded_key(spec));
-    let policy_checks = policy_checks(key.ok().flatten().as_ref(), role_policies, &role_arn, spec);
-    // Denied although every static check passes: propagation, not a wrong policy. Wait for it.
-    let static_ok = owner_checks.iter().chain(&policy_checks).all(|c| c.ok);
-    let trip = if trip.denied && static_ok && args.wait > 0 {
-        let deadline = started + Duration::from_secs(args.wait);
-        wait_for_propagation(ctx, &sides.user, &role_arn, &alias_arn, deadline, trip).await
-    } else {
-        trip
-    };
-    let user_checks = trip.checks;
-    let checks: Vec<Check> = owner_checks
-        .into_iter()
-        .chain(policy_checks)
-        .chain(user_checks)
-        .collect();
+    let (owner_account, users) = ids?;
+    target.check_accounts(&owner_account, &users)?;
+    let spec = &target.spec(owner_account, users.clone(), sides.region());
+    let mut checks = owner_checks(&key, spec, target.recorded_key());
+    let key = key.ok().flatten();
+    let deadline = started + Duration::from_secs(args.wait);
+    for (((session, account), (trip, policies)), role_arn) in sides
+        .users
+        .iter()
+        .zip(&users)
+        .zip(trips.into_iter().zip(role_policies))
+        .zip(&role_arns)
+    {
+        let policy_checks = policy_checks(key.as_ref(), policies, role_arn, account, spec);
+        // Denied although every static check passes: propagation, not a wrong policy. Wait.
+        let static_ok = checks.iter().chain(&policy_checks).all(|c| c.ok);
+        let trip = if trip.denied && static_ok && args.wait > 0 {
+            wait_for_propagation(
+                ctx,
+                Live {
+                    user: session,
+                    owner: &sides.owner,
+                    role_arn,
+                    alias_arn: &alias_arn,
+                    actions: &actions,
+                },
+                deadline,
+                trip,
+            )
+            .await
+        } else {
+            trip
+        };
+        checks.extend(policy_checks);
+        checks.extend(trip.checks);
+    }
     let ok = checks.iter().all(|c| c.ok);
     for c in &checks {
         ctx.printer.line(format!(
-            "{}  {:<14} {}",
+            "{}  {:<16} {}{}",
             if c.ok { "PASS" } else { "FAIL" },
             c.name,
+            c.account
+                .as_deref()
+                .map(|a| format!("[{a}] "))
+                .unwrap_or_default(),
             c.detail
         ));
     }
@@ -118,14 +151,20 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
             command: "verify",
             ok,
             alias_arn: &alias_arn,
-            role_arn: &role_arn,
+            role_arns: &role_arns,
             checks: &checks,
         },
         ctx.calls.snapshot(),
     );
     if ok {
         ctx.printer.line(format!(
-            "verify: {role_arn} encrypts and decrypts through {alias_arn}"
+            "verify: {} role(s) use the key through {alias_arn} for {}",
+            role_arns.len(),
+            actions
+                .iter()
+                .map(|a| a.name())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
         Ok(())
     } else {
@@ -149,92 +188,76 @@ fn owner_checks(
         Ok(None) => {
             let missing = format!("{} does not exist in account {}", spec.alias, spec.owner);
             return vec![
-                Check {
-                    name: "alias-target",
-                    ok: false,
-                    detail: missing.clone(),
-                },
-                Check {
-                    name: "key-enabled",
-                    ok: false,
-                    detail: missing,
-                },
+                Check::new("alias-target", false, missing.clone()),
+                Check::new("key-enabled", false, missing),
             ];
         }
         Err(e) => {
-            let detail = e.to_string();
             return vec![
-                Check {
-                    name: "alias-target",
-                    ok: false,
-                    detail: detail.clone(),
-                },
-                Check {
-                    name: "key-enabled",
-                    ok: false,
-                    detail,
-                },
+                Check::new("alias-target", false, e.to_string()),
+                Check::new("key-enabled", false, e.to_string()),
             ];
         }
     };
     let alias_target = match recorded_key {
-        Some(rec) if rec != key.arn => Check {
-            name: "alias-target",
-            ok: false,
-            detail: format!(
+        Some(rec) if rec != key.arn => Check::new(
+            "alias-target",
+            false,
+            format!(
                 "{} points at {}, not the recorded key {rec}",
                 spec.alias, key.arn
             ),
-        },
-        Some(_) => Check {
-            name: "alias-target",
-            ok: true,
-            detail: format!("{} points at the recorded key {}", spec.alias, key.arn),
-        },
-        None if is_ours(&key.tags, spec) => Check {
-            name: "alias-target",
-            ok: true,
-            detail: format!(
+        ),
+        Some(_) => Check::new(
+            "alias-target",
+            true,
+            format!("{} points at the recorded key {}", spec.alias, key.arn),
+        ),
+        None if is_ours(&key.tags, spec) => Check::new(
+            "alias-target",
+            true,
+            format!(
                 "{} points at {}, a key of this deployment",
                 spec.alias, key.arn
             ),
-        },
-        None => Check {
-            name: "alias-target",
-            ok: false,
-            detail: format!(
+        ),
+        None => Check::new(
+            "alias-target",
+            false,
+            format!(
                 "{} points at {}, which kmsxacct did not create for this deployment",
                 spec.alias, key.arn
             ),
-        },
+        ),
     };
-    let enabled = Check {
-        name: "key-enabled",
-        ok: key.state == KEY_ENABLED,
-        detail: format!("key {} is {}", key.arn, key.state),
-    };
+    let enabled = Check::new(
+        "key-enabled",
+        key.state == KEY_ENABLED,
+        format!("key {} is {}", key.arn, key.state),
+    );
     vec![alias_target, enabled]
 }
 
-/// Assume the role, encrypt random bytes through the alias ARN, decrypt naming the alias ARN,
-/// compare. Later steps are reported as not run when an earlier one fails.
 /// Evaluates each granted action through the alias with the live key policy and the role's
 /// policies: LocalStack never denies, so this is what proves the policies agree.
 fn policy_checks(
     key: Option<&KeyState>,
     role_policies: Result<Vec<(String, PolicyDocument)>>,
     role_arn: &str,
+    account: &AccountId,
     spec: &GrantSpec,
 ) -> Vec<Check> {
-    let names = ["policy-encrypt", "policy-decrypt"];
+    let actions = spec.iam_actions();
+    let name = |action: &str| {
+        format!(
+            "policy-{}",
+            action.trim_start_matches("kms:").to_ascii_lowercase()
+        )
+    };
     let fail_all = |detail: String| {
-        names
+        actions
             .iter()
-            .map(|name| Check {
-                name,
-                ok: false,
-                detail: detail.clone(),
-            })
+            .map(|a| Check::new(name(a), false, detail.clone()).in_account(account.as_str()))
             .collect::<Vec<_>>()
     };
     let Some(key) = key else {
@@ -254,10 +277,9 @@ fn policy_checks(
         .iter()
         .map(|(name, document)| NamedPolicy { name, document })
         .collect();
-    names
+    actions
         .iter()
-        .zip(GRANTED_ACTIONS)
-        .map(|(name, action)| {
+        .map(|action| {
             let request = Request {
                 principal: role_arn.to_string(),
                 action: action.to_string(),
@@ -266,162 +288,252 @@ fn policy_checks(
                 request_alias: Some(spec.alias.to_string()),
                 extra: Vec::new(),
             };
-            match eval::evaluate(&request, key_policy, &named) {
-                Ok(e) if e.decision == Decision::Allow => Check {
-                    name,
-                    ok: true,
-                    detail: format!(
+            let check = match eval::evaluate(&request, key_policy, &named) {
+                Ok(e) if e.decision == Decision::Allow => Check::new(
+                    name(action),
+                    true,
+                    format!(
                         "the key policy and the role's policies allow {action} through {}",
                         spec.alias
                     ),
-                },
-                Ok(e) => Check {
-                    name,
-                    ok: false,
-                    detail: format!(
+                ),
+                Ok(e) => Check::new(
+                    name(action),
+                    false,
+                    format!(
                         "{action} through {} is {} by the policies: {}",
                         spec.alias,
-                        e.decision
-                            .as_str()
-                            .replace('_', " ")
-                            .replace("implicit deny", "denied")
-                            .replace("explicit deny", "explicitly denied"),
+                        match e.decision {
+                            Decision::ExplicitDeny => "explicitly denied",
+                            _ => "denied",
+                        },
                         e.reasons
                             .iter()
                             .map(|r| format!("{} {}: {}", r.policy, r.statement, r.message))
                             .collect::<Vec<_>>()
                             .join("; ")
                     ),
-                },
-                Err(e) => Check {
-                    name,
-                    ok: false,
-                    detail: format!("not evaluated: {e}"),
-                },
-            }
+                ),
+                Err(e) => Check::new(name(action), false, format!("not evaluated: {e}")),
+            };
+            check.in_account(account.as_str())
         })
         .collect()
 }
 
-async fn round_trip(s: &Session, role_arn: &str, alias_arn: &str) -> RoundTrip {
-    let mut checks = Vec::new();
-    let mut denied = false;
-    let not_run = |name: &'static str, after: &str| Check {
-        name,
-        ok: false,
-        detail: format!("not run: {after} failed"),
-    };
-    let credentials = match user::assume_role(s, role_arn).await {
-        Ok(c) => {
-            checks.push(Check {
-                name: "assume-role",
-                ok: true,
-                detail: format!("account {} assumed {role_arn}", s.account()),
-            });
-            c
-        }
-        Err(e) => {
-            checks.push(Check {
-                name: "assume-role",
-                ok: false,
-                detail: e.to_string(),
-            });
-            checks.push(not_run("encrypt", "assume-role"));
-            checks.push(not_run("decrypt", "assume-role"));
-            return RoundTrip {
-                checks,
-                denied: matches!(e, Error::Denied { .. }),
-            };
-        }
-    };
-    let kms = s.kms_with_credentials(credentials);
-    let mut plaintext = [0u8; PLAINTEXT_BYTES];
-    if let Err(e) = getrandom::fill(&mut plaintext) {
-        checks.push(Check {
-            name: "encrypt",
-            ok: false,
-            detail: format!("no randomness: {e}"),
-        });
-        checks.push(not_run("decrypt", "encrypt"));
-        return RoundTrip { checks, denied };
-    }
-    let ciphertext = match kms
-        .encrypt()
-        .key_id(alias_arn)
-        .plaintext(Blob::new(plaintext.to_vec()))
-        .send()
-        .await
-    {
-        Ok(out) => {
-            checks.push(Check {
-                name: "encrypt",
-                ok: true,
-                detail: format!(
-                    "encrypted {PLAINTEXT_BYTES} random bytes through {alias_arn} with key {}",
-                    out.key_id().unwrap_or("?")
-                ),
-            });
-            out.ciphertext_blob.unwrap_or_else(|| Blob::new(Vec::new()))
-        }
-        Err(e) => {
-            let e = s.error("kms:Encrypt (as the role)", e);
-            checks.push(Check {
-                name: "encrypt",
-                ok: false,
-                detail: e.to_string(),
-            });
-            checks.push(not_run("decrypt", "encrypt"));
-            return RoundTrip {
-                checks,
-                denied: matches!(e, Error::Denied { .. }),
-            };
-        }
-    };
-    // Naming the key on Decrypt is AWS's recommendation, and needed across accounts on LocalStack.
-    let decrypted = kms
-        .decrypt()
-        .key_id(alias_arn)
-        .ciphertext_blob(ciphertext)
-        .send()
-        .await;
-    checks.push(match decrypted {
-        Ok(out) if out.plaintext().map(|p| p.as_ref()) == Some(&plaintext[..]) => Check {
-            name: "decrypt",
-            ok: true,
-            detail: format!("decrypted through {alias_arn}; the bytes match"),
-        },
-        Ok(_) => Check {
-            name: "decrypt",
-            ok: false,
-            detail: "decrypted, but the bytes differ from what was encrypted".into(),
-        },
-        Err(e) => {
-            let e = s.error("kms:Decrypt (as the role)", e);
-            denied = matches!(e, Error::Denied { .. });
-            Check {
-                name: "decrypt",
-                ok: false,
-                detail: e.to_string(),
-            }
-        }
-    });
-    RoundTrip { checks, denied }
+/// What the live checks of one user account work with.
+#[derive(Clone, Copy)]
+struct Live<'a> {
+    user: &'a Session,
+    owner: &'a Session,
+    role_arn: &'a str,
+    alias_arn: &'a str,
+    actions: &'a [KeyAction],
 }
 
-/// The round trip's checks, and whether it failed because AWS denied access.
+/// The live checks' results, and whether they failed because AWS denied access.
 struct RoundTrip {
     checks: Vec<Check>,
     denied: bool,
 }
 
-/// Repeats the round trip while AWS denies what the policies allow: IAM and KMS changes take
+async fn exercise(
+    user: &Session,
+    owner: &Session,
+    role_arn: &str,
+    alias_arn: &str,
+    actions: &[KeyAction],
+) -> RoundTrip {
+    live_checks(Live {
+        user,
+        owner,
+        role_arn,
+        alias_arn,
+        actions,
+    })
+    .await
+}
+
+/// Assumes the role, then calls each granted operation through the alias ARN as the role:
+/// Encrypt random bytes, Decrypt them naming the alias ARN (and compare), GenerateDataKey,
+/// GenerateDataKeyWithoutPlaintext, ReEncrypt, DescribeKey. Ciphertext for Decrypt and ReEncrypt
+/// comes from the role's Encrypt when granted, else from the owner's. Nothing is printed of any
+/// plaintext.
+async fn live_checks(live: Live<'_>) -> RoundTrip {
+    let s = live.user;
+    let account = s.account();
+    let mut checks = Vec::new();
+    let mut denied = false;
+    let mut record = |checks: &mut Vec<Check>, name: &str, result: Result<String>| {
+        let check = match result {
+            Ok(detail) => Check::new(name, true, detail),
+            Err(e) => {
+                denied |= matches!(e, Error::Denied { .. });
+                Check::new(name, false, e.to_string())
+            }
+        };
+        checks.push(check.in_account(&account));
+    };
+    let credentials = match user::assume_role(s, live.role_arn).await {
+        Ok(c) => {
+            record(
+                &mut checks,
+                "assume-role",
+                Ok(format!("assumed {}", live.role_arn)),
+            );
+            c
+        }
+        Err(e) => {
+            record(&mut checks, "assume-role", Err(e));
+            for a in live.actions {
+                checks.push(
+                    Check::new(a.name(), false, "not run: assume-role failed").in_account(&account),
+                );
+            }
+            return RoundTrip { checks, denied };
+        }
+    };
+    let kms = s.kms_with_credentials(credentials);
+    let alias_arn = live.alias_arn;
+    let mut plaintext = [0u8; PLAINTEXT_BYTES];
+    let _ = getrandom::fill(&mut plaintext);
+    let granted = |a: KeyAction| live.actions.contains(&a);
+
+    // Ciphertext under the key: the role's own Encrypt when granted, else the owner's.
+    let mut ciphertext: Option<Blob> = None;
+    if granted(KeyAction::Encrypt) {
+        let result = kms
+            .encrypt()
+            .key_id(alias_arn)
+            .plaintext(Blob::new(plaintext.to_vec()))
+            .send()
+            .await;
+        let result = match result {
+            Ok(out) => {
+                let key = out.key_id().unwrap_or("?").to_string();
+                ciphertext = out.ciphertext_blob;
+                Ok(format!(
+                    "encrypted {PLAINTEXT_BYTES} random bytes through {alias_arn} with key {key}"
+                ))
+            }
+            Err(e) => Err(s.error("kms:Encrypt (as the role)", e)),
+        };
+        record(&mut checks, "encrypt", result);
+    } else if granted(KeyAction::Decrypt) || granted(KeyAction::ReEncrypt) {
+        let alias = alias_arn.rsplit(':').next().unwrap_or_default();
+        if let Ok(out) = live
+            .owner
+            .kms
+            .encrypt()
+            .key_id(alias)
+            .plaintext(Blob::new(plaintext.to_vec()))
+            .send()
+            .await
+        {
+            ciphertext = out.ciphertext_blob;
+        }
+    }
+    let no_ciphertext =
+        || Error::Failed("not run: no ciphertext to work on (encrypt failed)".into());
+    if granted(KeyAction::Decrypt) {
+        let result = match &ciphertext {
+            None => Err(no_ciphertext()),
+            // Naming the key on Decrypt is AWS's recommendation, and needed across accounts on
+            // LocalStack.
+            Some(blob) => match kms
+                .decrypt()
+                .key_id(alias_arn)
+                .ciphertext_blob(blob.clone())
+                .send()
+                .await
+            {
+                Ok(out) if out.plaintext().map(|p| p.as_ref()) == Some(&plaintext[..]) => {
+                    Ok(format!("decrypted through {alias_arn}; the bytes match"))
+                }
+                Ok(_) => Err(Error::Failed(
+                    "decrypted, but the bytes differ from what was encrypted".into(),
+                )),
+                Err(e) => Err(s.error("kms:Decrypt (as the role)", e)),
+            },
+        };
+        record(&mut checks, "decrypt", result);
+    }
+    if granted(KeyAction::GenerateDataKey) {
+        let result = match kms
+            .generate_data_key()
+            .key_id(alias_arn)
+            .key_spec(DataKeySpec::Aes256)
+            .send()
+            .await
+        {
+            Ok(out)
+                if out.plaintext().map(|p| p.as_ref().len()) == Some(32)
+                    && out.ciphertext_blob().is_some() =>
+            {
+                Ok(format!("generated an AES-256 data key through {alias_arn}"))
+            }
+            Ok(_) => Err(Error::Failed("the data key came back incomplete".into())),
+            Err(e) => Err(s.error("kms:GenerateDataKey (as the role)", e)),
+        };
+        record(&mut checks, "generate-data-key", result);
+    }
+    if granted(KeyAction::GenerateDataKeyWithoutPlaintext) {
+        let result = match kms
+            .generate_data_key_without_plaintext()
+            .key_id(alias_arn)
+            .key_spec(DataKeySpec::Aes256)
+            .send()
+            .await
+        {
+            Ok(out) if out.ciphertext_blob().is_some() => Ok(format!(
+                "generated an encrypted data key through {alias_arn}"
+            )),
+            Ok(_) => Err(Error::Failed("no encrypted data key came back".into())),
+            Err(e) => Err(s.error("kms:GenerateDataKeyWithoutPlaintext (as the role)", e)),
+        };
+        record(&mut checks, "generate-data-key-without-plaintext", result);
+    }
+    if granted(KeyAction::ReEncrypt) {
+        let result = match &ciphertext {
+            None => Err(no_ciphertext()),
+            Some(blob) => match kms
+                .re_encrypt()
+                .ciphertext_blob(blob.clone())
+                .source_key_id(alias_arn)
+                .destination_key_id(alias_arn)
+                .send()
+                .await
+            {
+                Ok(out) if out.ciphertext_blob().is_some() => {
+                    Ok(format!("re-encrypted through {alias_arn}"))
+                }
+                Ok(_) => Err(Error::Failed("no ciphertext came back".into())),
+                Err(e) => Err(s.error("kms:ReEncrypt (as the role)", e)),
+            },
+        };
+        record(&mut checks, "re-encrypt", result);
+    }
+    if granted(KeyAction::DescribeKey) {
+        let result = match kms.describe_key().key_id(alias_arn).send().await {
+            Ok(out) => Ok(format!(
+                "described {} through {alias_arn}",
+                out.key_metadata()
+                    .and_then(|m| m.arn())
+                    .unwrap_or("the key")
+            )),
+            Err(e) => Err(s.error("kms:DescribeKey (as the role)", e)),
+        };
+        record(&mut checks, "describe-key", result);
+    }
+    RoundTrip { checks, denied }
+}
+
+/// Repeats the live checks while AWS denies what the policies allow: IAM and KMS changes take
 /// a while to reach every endpoint. Polls at most once a second, so it ends within about a
 /// second of access becoming possible; gives up at `deadline`.
 async fn wait_for_propagation(
     ctx: &Context,
-    s: &Session,
-    role_arn: &str,
-    alias_arn: &str,
+    live: Live<'_>,
     deadline: Instant,
     mut trip: RoundTrip,
 ) -> RoundTrip {
@@ -440,7 +552,7 @@ async fn wait_for_propagation(
     while trip.denied && Instant::now() + delay < deadline {
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(1));
-        trip = round_trip(s, role_arn, alias_arn).await;
+        trip = live_checks(live).await;
     }
     let waited = waited_from.elapsed().as_secs_f64();
     if trip.denied {

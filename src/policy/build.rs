@@ -1,7 +1,8 @@
 //! The policy documents kmsxacct writes, each built by a function named for what it grants.
 
 use super::document::{Effect, PolicyDocument, Statement};
-use crate::names::{AccountId, AliasName, Region};
+use crate::names::{AccountId, AliasName, Region, RoleName};
+use serde::{Deserialize, Serialize};
 
 /// Sid of the owner account's admin statement in a key policy kmsxacct creates (AWS's default
 /// key policy statement, which lets the owner account's IAM policies manage the key).
@@ -16,8 +17,86 @@ pub const ROLE_USE_SID: &str = "KmsxacctUseKeyThroughAlias";
 /// Name of the inline policy kmsxacct puts on the user role.
 pub const ROLE_POLICY_NAME: &str = "kmsxacct-kms-access";
 
-/// The actions the cross-account grant covers.
-pub const GRANTED_ACTIONS: [&str; 2] = ["kms:Encrypt", "kms:Decrypt"];
+/// What a user account may do with the key (`--actions`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyAction {
+    /// kms:Encrypt.
+    Encrypt,
+    /// kms:Decrypt.
+    Decrypt,
+    /// kms:GenerateDataKey.
+    GenerateDataKey,
+    /// kms:GenerateDataKeyWithoutPlaintext.
+    GenerateDataKeyWithoutPlaintext,
+    /// kms:ReEncryptFrom and kms:ReEncryptTo.
+    ReEncrypt,
+    /// kms:DescribeKey.
+    DescribeKey,
+}
+
+impl KeyAction {
+    /// The default grant: encrypt and decrypt.
+    pub const DEFAULT: [KeyAction; 2] = [KeyAction::Encrypt, KeyAction::Decrypt];
+
+    /// The IAM actions this grants.
+    pub fn iam_actions(self) -> &'static [&'static str] {
+        match self {
+            KeyAction::Encrypt => &["kms:Encrypt"],
+            KeyAction::Decrypt => &["kms:Decrypt"],
+            KeyAction::GenerateDataKey => &["kms:GenerateDataKey"],
+            KeyAction::GenerateDataKeyWithoutPlaintext => &["kms:GenerateDataKeyWithoutPlaintext"],
+            KeyAction::ReEncrypt => &["kms:ReEncryptFrom", "kms:ReEncryptTo"],
+            KeyAction::DescribeKey => &["kms:DescribeKey"],
+        }
+    }
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyAction::Encrypt => "encrypt",
+            KeyAction::Decrypt => "decrypt",
+            KeyAction::GenerateDataKey => "generate-data-key",
+            KeyAction::GenerateDataKeyWithoutPlaintext => "generate-data-key-without-plaintext",
+            KeyAction::ReEncrypt => "re-encrypt",
+            KeyAction::DescribeKey => "describe-key",
+        }
+    }
+}
+
+/// Whom the key policy names (`--grant-to`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum GrantTo {
+    /// The user account's root: the account's IAM policies decide which of its principals.
+    #[default]
+    Account,
+    /// The role itself (least privilege; the role must exist before the key policy names it).
+    Role,
+}
+
+/// Which alias condition the role policy uses (`--condition`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum AliasCondition {
+    /// `kms:ResourceAliases`: the key carries the alias, however the request names the key.
+    #[default]
+    ResourceAliases,
+    /// `kms:RequestAlias`: the request names the key by the alias.
+    RequestAlias,
+}
 
 /// What a deployment's policies are built from.
 #[derive(Debug, Clone)]
@@ -26,10 +105,64 @@ pub struct GrantSpec {
     pub region: Region,
     /// Account that owns the key.
     pub owner: AccountId,
-    /// Account whose role uses the key.
-    pub user: AccountId,
-    /// The alias the user account goes through.
+    /// Accounts whose role uses the key (sorted, distinct).
+    pub users: Vec<AccountId>,
+    /// The alias the user accounts go through.
     pub alias: AliasName,
+    /// The role's name in every user account.
+    pub role: RoleName,
+    /// Whom the key policy names.
+    pub grant_to: GrantTo,
+    /// What the users may do.
+    pub actions: Vec<KeyAction>,
+    /// Which alias condition the role policy uses.
+    pub condition: AliasCondition,
+    /// Principals allowed to assume the role (each in its own user account); none: the account.
+    pub trust: Vec<String>,
+}
+
+impl GrantSpec {
+    /// A spec with the defaults: grant to accounts, encrypt and decrypt, `kms:ResourceAliases`,
+    /// role trusted by its whole account.
+    pub fn new(
+        region: Region,
+        owner: AccountId,
+        users: Vec<AccountId>,
+        alias: AliasName,
+        role: RoleName,
+    ) -> GrantSpec {
+        let mut users = users;
+        users.sort();
+        users.dedup();
+        GrantSpec {
+            region,
+            owner,
+            users,
+            alias,
+            role,
+            grant_to: GrantTo::Account,
+            actions: KeyAction::DEFAULT.to_vec(),
+            condition: AliasCondition::ResourceAliases,
+            trust: Vec::new(),
+        }
+    }
+
+    /// The IAM actions granted, in a stable order.
+    pub fn iam_actions(&self) -> Vec<&'static str> {
+        let mut actions: Vec<KeyAction> = self.actions.clone();
+        actions.sort();
+        actions.dedup();
+        actions
+            .iter()
+            .flat_map(|a| a.iam_actions())
+            .copied()
+            .collect()
+    }
+
+    /// The role's ARN in `user`.
+    pub fn role_arn(&self, user: &AccountId) -> String {
+        self.role.arn(&self.region, user)
+    }
 }
 
 /// The owner's admin statement: `kms:*` for the owner account root, which delegates key
@@ -42,13 +175,22 @@ pub fn owner_admin_statement(spec: &GrantSpec) -> Statement {
         .resources(vec!["*".into()])
 }
 
-/// The key policy statement that lets the user account (its root, so that the user account's
-/// IAM policies decide which of its principals) call Encrypt and Decrypt on this key.
+/// The key policy statement that lets the user accounts (their roots, so that each account's IAM
+/// policies decide which of its principals; or, with `--grant-to role`, the roles themselves)
+/// use the key.
 pub fn key_policy_grant(spec: &GrantSpec) -> Statement {
+    let principals = spec
+        .users
+        .iter()
+        .map(|u| match spec.grant_to {
+            GrantTo::Account => u.root_arn(&spec.region),
+            GrantTo::Role => spec.role_arn(u),
+        })
+        .collect();
     Statement::new(Effect::Allow)
         .sid(USER_GRANT_SID)
-        .aws_principals(vec![spec.user.root_arn(&spec.region)])
-        .actions(&GRANTED_ACTIONS)
+        .aws_principals(principals)
+        .actions(&spec.iam_actions())
         .resources(vec!["*".into()])
 }
 
@@ -59,21 +201,30 @@ pub fn key_policy(spec: &GrantSpec) -> PolicyDocument {
     doc
 }
 
-/// The user role's trust policy: principals of the user account may assume it (their own IAM
-/// policies must still allow `sts:AssumeRole`).
-pub fn role_trust_policy(spec: &GrantSpec) -> PolicyDocument {
+/// The role's trust policy in `user`: principals of that account may assume it (their own IAM
+/// policies must still allow `sts:AssumeRole`), or only the `--trust` principals of that account.
+pub fn role_trust_policy(spec: &GrantSpec, user: &AccountId) -> PolicyDocument {
+    let mut trusted: Vec<String> = spec
+        .trust
+        .iter()
+        .filter(|arn| arn.split(':').nth(4) == Some(user.as_str()))
+        .cloned()
+        .collect();
+    if trusted.is_empty() {
+        trusted.push(user.root_arn(&spec.region));
+    }
     PolicyDocument::new(vec![
         Statement::new(Effect::Allow)
             .sid("KmsxacctTrustUserAccount")
-            .aws_principals(vec![spec.user.root_arn(&spec.region)])
+            .aws_principals(trusted)
             .actions(&["sts:AssumeRole"]),
     ])
 }
 
-/// The user role's inline policy: Encrypt and Decrypt on any key of the owner account, but only
-/// a key that carries the alias. Encrypt and Decrypt are authorised against the key ARN, so the
-/// `Resource` is `key/*` and the alias goes in the `kms:ResourceAliases` condition; an alias ARN in
-/// `Resource` would grant nothing for them.
+/// The role's inline policy: the granted actions on any key of the owner account, but only a key
+/// reached through the alias. Key operations are authorised against the key ARN, so the
+/// `Resource` is `key/*` and the alias goes in a condition; an alias ARN in `Resource` would grant
+/// nothing for them.
 pub fn role_access_policy(spec: &GrantSpec) -> PolicyDocument {
     let keys = format!(
         "arn:{}:kms:{}:{}:key/*",
@@ -81,17 +232,23 @@ pub fn role_access_policy(spec: &GrantSpec) -> PolicyDocument {
         spec.region,
         spec.owner
     );
-    PolicyDocument::new(vec![
-        Statement::new(Effect::Allow)
-            .sid(ROLE_USE_SID)
-            .actions(&GRANTED_ACTIONS)
-            .resources(vec![keys])
-            .condition(
-                "ForAnyValue:StringLike",
-                "kms:ResourceAliases",
-                vec![spec.alias.to_string()],
-            ),
-    ])
+    let statement = Statement::new(Effect::Allow)
+        .sid(ROLE_USE_SID)
+        .actions(&spec.iam_actions())
+        .resources(vec![keys]);
+    let statement = match spec.condition {
+        AliasCondition::ResourceAliases => statement.condition(
+            "ForAnyValue:StringLike",
+            "kms:ResourceAliases",
+            vec![spec.alias.to_string()],
+        ),
+        AliasCondition::RequestAlias => statement.condition(
+            "StringEquals",
+            "kms:RequestAlias",
+            vec![spec.alias.to_string()],
+        ),
+    };
+    PolicyDocument::new(vec![statement])
 }
 
 #[cfg(test)]
@@ -100,12 +257,13 @@ mod tests {
     use serde_json::{Value, json};
 
     fn spec() -> GrantSpec {
-        GrantSpec {
-            region: "us-east-1".parse().unwrap(),
-            owner: "111111111111".parse().unwrap(),
-            user: "222222222222".parse().unwrap(),
-            alias: "production-data-key".parse().unwrap(),
-        }
+        GrantSpec::new(
+            "us-east-1".parse().unwrap(),
+            "111111111111".parse().unwrap(),
+            vec!["222222222222".parse().unwrap()],
+            "production-data-key".parse().unwrap(),
+            "kmsxacct-production-data-key".parse().unwrap(),
+        )
     }
 
     #[test]
@@ -123,6 +281,31 @@ mod tests {
                     "Condition": {"ForAnyValue:StringLike": {"kms:ResourceAliases": "alias/production-data-key"}}
                 }]
             })
+        );
+    }
+
+    #[test]
+    fn request_alias_condition_and_more_actions() {
+        let mut s = spec();
+        s.condition = AliasCondition::RequestAlias;
+        s.actions = vec![
+            KeyAction::ReEncrypt,
+            KeyAction::Encrypt,
+            KeyAction::DescribeKey,
+        ];
+        let doc: Value = serde_json::from_str(&role_access_policy(&s).render()).unwrap();
+        assert_eq!(
+            doc["Statement"][0]["Condition"],
+            json!({"StringEquals": {"kms:RequestAlias": "alias/production-data-key"}})
+        );
+        assert_eq!(
+            doc["Statement"][0]["Action"],
+            json!([
+                "kms:Encrypt",
+                "kms:ReEncryptFrom",
+                "kms:ReEncryptTo",
+                "kms:DescribeKey"
+            ])
         );
     }
 
@@ -145,17 +328,46 @@ mod tests {
                 "Resource": "*"
             })
         );
-        // What we render, we parse back to the same meaning.
         assert!(PolicyDocument::parse(&doc.render()).unwrap().same_as(&doc));
     }
 
     #[test]
-    fn trust_policy_names_user_account() {
-        let doc: Value = serde_json::from_str(&role_trust_policy(&spec()).render()).unwrap();
+    fn several_users_and_grant_to_role() {
+        let mut s = spec();
+        s.users = vec![
+            "333333333333".parse().unwrap(),
+            "222222222222".parse().unwrap(),
+        ];
+        s.users.sort();
+        s.grant_to = GrantTo::Role;
+        let grant = serde_json::to_value(key_policy_grant(&s)).unwrap();
+        assert_eq!(
+            grant["Principal"]["AWS"],
+            json!([
+                "arn:aws:iam::222222222222:role/kmsxacct-production-data-key",
+                "arn:aws:iam::333333333333:role/kmsxacct-production-data-key"
+            ])
+        );
+    }
+
+    #[test]
+    fn trust_policy_names_user_account_or_the_trusted_principals() {
+        let user: AccountId = "222222222222".parse().unwrap();
+        let doc: Value = serde_json::from_str(&role_trust_policy(&spec(), &user).render()).unwrap();
         assert_eq!(
             doc["Statement"][0]["Principal"],
             json!({"AWS": "arn:aws:iam::222222222222:root"})
         );
         assert_eq!(doc["Statement"][0]["Action"], json!("sts:AssumeRole"));
+        let mut s = spec();
+        s.trust = vec![
+            "arn:aws:iam::222222222222:role/app".into(),
+            "arn:aws:iam::333333333333:role/other".into(),
+        ];
+        let doc: Value = serde_json::from_str(&role_trust_policy(&s, &user).render()).unwrap();
+        assert_eq!(
+            doc["Statement"][0]["Principal"],
+            json!({"AWS": "arn:aws:iam::222222222222:role/app"})
+        );
     }
 }

@@ -41,12 +41,13 @@ fn keys_with(condition: Value) -> Value {
 
 #[test]
 fn what_setup_writes_has_no_findings() {
-    let spec = GrantSpec {
-        region: "us-east-1".parse().unwrap(),
-        owner: OWNER.parse().unwrap(),
-        user: "222222222222".parse().unwrap(),
-        alias: "production-data-key".parse().unwrap(),
-    };
+    let spec = GrantSpec::new(
+        "us-east-1".parse().unwrap(),
+        OWNER.parse().unwrap(),
+        vec!["222222222222".parse().unwrap()],
+        "production-data-key".parse().unwrap(),
+        "kmsxacct-production-data-key".parse().unwrap(),
+    );
     let role = build::role_access_policy(&spec);
     assert!(lint(&role, PolicyKind::IdentityPolicy, None).is_empty());
     assert_eq!(PolicyKind::guess(&role), PolicyKind::IdentityPolicy);
