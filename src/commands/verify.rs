@@ -131,7 +131,11 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
             trip
         };
         checks.extend(policy_checks);
-        checks.extend(trip.checks);
+        checks.extend(
+            trip.checks
+                .into_iter()
+                .map(|c| c.in_account(account.as_str())),
+        );
     }
     let ok = checks.iter().all(|c| c.ok);
     for c in &checks {
@@ -361,7 +365,6 @@ async fn exercise(
 /// plaintext.
 async fn live_checks(live: Live<'_>) -> RoundTrip {
     let s = live.user;
-    let account = s.account();
     let mut checks = Vec::new();
     let mut denied = false;
     let mut record = |checks: &mut Vec<Check>, name: &str, result: Result<String>| {
@@ -372,7 +375,7 @@ async fn live_checks(live: Live<'_>) -> RoundTrip {
                 Check::new(name, false, e.to_string())
             }
         };
-        checks.push(check.in_account(&account));
+        checks.push(check);
     };
     let credentials = match user::assume_role(s, live.role_arn).await {
         Ok(c) => {
@@ -386,9 +389,7 @@ async fn live_checks(live: Live<'_>) -> RoundTrip {
         Err(e) => {
             record(&mut checks, "assume-role", Err(e));
             for a in live.actions {
-                checks.push(
-                    Check::new(a.name(), false, "not run: assume-role failed").in_account(&account),
-                );
+                checks.push(Check::new(a.name(), false, "not run: assume-role failed"));
             }
             return RoundTrip { checks, denied };
         }
@@ -401,6 +402,7 @@ async fn live_checks(live: Live<'_>) -> RoundTrip {
 
     // Ciphertext under the key: the role's own Encrypt when granted, else the owner's.
     let mut ciphertext: Option<Blob> = None;
+    let mut source_key: Option<String> = None;
     if granted(KeyAction::Encrypt) {
         let result = kms
             .encrypt()
@@ -411,6 +413,7 @@ async fn live_checks(live: Live<'_>) -> RoundTrip {
         let result = match result {
             Ok(out) => {
                 let key = out.key_id().unwrap_or("?").to_string();
+                source_key = out.key_id().map(String::from);
                 ciphertext = out.ciphertext_blob;
                 Ok(format!(
                     "encrypted {PLAINTEXT_BYTES} random bytes through {alias_arn} with key {key}"
@@ -430,6 +433,7 @@ async fn live_checks(live: Live<'_>) -> RoundTrip {
             .send()
             .await
         {
+            source_key = out.key_id().map(String::from);
             ciphertext = out.ciphertext_blob;
         }
     }
@@ -496,10 +500,12 @@ async fn live_checks(live: Live<'_>) -> RoundTrip {
     if granted(KeyAction::ReEncrypt) {
         let result = match &ciphertext {
             None => Err(no_ciphertext()),
+            // The source is named by the key ARN KMS reported for the ciphertext, the
+            // destination by the alias ARN.
             Some(blob) => match kms
                 .re_encrypt()
                 .ciphertext_blob(blob.clone())
-                .source_key_id(alias_arn)
+                .set_source_key_id(source_key.clone())
                 .destination_key_id(alias_arn)
                 .send()
                 .await

@@ -9,5 +9,6 @@ mod lifecycle;
 mod ownership;
 mod policy_engine;
 mod proxy;
+mod reach;
 mod reliability;
 mod support;

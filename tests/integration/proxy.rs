@@ -36,6 +36,8 @@ pub enum Fault {
     Permanent,
     /// `ExpiredToken`, as AWS answers for expired credentials.
     Expired,
+    /// `MalformedPolicyDocumentException` for a key policy naming a principal KMS cannot see.
+    InvalidPrincipal,
 }
 
 /// A rule: which requests, what fault, how many times.
@@ -293,7 +295,18 @@ async fn handle(
             }
             _ => false,
         };
-        if denied_by_consistency {
+        // A key policy naming a role KMS does not see yet: "invalid principals".
+        let invalid_principal = match (s.consistency_window, s.role_written_at) {
+            (Some(window), Some(written)) if now.duration_since(written) < window => {
+                service == "kms"
+                    && matches!(op.as_str(), "CreateKey" | "PutKeyPolicy")
+                    && String::from_utf8_lossy(&body).contains(":role/")
+            }
+            _ => false,
+        };
+        if invalid_principal {
+            Some(Some(Fault::InvalidPrincipal))
+        } else if denied_by_consistency {
             Some(None)
         } else {
             let mut chosen = None;
@@ -349,6 +362,11 @@ async fn handle(
             "KMSInvalidStateException",
             "InvalidInput",
             "injected permanent failure",
+        )),
+        Some(Some(Fault::InvalidPrincipal)) => Some(json_error(
+            400,
+            "MalformedPolicyDocumentException",
+            "Policy contains a statement with one or more invalid principals.",
         )),
         Some(Some(Fault::Expired)) => Some(service_error(
             &service,

@@ -42,6 +42,8 @@ pub struct Sandbox {
     pub dir: tempfile::TempDir,
     pub owner: Profile,
     pub user: Profile,
+    /// Every user profile, `user` first.
+    pub users: Vec<Profile>,
     pub alias: String,
     rt: tokio::runtime::Runtime,
 }
@@ -78,11 +80,30 @@ impl Sandbox {
         Sandbox::build(owner, user, extra, &endpoint())
     }
 
+    /// An owner and `n` user accounts, reached through `endpoint`.
+    pub fn with_users(n: usize, endpoint: &str) -> Sandbox {
+        let owner = Profile {
+            name: format!("owner-{}", random_word(6)),
+            account: random_account(),
+        };
+        let users: Vec<Profile> = (0..n)
+            .map(|i| Profile {
+                name: format!("user{i}-{}", random_word(6)),
+                account: random_account(),
+            })
+            .collect();
+        Sandbox::build_many(owner, users, &[], endpoint)
+    }
+
     fn build(owner: Profile, user: Profile, extra: &[&str], endpoint: &str) -> Sandbox {
+        Sandbox::build_many(owner, vec![user], extra, endpoint)
+    }
+
+    fn build_many(owner: Profile, users: Vec<Profile>, extra: &[&str], endpoint: &str) -> Sandbox {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = String::new();
         let mut credentials = String::new();
-        for p in [&owner, &user] {
+        for p in std::iter::once(&owner).chain(&users) {
             config.push_str(&format!(
                 "[profile {}]\nregion = us-east-1\nendpoint_url = {}\n\n",
                 p.name, endpoint
@@ -105,7 +126,8 @@ impl Sandbox {
         Sandbox {
             dir,
             owner,
-            user,
+            user: users[0].clone(),
+            users,
             alias: format!("alias/it/{}", random_word(10)),
             rt,
         }
