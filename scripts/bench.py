@@ -57,6 +57,32 @@ def kmsxacct_cycle(binary, workdir, alias):
     return results
 
 
+def fanout(binary, users, runs):
+    """Median wall time of setup (then teardown, untimed) with `users` user accounts, each its own
+    LocalStack account, in a config of its own."""
+    work = tempfile.mkdtemp(prefix="kmsxacct-fanout-")
+    config, creds = os.path.join(work, "config"), os.path.join(work, "credentials")
+    endpoint = "http://127.0.0.1:" + os.environ.get("LOCALSTACK_PORT", "4566")
+    names = ["fan-owner"] + [f"fan-u{i:02d}" for i in range(users)]
+    accounts = [OWNER_ACCOUNT] + [f"3000000000{i:02d}" for i in range(users)]
+    with open(config, "w") as c, open(creds, "w") as k:
+        for n, a in zip(names, accounts):
+            c.write(f"[profile {n}]\nregion = {REGION}\nendpoint_url = {endpoint}\n\n")
+            k.write(f"[{n}]\naws_access_key_id = {a}\naws_secret_access_key = bench\n\n")
+    env = dict(os.environ, AWS_CONFIG_FILE=config, AWS_SHARED_CREDENTIALS_FILE=creds)
+    walls = []
+    for run in range(runs):
+        alias = f"alias/bench/fan-{secrets.token_hex(3)}-{users}-{run}"
+        record = os.path.join(work, f"{run}.toml")
+        args = [binary, "--config", record, "setup", "--owner", names[0], "--alias", alias]
+        for n in names[1:]:
+            args += ["--user", n]
+        wall, _ = timed(args, env=env, cwd=work)
+        walls.append(wall)
+        timed([binary, "--config", record, "teardown"], env=env, cwd=work)
+    return statistics.median(walls)
+
+
 def fmt_ms(seconds):
     return f"{seconds * 1000:.0f} ms" if seconds >= 0.1 else f"{seconds * 1000:.1f} ms"
 
@@ -108,6 +134,10 @@ def main():
         print(f"run {run + 1}/{args.runs}: kmsxacct {fmt_ms(walls['kmsxacct'][-1])}, "
               f"aws cli {fmt_ms(walls['awscli'][-1])}, boto3 {fmt_ms(walls['boto3'][-1])}", file=sys.stderr)
 
+    fan_runs = max(3, args.runs // 2)
+    fan_1 = fanout(args.binary, 1, fan_runs)
+    fan_20 = fanout(args.binary, 20, fan_runs)
+
     helps = []
     for _ in range(30):
         wall, _ = timed([args.binary, "--help"])
@@ -154,6 +184,13 @@ def main():
             f"| {c} | {fmt_ms(wall)} | {statistics.median(pc['calls']):.0f} | {chain:.0f} | "
             f"{floor_ratio:.2f} | {max(pc['rss_kb']) / 1024:.1f} MB |"
         )
+    lines += [
+        "",
+        "## Fan-out",
+        "",
+        f"`setup` with 20 user accounts (default --concurrency 8): median {fmt_ms(fan_20)}; "
+        f"with 1: {fmt_ms(fan_1)}; ratio {fan_20 / fan_1:.2f} (target ≤ 3), {fan_runs} runs each.",
+    ]
     lines += [
         "",
         "## Start-up and size",

@@ -1,6 +1,6 @@
 //! The command line: global flags and subcommands. Help text lives on the fields, once.
 
-use crate::commands::{explain, lint, policies, setup, teardown, verify};
+use crate::commands::{completions, explain, lint, policies, setup, teardown, verify};
 use crate::output::OutputFormat;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -69,6 +69,8 @@ pub struct Cli {
 pub enum Command {
     /// Create (or converge) the key, alias, key policy grant and user role.
     Setup(setup::SetupArgs),
+    /// Show what setup would create or change, with policy diffs; change nothing.
+    Plan(setup::SetupArgs),
     /// Prove access with a live encrypt/decrypt round trip through the alias ARN.
     Verify(verify::VerifyArgs),
     /// Remove what setup made: role, alias, and the key (scheduled for deletion).
@@ -79,4 +81,8 @@ pub enum Command {
     Lint(lint::LintArgs),
     /// Print the key policy statement and role policies setup would write (for Terraform or CDK).
     Policies(policies::PoliciesArgs),
+    /// Print shell completions (bash, zsh, fish, powershell, elvish).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff).
+    Man,
 }

@@ -33,11 +33,20 @@ pub async fn run(cli: Cli) -> error::Result<()> {
     let work = async {
         match &cli.command {
             Command::Setup(args) => commands::setup::run(&ctx, args).await,
+            Command::Plan(args) => {
+                let args = commands::setup::SetupArgs {
+                    dry_run: true,
+                    ..args.clone()
+                };
+                commands::setup::run(&ctx, &args).await
+            }
             Command::Verify(args) => commands::verify::run(&ctx, args).await,
             Command::Teardown(args) => commands::teardown::run(&ctx, args).await,
             Command::Explain(args) => commands::explain::run(&ctx, args),
             Command::Lint(args) => commands::lint::run(&ctx, args),
             Command::Policies(args) => commands::policies::run(&ctx, args),
+            Command::Completions(args) => commands::completions::completions(args),
+            Command::Man => commands::completions::man(),
         }
     };
     tokio::select! {

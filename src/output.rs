@@ -69,6 +69,9 @@ pub struct Check {
     pub ok: bool,
     /// What was found.
     pub detail: String,
+    /// For drift: the live document against what setup writes, as a diff.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
 }
 
 impl Check {
@@ -79,6 +82,7 @@ impl Check {
             account: None,
             ok,
             detail: detail.into(),
+            diff: None,
         }
     }
 
@@ -87,6 +91,36 @@ impl Check {
         self.account = Some(account.to_string());
         self
     }
+}
+
+/// A line diff of two texts: unchanged lines start with a space, removed with `-`, added with
+/// `+`.
+pub fn diff(old: &str, new: &str) -> String {
+    let d = similar::TextDiff::from_lines(old, new);
+    let mut out = String::new();
+    for change in d.iter_all_changes() {
+        let sign = match change.tag() {
+            similar::ChangeTag::Delete => '-',
+            similar::ChangeTag::Insert => '+',
+            similar::ChangeTag::Equal => ' ',
+        };
+        out.push(sign);
+        out.push_str(change.value().trim_end_matches('\n'));
+        out.push('\n');
+    }
+    out
+}
+
+/// A diff from [`diff`] with removed lines in red and added lines in green (ANSI).
+pub fn colorize_diff(diff: &str) -> String {
+    diff.lines()
+        .map(|l| match l.chars().next() {
+            Some('+') => format!("\u{1b}[32m{l}\u{1b}[0m"),
+            Some('-') => format!("\u{1b}[31m{l}\u{1b}[0m"),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Prints results in the chosen format; `quiet` silences text output (JSON is always printed).
@@ -106,6 +140,14 @@ impl Printer {
             // A closed pipe is a normal way for a reader to stop; nothing to report.
             let _ = writeln!(out, "{}", text.as_ref());
         }
+    }
+
+    /// Whether text output may be coloured: stdout is a terminal and NO_COLOR is not set.
+    pub fn color(&self) -> bool {
+        use std::io::IsTerminal;
+        self.format == OutputFormat::Text
+            && std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none()
     }
 
     /// A note on stderr for a person watching (what the command waits for, what it recovers);

@@ -206,8 +206,8 @@ pub fn plan_owner_setup(
 }
 
 /// The key policy with kmsxacct's grant statement put in (every other statement kept), or None
-/// when it already holds the grant.
-fn converge_key_policy(spec: &GrantSpec, key: &KeyState) -> Option<PolicyDocument> {
+/// when it already holds the grant (no drift).
+pub fn converge_key_policy(spec: &GrantSpec, key: &KeyState) -> Option<PolicyDocument> {
     let mut policy = key
         .policy
         .clone()

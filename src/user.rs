@@ -287,13 +287,54 @@ pub async fn assume_role(s: &Session, role_arn: &str) -> Result<aws_credential_t
     ))
 }
 
-/// Every identity policy of the role: its inline policies and the default version of each attached
-/// managed policy, named `inline:NAME` and `attached:ARN`.
-pub async fn role_policies(s: &Session, role_name: &str) -> Result<Vec<(String, PolicyDocument)>> {
-    let (inline, attached) = tokio::try_join!(
+/// The role's documents as they are: its trust policy, and every identity policy (inline ones
+/// and the default version of each attached managed policy, named `inline:NAME` and
+/// `attached:ARN`). `trust` is None when the role does not exist.
+#[derive(Debug, Clone, Default)]
+pub struct RoleDocuments {
+    /// The trust policy.
+    pub trust: Option<PolicyDocument>,
+    /// Every identity policy.
+    pub policies: Vec<(String, PolicyDocument)>,
+}
+
+impl RoleDocuments {
+    /// kmsxacct's own inline policy, if present.
+    pub fn access_policy(&self) -> Option<&PolicyDocument> {
+        let name = format!("inline:{ROLE_POLICY_NAME}");
+        self.policies
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, d)| d)
+    }
+}
+
+/// Reads the role's [`RoleDocuments`].
+pub async fn role_documents(s: &Session, role_name: &str) -> Result<RoleDocuments> {
+    let (role, inline, attached) = tokio::join!(
+        async {
+            match s.iam.get_role().role_name(role_name).send().await {
+                Ok(out) => Ok(out.role),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_no_such_entity_exception()) =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(s.error("iam:GetRole", e)),
+            }
+        },
         inline_policy_names(s, role_name),
         attached_policy_arns(s, role_name)
+    );
+    let Some(role) = role? else {
+        return Ok(RoleDocuments::default());
+    };
+    let trust = parse_iam_document(
+        role.assume_role_policy_document().unwrap_or_default(),
+        &format!("trust policy of role {role_name}"),
     )?;
+    let (inline, attached) = (inline?, attached?);
     let mut out = Vec::new();
     for name in inline {
         let doc = s
@@ -340,5 +381,8 @@ pub async fn role_policies(s: &Session, role_name: &str) -> Result<Vec<(String, 
             parse_iam_document(text, &format!("managed policy {arn}"))?,
         ));
     }
-    Ok(out)
+    Ok(RoleDocuments {
+        trust: Some(trust),
+        policies: out,
+    })
 }

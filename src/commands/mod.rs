@@ -1,7 +1,9 @@
 //! One module per subcommand, and what they share: naming the deployment and connecting to it.
 
+pub mod completions;
 pub mod explain;
 pub mod lint;
+pub mod plan;
 pub mod policies;
 pub mod setup;
 pub mod teardown;

@@ -54,6 +54,9 @@ pub struct SetupArgs {
     /// Seconds to keep retrying while KMS does not yet see a just-created role (--grant-to role).
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub wait: u64,
+    /// Show what would change (as `kmsxacct plan` does) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Serialize)]
@@ -225,6 +228,26 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
             )));
         }
     };
+
+    if args.dry_run {
+        return super::plan::show(
+            ctx,
+            &super::plan::PlanView {
+                spec,
+                owner: &sides.owner,
+                key_now: at_alias.as_ref(),
+                owner_plan: &owner_plan,
+                users: sides.users[..kept]
+                    .iter()
+                    .zip(&users)
+                    .zip(&roles[..kept])
+                    .zip(&user_plans)
+                    .map(|(((s, a), r), p)| (s, a, r.as_ref(), p))
+                    .collect(),
+                removals: sides.users[kept..].iter().zip(&removals).collect(),
+            },
+        );
+    }
 
     // Record the deployment before changing anything, and each new ARN the moment it exists,
     // so that a failed or interrupted run leaves nothing the next run cannot find.

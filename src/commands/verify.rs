@@ -5,11 +5,11 @@ use super::{Context, Target, TargetArgs, open};
 use crate::aws::Session;
 use crate::error::{Error, Result};
 use crate::names::AccountId;
-use crate::output::Check;
+use crate::output::{Check, colorize_diff, diff};
 use crate::owner::KeyReads;
-use crate::plan::{KEY_ENABLED, KeyState, is_ours};
+use crate::plan::{KEY_ENABLED, KeyState, converge_key_policy, is_ours};
 use crate::policy::PolicyDocument;
-use crate::policy::build::{GrantSpec, KeyAction};
+use crate::policy::build::{self, GrantSpec, KeyAction};
 use crate::policy::eval::{self, Decision, NamedPolicy, Request};
 use crate::{owner, user};
 use aws_sdk_kms::types::DataKeySpec;
@@ -83,7 +83,7 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
     let policy_reads = sides
         .users
         .iter()
-        .map(|u| user::role_policies(u, target.role.as_str()))
+        .map(|u| user::role_documents(u, target.role.as_str()))
         .collect();
     let reads = KeyReads::verify(target.record.is_none());
     let (ids, key, trips, role_policies) = tokio::join!(
@@ -102,6 +102,13 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
     let spec = &target.spec(owner_account, users.clone(), sides.region());
     let mut checks = owner_checks(&key, spec, target.recorded_key());
     let key = key.ok().flatten();
+    if let Some(k) = &key {
+        checks.push(drift_check(
+            "drift-key-policy",
+            k.policy.as_ref(),
+            converge_key_policy(spec, k).as_ref(),
+        ));
+    }
     let deadline = started + Duration::from_secs(args.wait);
     for (((session, account), (trip, policies)), role_arn) in sides
         .users
@@ -110,7 +117,28 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
         .zip(trips.into_iter().zip(role_policies))
         .zip(&role_arns)
     {
-        let policy_checks = policy_checks(key.as_ref(), policies, role_arn, account, spec);
+        let mut drift = Vec::new();
+        if let Ok(docs) = &policies {
+            let trust = build::role_trust_policy(spec, account);
+            let access = build::role_access_policy(spec);
+            for (name, live, wanted) in [
+                ("drift-trust-policy", docs.trust.as_ref(), &trust),
+                ("drift-role-policy", docs.access_policy(), &access),
+            ] {
+                let differs = live.is_none_or(|l| !l.same_as(wanted));
+                drift.push(
+                    drift_check(name, live, differs.then_some(wanted)).in_account(account.as_str()),
+                );
+            }
+        }
+        let policy_checks = policy_checks(
+            key.as_ref(),
+            policies.map(|d| d.policies),
+            role_arn,
+            account,
+            spec,
+        );
+        checks.extend(drift);
         // Denied although every static check passes: propagation, not a wrong policy. Wait.
         let static_ok = checks.iter().chain(&policy_checks).all(|c| c.ok);
         let trip = if trip.denied && static_ok && args.wait > 0 {
@@ -149,6 +177,16 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
                 .unwrap_or_default(),
             c.detail
         ));
+        if let Some(d) = &c.diff {
+            let shown = if ctx.printer.color() {
+                colorize_diff(d)
+            } else {
+                d.clone()
+            };
+            for line in shown.lines() {
+                ctx.printer.line(format!("      {line}"));
+            }
+        }
     }
     ctx.printer.json(
         &Report {
@@ -240,6 +278,33 @@ fn owner_checks(
         format!("key {} is {}", key.arn, key.state),
     );
     vec![alias_target, enabled]
+}
+
+/// Drift: a live document kmsxacct wrote that no longer says what setup writes. `wanted` is the
+/// document setup would write, or None when the live one already matches.
+fn drift_check(
+    name: &str,
+    live: Option<&PolicyDocument>,
+    wanted: Option<&PolicyDocument>,
+) -> Check {
+    match wanted {
+        None => Check::new(name, true, "as setup writes it"),
+        Some(w) => {
+            let mut c = Check::new(
+                name,
+                false,
+                match live {
+                    Some(_) => "differs from what setup writes; `kmsxacct setup` converges it",
+                    None => "missing; `kmsxacct setup` puts it back",
+                },
+            );
+            c.diff = Some(diff(
+                &live.map(PolicyDocument::render).unwrap_or_default(),
+                &w.render(),
+            ));
+            c
+        }
+    }
 }
 
 /// Evaluates each granted action through the alias with the live key policy and the role's

@@ -12,3 +12,4 @@ mod proxy;
 mod reach;
 mod reliability;
 mod support;
+mod ux;

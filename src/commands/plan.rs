@@ -1,0 +1,191 @@
+//! `kmsxacct plan` (and `setup --dry-run`): what setup would create or change in each account,
+//! with the policy documents as diffs. Makes no mutating call and writes no record.
+
+use super::Context;
+use crate::aws::Session;
+use crate::error::Result;
+use crate::names::AccountId;
+use crate::output::{colorize_diff, diff};
+use crate::plan::{KeyPlan, KeyState, OwnerPlan, RoleState, UserPlan, UserTeardown};
+use crate::policy::PolicyDocument;
+use crate::policy::build::{self, GrantSpec};
+use serde::Serialize;
+
+/// One planned change.
+#[derive(Debug, Clone, Serialize)]
+pub struct Planned {
+    /// `owner` or `user`.
+    pub side: &'static str,
+    /// The account.
+    pub account: String,
+    /// `create`, `update`, `delete`, `schedule-deletion` or `no-change`.
+    pub action: &'static str,
+    /// `key`, `alias`, `key-policy`, `role`, `trust-policy` or `role-policy`.
+    pub resource: &'static str,
+    /// ARN or name.
+    pub id: String,
+    /// The document change as a unified diff (plain), when a policy is written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+/// Everything a plan shows, borrowed from setup's preparation.
+pub struct PlanView<'a> {
+    /// What the policies are built from.
+    pub spec: &'a GrantSpec,
+    /// The owner session.
+    pub owner: &'a Session,
+    /// The key behind the alias now.
+    pub key_now: Option<&'a KeyState>,
+    /// The owner plan.
+    pub owner_plan: &'a OwnerPlan,
+    /// Each user account: session, account, role as it is, plan.
+    pub users: Vec<(
+        &'a Session,
+        &'a AccountId,
+        Option<&'a RoleState>,
+        &'a UserPlan,
+    )>,
+    /// Each user account leaving the deployment: session and what goes.
+    pub removals: Vec<(&'a Session, &'a UserTeardown)>,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    command: &'static str,
+    changes: usize,
+    plan: &'a [Planned],
+}
+
+fn item(
+    s: &Session,
+    action: &'static str,
+    resource: &'static str,
+    id: &str,
+    old: Option<&PolicyDocument>,
+    new: Option<&PolicyDocument>,
+) -> Planned {
+    let text = |d: Option<&PolicyDocument>| d.map(PolicyDocument::render).unwrap_or_default();
+    Planned {
+        side: s.side.label(),
+        account: s.account(),
+        action,
+        resource,
+        id: id.to_string(),
+        diff: new.map(|n| diff(&text(old), &text(Some(n)))),
+    }
+}
+
+/// Builds the plan's items.
+pub fn items(view: &PlanView<'_>) -> Vec<Planned> {
+    let s = view.owner;
+    let spec = view.spec;
+    let mut out = Vec::new();
+    let alias = spec.alias.as_str();
+    match &view.owner_plan.key {
+        KeyPlan::Create { policy } => {
+            out.push(item(s, "create", "key", "(new key)", None, Some(policy)));
+        }
+        KeyPlan::Existing { arn, .. } => {
+            out.push(item(s, "no-change", "key", arn, None, None));
+        }
+    }
+    out.push(item(
+        s,
+        if view.owner_plan.create_alias {
+            "create"
+        } else {
+            "no-change"
+        },
+        "alias",
+        alias,
+        None,
+        None,
+    ));
+    if let Some(policy) = &view.owner_plan.put_policy {
+        let old = view.key_now.and_then(|k| k.policy.as_ref());
+        out.push(item(s, "update", "key-policy", alias, old, Some(policy)));
+    }
+    for arn in &view.owner_plan.retire {
+        out.push(item(s, "schedule-deletion", "key", arn, None, None));
+    }
+    for (u, account, role, plan) in &view.users {
+        let arn = spec.role_arn(account);
+        match &plan.create_role {
+            Some(trust) => out.push(item(u, "create", "role", &arn, None, Some(trust))),
+            None => out.push(item(u, "no-change", "role", &arn, None, None)),
+        }
+        if let Some(trust) = &plan.update_trust {
+            out.push(item(
+                u,
+                "update",
+                "trust-policy",
+                &arn,
+                role.map(|r| &r.trust),
+                Some(trust),
+            ));
+        }
+        let policy_id = format!("{arn}/{}", build::ROLE_POLICY_NAME);
+        match &plan.put_policy {
+            Some(p) => out.push(item(
+                u,
+                if role.and_then(|r| r.access_policy.as_ref()).is_some() {
+                    "update"
+                } else {
+                    "create"
+                },
+                "role-policy",
+                &policy_id,
+                role.and_then(|r| r.access_policy.as_ref()),
+                Some(p),
+            )),
+            None => out.push(item(u, "no-change", "role-policy", &policy_id, None, None)),
+        }
+    }
+    for (u, removal) in &view.removals {
+        if let Some(arn) = &removal.delete_role {
+            out.push(item(u, "delete", "role", arn, None, None));
+        }
+    }
+    out
+}
+
+/// Prints the plan: one line per item, the diff under it (coloured on a terminal unless
+/// NO_COLOR), or one JSON object.
+pub fn show(ctx: &Context, view: &PlanView<'_>) -> Result<()> {
+    let planned = items(view);
+    let changes = planned.iter().filter(|p| p.action != "no-change").count();
+    let color = ctx.printer.color();
+    for p in &planned {
+        ctx.printer.line(format!(
+            "{:<5} {}  {:<18} {:<12} {}",
+            p.side, p.account, p.action, p.resource, p.id
+        ));
+        if p.diff.is_some() {
+            // Re-render with colour for the terminal; JSON keeps the plain diff.
+            let text = p.diff.as_deref().unwrap_or_default();
+            let shown = if color {
+                colorize_diff(text)
+            } else {
+                text.to_string()
+            };
+            for line in shown.lines() {
+                ctx.printer.line(format!("    {line}"));
+            }
+        }
+    }
+    ctx.printer.line(if changes == 0 {
+        "plan: nothing to change".to_string()
+    } else {
+        format!("plan: {changes} change(s); run `kmsxacct setup` with the same flags to apply")
+    });
+    ctx.printer.json(
+        &Report {
+            command: "plan",
+            changes,
+            plan: &planned,
+        },
+        ctx.calls.snapshot(),
+    );
+    Ok(())
+}
