@@ -47,6 +47,22 @@ pub struct Deployment {
     /// The user accounts.
     #[serde(default)]
     pub users: Vec<UserRecord>,
+    /// The last verify of this deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verify: Option<LastVerify>,
+}
+
+/// When verify last ran on a recorded deployment, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LastVerify {
+    /// RFC 3339 time.
+    pub at: String,
+    /// Whether every check passed.
+    pub ok: bool,
+    /// The names of the checks that failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
 }
 
 fn default_actions() -> Vec<KeyAction> {
@@ -208,6 +224,7 @@ mod tests {
                 account: "222222222222".into(),
                 role_arn: "arn:aws:iam::222222222222:role/kmsxacct-production-data-key".into(),
             }],
+            last_verify: None,
         }
     }
 

@@ -6,6 +6,7 @@ pub mod lint;
 pub mod plan;
 pub mod policies;
 pub mod setup;
+pub mod status;
 pub mod teardown;
 pub mod verify;
 

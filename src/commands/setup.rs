@@ -278,6 +278,7 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
                 role_arn: plan.existing_arn.clone().unwrap_or_default(),
             })
             .collect(),
+        last_verify: None,
     });
     let save = |update: &dyn Fn(&mut Deployment)| -> Result<()> {
         let mut r = record

@@ -11,6 +11,7 @@ use crate::plan::{KEY_ENABLED, KeyState, converge_key_policy, is_ours};
 use crate::policy::PolicyDocument;
 use crate::policy::build::{self, GrantSpec, KeyAction};
 use crate::policy::eval::{self, Decision, NamedPolicy, Request};
+use crate::record::LastVerify;
 use crate::{owner, user};
 use aws_sdk_kms::types::DataKeySpec;
 use aws_smithy_types::Blob;
@@ -198,6 +199,28 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
         },
         ctx.calls.snapshot(),
     );
+    // Remember the outcome in the record, for `kmsxacct status`.
+    if let Some(record) = &target.record {
+        let mut raw = record.raw.clone();
+        raw.last_verify = Some(LastVerify {
+            at: aws_smithy_types::DateTime::from(std::time::SystemTime::now())
+                .fmt(aws_smithy_types::date_time::Format::DateTime)
+                .unwrap_or_default(),
+            ok,
+            failed: checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| match &c.account {
+                    Some(a) => format!("{} [{a}]", c.name),
+                    None => c.name.clone(),
+                })
+                .collect(),
+        });
+        if let Err(e) = raw.save(&ctx.config) {
+            ctx.printer
+                .note(format!("could not record this verify: {e}"));
+        }
+    }
     if ok {
         ctx.printer.line(format!(
             "verify: {} role(s) use the key through {alias_arn} for {}",

@@ -227,3 +227,45 @@ fn completions_and_man_page_come_from_the_same_definitions() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("'tcsh'"));
 }
+
+#[test]
+fn status_shows_both_accounts_and_the_last_verify() {
+    let sb = Sandbox::new();
+    sb.setup(&[]).assert().success();
+    let out = sb.cmd().arg("status").output().unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        text.contains("Enabled") && text.contains("last verify: none recorded"),
+        "{text}"
+    );
+    sb.cmd().args(["verify", "--wait", "0"]).assert().success();
+    let out = sb
+        .cmd()
+        .args(["status", "--output", "json"])
+        .output()
+        .unwrap();
+    let report = json(&stdout(&out));
+    assert_eq!(report["key"]["state"], json!("Enabled"));
+    assert_eq!(report["key"]["is_recorded_key"], json!(true));
+    assert_eq!(report["users"][0]["account"], json!(sb.user.account));
+    assert_eq!(report["users"][0]["role_policy"], json!(true));
+    assert_eq!(report["last_verify"]["ok"], json!(true));
+    // A failed verify is remembered with what failed.
+    let iam = sb.iam(&sb.user.account);
+    sb.block_on(
+        iam.delete_role_policy()
+            .role_name(sb.role_name())
+            .policy_name("kmsxacct-kms-access")
+            .send(),
+    )
+    .unwrap();
+    let out = sb.cmd().args(["verify", "--wait", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = sb.cmd().arg("status").output().unwrap();
+    let text = stdout(&out);
+    assert!(
+        text.contains("last verify: FAILED") && text.contains("policy is missing"),
+        "{text}"
+    );
+}

@@ -1,0 +1,162 @@
+//! `kmsxacct status`: what the recorded deployment looks like now in every account.
+
+use super::{Context, Target, TargetArgs, open};
+use crate::error::Result;
+use crate::owner::KeyReads;
+use crate::record::LastVerify;
+use crate::{owner, user};
+use serde::Serialize;
+
+/// Flags of `status`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    /// Which deployment; without these flags, the record (--config) says.
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Serialize)]
+struct KeyStatus {
+    arn: String,
+    state: String,
+    aliases: Vec<String>,
+    is_recorded_key: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct UserStatus {
+    profile: String,
+    account: String,
+    role_arn: Option<String>,
+    role_policy: bool,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    command: &'static str,
+    alias: &'a str,
+    owner_account: String,
+    region: String,
+    key: Option<KeyStatus>,
+    users: Vec<UserStatus>,
+    last_verify: Option<&'a LastVerify>,
+}
+
+/// Runs status: reads only; exit 0 whatever it finds (verify is the check).
+pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<()> {
+    let target = Target::resolve(&args.target, &ctx.config)?;
+    let sides = open(
+        ctx,
+        &target.owner_profile,
+        &target.user_profiles,
+        target.region.as_ref(),
+    )
+    .await?;
+    let role_reads = sides
+        .users
+        .iter()
+        .map(|u| user::read_role(u, target.role.as_str(), false))
+        .collect();
+    let (ids, key, roles) = tokio::join!(
+        sides.identify(ctx),
+        owner::read_key(
+            &sides.owner,
+            target.alias.as_str(),
+            KeyReads {
+                tags: false,
+                policy: false,
+                aliases: true
+            }
+        ),
+        ctx.bounded(role_reads),
+    );
+    let (owner_account, users) = ids?;
+    target.check_accounts(&owner_account, &users)?;
+    let key = key?.map(|k| KeyStatus {
+        is_recorded_key: target.recorded_key().map(|r| r == k.arn),
+        arn: k.arn,
+        state: k.state,
+        aliases: k.aliases,
+    });
+    let mut user_status = Vec::new();
+    for ((profile, account), role) in target.user_profiles.iter().zip(&users).zip(roles) {
+        let role = role?;
+        user_status.push(UserStatus {
+            profile: profile.clone(),
+            account: account.to_string(),
+            role_policy: role.as_ref().is_some_and(|r| r.access_policy.is_some()),
+            role_arn: role.map(|r| r.arn),
+        });
+    }
+    let last_verify = target
+        .record
+        .as_ref()
+        .and_then(|r| r.raw.last_verify.as_ref());
+    ctx.printer.line(format!(
+        "deployment {} of account {owner_account} in {}{}",
+        target.alias,
+        sides.region(),
+        if target.record.is_some() {
+            format!(" (record {})", ctx.config.display())
+        } else {
+            String::new()
+        }
+    ));
+    match &key {
+        Some(k) => {
+            ctx.printer.line(format!(
+                "owner {owner_account}  key    {}  {}{}",
+                k.arn,
+                k.state,
+                match k.is_recorded_key {
+                    Some(false) => "  (not the recorded key!)",
+                    _ => "",
+                }
+            ));
+            ctx.printer.line(format!(
+                "owner {owner_account}  alias  {} -> the key; its aliases: {}",
+                target.alias,
+                k.aliases.join(", ")
+            ));
+        }
+        None => ctx.printer.line(format!(
+            "owner {owner_account}  alias  {} does not exist",
+            target.alias
+        )),
+    }
+    for u in &user_status {
+        ctx.printer.line(match &u.role_arn {
+            Some(arn) => format!(
+                "user  {}  role   {arn}{}",
+                u.account,
+                if u.role_policy {
+                    ""
+                } else {
+                    "  (its kmsxacct policy is missing)"
+                }
+            ),
+            None => format!("user  {}  role   {} does not exist", u.account, target.role),
+        });
+    }
+    ctx.printer.line(match last_verify {
+        Some(v) => format!(
+            "last verify: {} at {}",
+            if v.ok { "passed" } else { "FAILED" },
+            v.at
+        ),
+        None => "last verify: none recorded".to_string(),
+    });
+    ctx.printer.json(
+        &Report {
+            command: "status",
+            alias: target.alias.as_str(),
+            owner_account: owner_account.to_string(),
+            region: sides.region().to_string(),
+            key,
+            users: user_status,
+            last_verify,
+        },
+        ctx.calls.snapshot(),
+    );
+    Ok(())
+}
