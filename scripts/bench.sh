@@ -10,7 +10,7 @@ export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1
 export AWS_CONFIG_FILE="$repo/localstack/aws-config"
 export AWS_SHARED_CREDENTIALS_FILE="$repo/localstack/aws-credentials"
 export AWS_EC2_METADATA_DISABLED=true
-unset AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_REGION
+unset AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_REGION
 
 cache="${KMSXACCT_CACHE:-$HOME/.cache/kmsxacct}"
 venv="$cache/bench-$(sha256sum bench/requirements.lock | cut -c1-12)"
@@ -22,6 +22,10 @@ if [ ! -f "$venv/.complete" ]; then
   touch "$venv/.complete"
 fi
 
+# A LocalStack of the bench's own (fresh state, its own port): a long-lived one slows down as
+# tests fill it with keys and roles, which would skew the comparison.
+export LOCALSTACK_PORT="${BENCH_LOCALSTACK_PORT:-4599}"
+export AWS_ENDPOINT_URL="http://127.0.0.1:$LOCALSTACK_PORT"
 started=0
 if ! ./scripts/localstack.sh is-up; then
   ./scripts/localstack.sh start

@@ -11,41 +11,43 @@ use aws_sdk_iam::types::Tag;
 
 /// Reads the role with its trust policy, tags and kmsxacct's inline policy; with `all_policies`
 /// also the names of every inline and attached policy (teardown needs them). `None`: no role.
-/// Every read starts at once; when the role does not exist the others' answers are dropped.
+/// With `all_policies` every read starts at once (the role is expected to exist); without, the
+/// policy is read only once GetRole has found the role, so a fresh setup makes one call less.
 pub async fn read_role(
     s: &Session,
     role_name: &str,
     all_policies: bool,
 ) -> Result<Option<RoleState>> {
-    let (role, access_policy, inline, attached) = tokio::join!(
-        async {
-            match s.iam.get_role().role_name(role_name).send().await {
-                Ok(out) => Ok(out.role),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_no_such_entity_exception()) =>
-                {
-                    Ok(None)
-                }
-                Err(e) => Err(s.error("iam:GetRole", e)),
+    let get_role = async {
+        match s.iam.get_role().role_name(role_name).send().await {
+            Ok(out) => Ok(out.role),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_no_such_entity_exception()) =>
+            {
+                Ok(None)
             }
-        },
-        role_policy(s, role_name),
-        async {
-            if all_policies {
-                inline_policy_names(s, role_name).await
-            } else {
-                Ok(Vec::new())
-            }
-        },
-        async {
-            if all_policies {
-                attached_policy_arns(s, role_name).await
-            } else {
-                Ok(Vec::new())
-            }
-        },
-    );
+            Err(e) => Err(s.error("iam:GetRole", e)),
+        }
+    };
+    let (role, access_policy, inline, attached) = if all_policies {
+        tokio::join!(
+            get_role,
+            role_policy(s, role_name),
+            inline_policy_names(s, role_name),
+            attached_policy_arns(s, role_name)
+        )
+    } else {
+        match get_role.await? {
+            None => return Ok(None),
+            Some(role) => (
+                Ok(Some(role)),
+                role_policy(s, role_name).await,
+                Ok(Vec::new()),
+                Ok(Vec::new()),
+            ),
+        }
+    };
     let Some(role) = role? else { return Ok(None) };
     let trust = parse_iam_document(
         role.assume_role_policy_document().unwrap_or_default(),

@@ -32,7 +32,7 @@ aws --profile "$user" --region "$region" iam put-role-policy --role-name "$role"
   --policy-document "file://$work/role-policy.json"
 read -r ak sk token < <(aws --profile "$user" --region "$region" sts assume-role --role-arn "$role_arn" \
   --role-session-name peer --query 'Credentials.[AccessKeyId,SecretAccessKey,SessionToken]' --output text)
-endpoint=$(aws --profile "$user" configure get endpoint_url || true)
+endpoint="${AWS_ENDPOINT_URL:-$(aws --profile "$user" configure get endpoint_url || true)}"
 head -c 32 /dev/urandom >"$work/plain"
 as_role() {
   env -u AWS_PROFILE AWS_ACCESS_KEY_ID="$ak" AWS_SECRET_ACCESS_KEY="$sk" AWS_SESSION_TOKEN="$token" \
