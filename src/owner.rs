@@ -431,6 +431,29 @@ pub async fn find_deployment_keys(s: &Session, spec: &GrantSpec) -> Result<Vec<K
     Ok(found)
 }
 
+/// Replaces the key policy (teardown of an adopted key: the policy without kmsxacct's statement).
+pub async fn put_policy(
+    s: &Session,
+    key_arn: &str,
+    policy: &PolicyDocument,
+    changes: &mut Vec<Change>,
+) -> Result<()> {
+    s.kms
+        .put_key_policy()
+        .key_id(key_arn)
+        .policy_name(POLICY_NAME)
+        .policy(policy.render())
+        .send()
+        .await
+        .map_err(|e| s.error("kms:PutKeyPolicy", e))?;
+    tracing::info!(key = key_arn, account = %s.account(), "removed kmsxacct's statement from the key policy");
+    changes.push(
+        Change::new(s, "updated", "key-policy", key_arn)
+            .detail("kmsxacct's statement removed; the adopted key and alias stay".into()),
+    );
+    Ok(())
+}
+
 /// Deletes the alias. Gone already counts as done (a re-run after a partial teardown).
 pub async fn delete_alias(s: &Session, alias: &str, changes: &mut Vec<Change>) -> Result<()> {
     match s.kms.delete_alias().alias_name(alias).send().await {

@@ -131,7 +131,8 @@ impl UserPlan {
     }
 }
 
-/// Plans the owner side of setup. `alias_key` is the key the alias points at now, `recorded_key`
+/// Plans the owner side of setup. With `adopt`, an alias kmsxacct did not create is used as it
+/// is: its key gets the grant statement and nothing else. `alias_key` is the key the alias points at now, `recorded_key`
 /// the key a previous, unfinished setup of the same deployment recorded, and `found` the keys of
 /// this deployment a scan found after a CreateKey whose answer was never recorded. A key of ours
 /// is reused rather than a second one created (CreateKey is not idempotent); extra ones found
@@ -141,6 +142,7 @@ pub fn plan_owner_setup(
     alias_key: Option<&KeyState>,
     recorded_key: Option<&KeyState>,
     found: &[KeyState],
+    adopt: bool,
 ) -> Result<OwnerPlan, String> {
     let Some(key) = alias_key else {
         let usable = |k: &&KeyState| is_ours(&k.tags, spec) && k.state == KEY_ENABLED;
@@ -174,9 +176,10 @@ pub fn plan_owner_setup(
             retire: Vec::new(),
         });
     };
-    if !is_ours(&key.tags, spec) {
+    // An adopted key is not ours: only our statement in its policy is.
+    if !adopt && !is_ours(&key.tags, spec) {
         return Err(format!(
-            "{} in account {} already points at key {}, which kmsxacct did not create for this deployment (it lacks the tags {}); choose another --alias",
+            "{} in account {} already points at key {}, which kmsxacct did not create for this deployment (it lacks the tags {}); choose another --alias, or pass --adopt to grant access to that key",
             spec.alias,
             spec.owner,
             key.arn,
@@ -260,12 +263,14 @@ pub struct UserTeardown {
 }
 
 /// What teardown does in the owner account.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct OwnerTeardown {
     /// Delete the alias.
     pub delete_alias: bool,
     /// Schedule deletion of this key (ARN).
     pub schedule_key_deletion: Option<String>,
+    /// An adopted key: (key ARN, its policy without kmsxacct's statement).
+    pub strip_grant: Option<(String, PolicyDocument)>,
 }
 
 /// Plans teardown of the role in `user`: only a role with this deployment's tags, and only when
@@ -313,13 +318,38 @@ pub fn plan_user_teardown(
 }
 
 /// Plans teardown in the owner account: the alias and key only if they carry this deployment's
-/// tags, and the key only if no alias kmsxacct did not create points at it.
+/// tags, and the key only if no alias kmsxacct did not create points at it. For an adopted key,
+/// only kmsxacct's statement is taken out of its policy.
 pub fn plan_owner_teardown(
     spec: &GrantSpec,
     alias_key: Option<&KeyState>,
     recorded_key: Option<&KeyState>,
+    adopted: bool,
 ) -> Result<OwnerTeardown, String> {
     let mut plan = OwnerTeardown::default();
+    if adopted {
+        // Neither the alias nor the key is ours: take back only our statement, and only from the
+        // key that was adopted.
+        let recorded = recorded_key.map(|k| k.arn.as_str());
+        let Some(key) = alias_key.or(recorded_key) else {
+            return Ok(plan);
+        };
+        if recorded.is_some_and(|r| r != key.arn) {
+            return Err(format!(
+                "{} now points at {}, not the adopted key {}; nothing was changed",
+                spec.alias,
+                key.arn,
+                recorded.unwrap_or_default()
+            ));
+        }
+        if let Some(policy) = &key.policy {
+            let mut stripped = policy.clone();
+            if stripped.remove_statement(build::USER_GRANT_SID) {
+                plan.strip_grant = Some((key.arn.clone(), stripped));
+            }
+        }
+        return Ok(plan);
+    }
     let key = match alias_key {
         Some(k) if !is_ours(&k.tags, spec) => {
             return Err(format!(
@@ -405,7 +435,7 @@ mod tests {
 
     #[test]
     fn fresh_setup_creates_everything() {
-        let owner = plan_owner_setup(&spec(), None, None, &[]).unwrap();
+        let owner = plan_owner_setup(&spec(), None, None, &[], false).unwrap();
         assert!(matches!(owner.key, KeyPlan::Create { .. }) && owner.create_alias);
         let user = plan_user_setup(&spec(), &user(), None).unwrap();
         assert!(user.create_role.is_some() && user.put_policy.is_some());
@@ -415,7 +445,7 @@ mod tests {
     fn converged_setup_is_a_noop() {
         let k = key(deployment_tags(&spec()), KEY_ENABLED);
         assert!(
-            plan_owner_setup(&spec(), Some(&k), None, &[])
+            plan_owner_setup(&spec(), Some(&k), None, &[], false)
                 .unwrap()
                 .is_noop()
         );
@@ -441,7 +471,7 @@ mod tests {
             .as_mut()
             .unwrap()
             .remove_statement(build::USER_GRANT_SID);
-        let plan = plan_owner_setup(&spec(), Some(&k), None, &[]).unwrap();
+        let plan = plan_owner_setup(&spec(), Some(&k), None, &[], false).unwrap();
         let put = plan.put_policy.unwrap();
         assert!(put.statement_by_sid(build::USER_GRANT_SID).is_some());
         assert!(put.statement_by_sid(build::OWNER_ADMIN_SID).is_some());
@@ -458,7 +488,7 @@ mod tests {
                 .actions(&["kms:DescribeKey"])
                 .resources(vec!["*".into()]),
         );
-        let put = plan_owner_setup(&spec(), Some(&k), None, &[])
+        let put = plan_owner_setup(&spec(), Some(&k), None, &[], false)
             .unwrap()
             .put_policy
             .unwrap();
@@ -469,20 +499,20 @@ mod tests {
     #[test]
     fn recorded_key_is_reused_not_orphaned() {
         let k = key(deployment_tags(&spec()), KEY_ENABLED);
-        let plan = plan_owner_setup(&spec(), None, Some(&k), &[]).unwrap();
+        let plan = plan_owner_setup(&spec(), None, Some(&k), &[], false).unwrap();
         assert!(matches!(plan.key, KeyPlan::Existing { ref key_id, .. } if key_id == "k1"));
         assert!(plan.create_alias);
         // A recorded key that is being deleted, or is not ours, is not reused.
         let pending = key(deployment_tags(&spec()), KEY_PENDING_DELETION);
         assert!(matches!(
-            plan_owner_setup(&spec(), None, Some(&pending), &[])
+            plan_owner_setup(&spec(), None, Some(&pending), &[], false)
                 .unwrap()
                 .key,
             KeyPlan::Create { .. }
         ));
         let foreign = key(vec![], KEY_ENABLED);
         assert!(matches!(
-            plan_owner_setup(&spec(), None, Some(&foreign), &[])
+            plan_owner_setup(&spec(), None, Some(&foreign), &[], false)
                 .unwrap()
                 .key,
             KeyPlan::Create { .. }
@@ -500,20 +530,22 @@ mod tests {
             tags: vec![],
             ..b.clone()
         };
-        let plan = plan_owner_setup(&spec(), None, None, &[a.clone(), b.clone(), foreign]).unwrap();
+        let plan =
+            plan_owner_setup(&spec(), None, None, &[a.clone(), b.clone(), foreign], false).unwrap();
         assert!(matches!(plan.key, KeyPlan::Existing { ref key_id, .. } if key_id == "k1"));
         assert!(plan.create_alias);
         assert_eq!(plan.retire, vec![b.arn.clone()]);
         // A recorded key wins over what the scan found.
-        let plan = plan_owner_setup(&spec(), None, Some(&b), &[a.clone(), b.clone()]).unwrap();
+        let plan =
+            plan_owner_setup(&spec(), None, Some(&b), &[a.clone(), b.clone()], false).unwrap();
         assert!(matches!(plan.key, KeyPlan::Existing { ref key_id, .. } if key_id == "k2"));
         assert_eq!(plan.retire, vec![a.arn]);
     }
 
     #[test]
     fn foreign_alias_or_role_is_a_conflict() {
-        let err =
-            plan_owner_setup(&spec(), Some(&key(vec![], KEY_ENABLED)), None, &[]).unwrap_err();
+        let err = plan_owner_setup(&spec(), Some(&key(vec![], KEY_ENABLED)), None, &[], false)
+            .unwrap_err();
         assert!(
             err.contains("alias/data") && err.contains("did not create"),
             "{err}"
@@ -521,7 +553,14 @@ mod tests {
         let mut other_alias = deployment_tags(&spec());
         other_alias[2].1 = "alias/other".into();
         assert!(
-            plan_owner_setup(&spec(), Some(&key(other_alias, KEY_ENABLED)), None, &[]).is_err()
+            plan_owner_setup(
+                &spec(),
+                Some(&key(other_alias, KEY_ENABLED)),
+                None,
+                &[],
+                false
+            )
+            .is_err()
         );
         let err = plan_user_setup(&spec(), &user(), Some(&role(vec![]))).unwrap_err();
         assert!(err.contains("role r"), "{err}");
@@ -530,6 +569,7 @@ mod tests {
             Some(&key(deployment_tags(&spec()), "Disabled")),
             None,
             &[],
+            false,
         )
         .unwrap_err();
         assert!(err.contains("Disabled"), "{err}");
@@ -539,7 +579,7 @@ mod tests {
     fn teardown_removes_what_is_ours() {
         let k = key(deployment_tags(&spec()), KEY_ENABLED);
         let r = role(deployment_tags(&spec()));
-        let owner = plan_owner_teardown(&spec(), Some(&k), None).unwrap();
+        let owner = plan_owner_teardown(&spec(), Some(&k), None, false).unwrap();
         assert!(owner.delete_alias);
         assert_eq!(owner.schedule_key_deletion.as_deref(), Some(k.arn.as_str()));
         let u = plan_user_teardown(&spec(), &user(), Some(&r)).unwrap();
@@ -551,11 +591,11 @@ mod tests {
     fn teardown_after_teardown_is_a_noop() {
         let k = key(deployment_tags(&spec()), KEY_PENDING_DELETION);
         assert_eq!(
-            plan_owner_teardown(&spec(), None, Some(&k)).unwrap(),
+            plan_owner_teardown(&spec(), None, Some(&k), false).unwrap(),
             OwnerTeardown::default()
         );
         assert_eq!(
-            plan_owner_teardown(&spec(), None, None).unwrap(),
+            plan_owner_teardown(&spec(), None, None, false).unwrap(),
             OwnerTeardown::default()
         );
         assert_eq!(
@@ -565,17 +605,40 @@ mod tests {
     }
 
     #[test]
+    fn adoption_grants_then_takes_back_only_the_statement() {
+        let mut foreign = key(vec![], KEY_ENABLED);
+        foreign.policy = Some(PolicyDocument::new(vec![build::owner_admin_statement(
+            &spec(),
+        )]));
+        assert!(plan_owner_setup(&spec(), Some(&foreign), None, &[], false).is_err());
+        let plan = plan_owner_setup(&spec(), Some(&foreign), None, &[], true).unwrap();
+        assert!(!plan.create_alias && plan.retire.is_empty());
+        let granted = plan.put_policy.unwrap();
+        assert!(granted.statement_by_sid(build::USER_GRANT_SID).is_some());
+        foreign.policy = Some(granted);
+        let down = plan_owner_teardown(&spec(), Some(&foreign), Some(&foreign), true).unwrap();
+        assert!(!down.delete_alias && down.schedule_key_deletion.is_none());
+        let (arn, stripped) = down.strip_grant.unwrap();
+        assert_eq!(arn, foreign.arn);
+        assert!(stripped.statement_by_sid(build::USER_GRANT_SID).is_none());
+        assert!(stripped.statement_by_sid(build::OWNER_ADMIN_SID).is_some());
+        let mut moved = foreign.clone();
+        moved.arn = "arn:aws:kms:us-east-1:111111111111:key/other".into();
+        assert!(plan_owner_teardown(&spec(), Some(&moved), Some(&foreign), true).is_err());
+    }
+
+    #[test]
     fn teardown_refuses_what_is_not_ours() {
         let err = plan_user_teardown(&spec(), &user(), Some(&role(vec![]))).unwrap_err();
         assert!(err.contains("role r"));
 
         let untagged_key = key(vec![], KEY_ENABLED);
-        let err = plan_owner_teardown(&spec(), Some(&untagged_key), None).unwrap_err();
+        let err = plan_owner_teardown(&spec(), Some(&untagged_key), None, false).unwrap_err();
         assert!(err.contains("left in place"));
 
         let mut shared = key(deployment_tags(&spec()), KEY_ENABLED);
         shared.aliases.push("alias/someone-elses".into());
-        let err = plan_owner_teardown(&spec(), Some(&shared), None).unwrap_err();
+        let err = plan_owner_teardown(&spec(), Some(&shared), None, false).unwrap_err();
         assert!(err.contains("alias/someone-elses"));
 
         let mut extra = role(deployment_tags(&spec()));

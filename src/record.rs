@@ -47,6 +47,10 @@ pub struct Deployment {
     /// The user accounts.
     #[serde(default)]
     pub users: Vec<UserRecord>,
+    /// The key was adopted (`setup --adopt`): neither it nor its alias is kmsxacct's, only the
+    /// grant statement in its policy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopted: bool,
     /// The last verify of this deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_verify: Option<LastVerify>,
@@ -224,6 +228,7 @@ mod tests {
                 account: "222222222222".into(),
                 role_arn: "arn:aws:iam::222222222222:role/kmsxacct-production-data-key".into(),
             }],
+            adopted: false,
             last_verify: None,
         }
     }

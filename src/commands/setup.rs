@@ -57,6 +57,10 @@ pub struct SetupArgs {
     /// Show what would change (as `kmsxacct plan` does) and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Use an alias (and its key) that kmsxacct did not create: add the grant statement to the
+    /// key's policy and tag nothing; teardown then takes back only what kmsxacct added.
+    #[arg(long)]
+    pub adopt: bool,
 }
 
 #[derive(Serialize)]
@@ -203,7 +207,9 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
         Vec::new()
     };
 
-    let owner_plan = plan::plan_owner_setup(spec, at_alias.as_ref(), recorded.as_ref(), &found);
+    let adopt = args.adopt || previous.as_ref().is_some_and(|r| r.raw.adopted);
+    let owner_plan =
+        plan::plan_owner_setup(spec, at_alias.as_ref(), recorded.as_ref(), &found, adopt);
     let mut conflicts: Vec<String> = owner_plan.as_ref().err().cloned().into_iter().collect();
     let mut user_plans = Vec::new();
     for (account, role_state) in users.iter().zip(&roles[..kept]) {
@@ -278,6 +284,10 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
                 role_arn: plan.existing_arn.clone().unwrap_or_default(),
             })
             .collect(),
+        adopted: adopt
+            && at_alias
+                .as_ref()
+                .is_some_and(|k| !plan::is_ours(&k.tags, spec)),
         last_verify: None,
     });
     let save = |update: &dyn Fn(&mut Deployment)| -> Result<()> {

@@ -43,6 +43,11 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
     )
     .await?;
     let recorded_key = target.recorded_key().map(String::from);
+    let adopted = target.record.as_ref().is_some_and(|r| r.raw.adopted);
+    let key_reads = KeyReads {
+        policy: adopted,
+        ..KeyReads::TEARDOWN
+    };
 
     // Learn the accounts and read every side at once; plan; refuse before any change.
     let role_reads = sides
@@ -53,10 +58,10 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
     let (ids, keys, roles) = tokio::join!(
         sides.identify(ctx),
         async {
-            let at_alias =
-                owner::read_key(&sides.owner, target.alias.as_str(), KeyReads::TEARDOWN).await?;
+            let at_alias = owner::read_key(&sides.owner, target.alias.as_str(), key_reads).await?;
             let recorded = match (&at_alias, &recorded_key) {
-                (None, Some(arn)) => owner::read_key(&sides.owner, arn, KeyReads::TEARDOWN).await?,
+                (None, Some(arn)) => owner::read_key(&sides.owner, arn, key_reads).await?,
+                (Some(k), Some(arn)) if adopted && k.arn == *arn => Some(k.clone()),
                 _ => None,
             };
             Ok::<_, Error>((at_alias, recorded))
@@ -70,7 +75,7 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
     let roles: Vec<_> = roles.into_iter().collect::<Result<_>>()?;
 
     let mut conflicts = Vec::new();
-    let owner_plan = plan_owner_teardown(spec, keys.0.as_ref(), keys.1.as_ref())
+    let owner_plan = plan_owner_teardown(spec, keys.0.as_ref(), keys.1.as_ref(), adopted)
         .map_err(|c| conflicts.push(c))
         .unwrap_or_default();
     let user_plans: Vec<UserTeardown> = users
@@ -138,6 +143,8 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
         async {
             if owner_plan.delete_alias {
                 owner::delete_alias(&sides.owner, spec.alias.as_str(), &mut alias_changes).await
+            } else if let Some((arn, policy)) = &owner_plan.strip_grant {
+                owner::put_policy(&sides.owner, arn, policy, &mut alias_changes).await
             } else {
                 Ok(())
             }

@@ -1,6 +1,6 @@
 //! kmsxacct touches only what it created: conflicts stop a command before any change.
 
-use crate::support::{Sandbox, stderr};
+use crate::support::{Sandbox, stderr, stdout};
 
 fn trust_policy(account: &str) -> String {
     serde_json::json!({
@@ -164,4 +164,84 @@ fn teardown_leaves_a_role_that_carries_policies_it_did_not_put_there() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("someone-elses"), "{}", stderr(&out));
     assert!(sb.role_exists(&sb.user.account, &sb.role_name()));
+}
+
+#[test]
+fn adoption_is_refused_by_default_then_grants_and_takes_back_only_the_statement() {
+    let sb = Sandbox::new();
+    let kms = sb.kms(&sb.owner.account);
+    let admin = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Admins", "Effect": "Allow",
+         "Principal": {"AWS": format!("arn:aws:iam::{}:root", sb.owner.account)},
+         "Action": "kms:*", "Resource": "*"}]});
+    let key_id = sb.block_on(async {
+        let key = kms
+            .create_key()
+            .policy(admin.to_string())
+            .send()
+            .await
+            .unwrap();
+        let id = key.key_metadata().unwrap().key_id().to_string();
+        kms.create_alias()
+            .alias_name(&sb.alias)
+            .target_key_id(&id)
+            .send()
+            .await
+            .unwrap();
+        id
+    });
+    let out = sb.setup(&[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--adopt"), "{}", stderr(&out));
+
+    let out = sb.setup(&["--adopt"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let policy = |sb: &Sandbox| {
+        let out = sb
+            .block_on(
+                kms.get_key_policy()
+                    .key_id(&key_id)
+                    .policy_name("default")
+                    .send(),
+            )
+            .unwrap();
+        crate::support::json(out.policy().unwrap())
+    };
+    let sids: Vec<String> = policy(&sb)["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["Sid"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(sids, ["Admins", "KmsxacctCrossAccountUse"]);
+    let tags = sb
+        .block_on(kms.list_resource_tags().key_id(&key_id).send())
+        .unwrap();
+    assert!(tags.tags().is_empty(), "the adopted key was tagged");
+    assert_eq!(sb.keys(&sb.owner.account).len(), 1, "a key was created");
+    sb.cmd().args(["verify", "--wait", "0"]).assert().success();
+    // A re-run converges without --adopt: the record remembers.
+    sb.setup(&[]).assert().success();
+
+    let out = sb.cmd().arg("teardown").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        sb.alias_target(&sb.owner.account, &sb.alias).map(|t| t.1),
+        Some("Enabled".to_string()),
+        "the adopted alias or key was removed"
+    );
+    let sids: Vec<String> = policy(&sb)["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["Sid"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(sids, ["Admins"]);
+    assert!(!sb.role_exists(&sb.user.account, &sb.role_name()));
+    let out = sb.cmd().arg("teardown").output().unwrap();
+    assert!(
+        out.status.success() && stdout(&out).contains("nothing to do"),
+        "{}",
+        stdout(&out)
+    );
 }
