@@ -1,6 +1,8 @@
 //! The command line: global flags and subcommands. Help text lives on the fields, once.
 
-use crate::commands::{completions, explain, lint, policies, setup, status, teardown, verify};
+use crate::commands::{
+    completions, explain, lint, policies, rotate, setup, status, teardown, verify,
+};
 use crate::output::OutputFormat;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -77,6 +79,8 @@ pub enum Command {
     Teardown(teardown::TeardownArgs),
     /// Show what the recorded deployment looks like now in every account, and the last verify.
     Status(status::StatusArgs),
+    /// Put a new key behind the alias and prove the user accounts still work, old data included.
+    Rotate(rotate::RotateArgs),
     /// Decide from policy files whether a principal may call a KMS action on a key, and why.
     Explain(explain::ExplainArgs),
     /// Check policy files for the mistakes that break (or over-open) cross-account KMS access.

@@ -43,6 +43,7 @@ pub async fn run(cli: Cli) -> error::Result<()> {
             Command::Verify(args) => commands::verify::run(&ctx, args).await,
             Command::Teardown(args) => commands::teardown::run(&ctx, args).await,
             Command::Status(args) => commands::status::run(&ctx, args).await,
+            Command::Rotate(args) => commands::rotate::run(&ctx, args).await,
             Command::Explain(args) => commands::explain::run(&ctx, args),
             Command::Lint(args) => commands::lint::run(&ctx, args),
             Command::Policies(args) => commands::policies::run(&ctx, args),

@@ -454,6 +454,55 @@ pub async fn put_policy(
     Ok(())
 }
 
+/// Points a new alias at a key; an alias already pointing there counts as done.
+pub async fn create_alias(
+    s: &Session,
+    alias: &str,
+    key_arn: &str,
+    changes: &mut Vec<Change>,
+) -> Result<()> {
+    match s
+        .kms
+        .create_alias()
+        .alias_name(alias)
+        .target_key_id(key_arn)
+        .send()
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(alias, key = key_arn, account = %s.account(), "created alias");
+            changes.push(Change::new(s, "created", "alias", alias).detail(format!("-> {key_arn}")));
+            Ok(())
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|x| x.is_already_exists_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(s.error("kms:CreateAlias", e)),
+    }
+}
+
+/// Re-points an alias at another key (UpdateAlias).
+pub async fn update_alias(
+    s: &Session,
+    alias: &str,
+    key_arn: &str,
+    changes: &mut Vec<Change>,
+) -> Result<()> {
+    s.kms
+        .update_alias()
+        .alias_name(alias)
+        .target_key_id(key_arn)
+        .send()
+        .await
+        .map_err(|e| s.error("kms:UpdateAlias", e))?;
+    tracing::info!(alias, key = key_arn, account = %s.account(), "moved alias");
+    changes.push(Change::new(s, "updated", "alias", alias).detail(format!("-> {key_arn}")));
+    Ok(())
+}
+
 /// Deletes the alias. Gone already counts as done (a re-run after a partial teardown).
 pub async fn delete_alias(s: &Session, alias: &str, changes: &mut Vec<Change>) -> Result<()> {
     match s.kms.delete_alias().alias_name(alias).send().await {

@@ -384,6 +384,42 @@ pub fn plan_owner_teardown(
     Ok(plan)
 }
 
+/// Plans teardown of a key an earlier rotate retired: its retirement alias and the key, only if
+/// the key carries this deployment's tags and no alias but the retirement one.
+/// Returns (alias to delete, key ARN whose deletion to schedule).
+pub fn plan_retired_teardown(
+    spec: &GrantSpec,
+    retired_alias: &str,
+    key: &KeyState,
+) -> Result<(Option<String>, Option<String>), String> {
+    if !is_ours(&key.tags, spec) {
+        return Err(format!(
+            "retired key {} lacks this deployment's tags; it was left in place",
+            key.arn
+        ));
+    }
+    let others: Vec<&str> = key
+        .aliases
+        .iter()
+        .map(String::as_str)
+        .filter(|a| *a != retired_alias)
+        .collect();
+    if !others.is_empty() {
+        return Err(format!(
+            "retired key {} carries aliases kmsxacct did not create ({}); it was left in place",
+            key.arn,
+            others.join(", ")
+        ));
+    }
+    let alias = key
+        .aliases
+        .iter()
+        .any(|a| a == retired_alias)
+        .then(|| retired_alias.to_string());
+    let schedule = (key.state != KEY_PENDING_DELETION).then(|| key.arn.clone());
+    Ok((alias, schedule))
+}
+
 fn tag_list(spec: &GrantSpec) -> String {
     deployment_tags(spec)
         .iter()

@@ -54,6 +54,25 @@ pub struct Deployment {
     /// The last verify of this deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_verify: Option<LastVerify>,
+    /// Keys the alias pointed at before `kmsxacct rotate`, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_keys: Vec<RetiredKey>,
+}
+
+/// A key the alias no longer points at: it keeps a retirement alias so that data encrypted under
+/// it stays readable through the role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetiredKey {
+    /// The key's ARN.
+    pub arn: String,
+    /// Its retirement alias, `alias/NAME/retired/...`.
+    pub alias: String,
+    /// When the alias moved off it (RFC 3339).
+    pub retired_at: String,
+    /// When its deletion was scheduled (`rotate --retire-old`), if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_scheduled: Option<String>,
 }
 
 /// When verify last ran on a recorded deployment, and how it ended.
@@ -230,6 +249,7 @@ mod tests {
             }],
             adopted: false,
             last_verify: None,
+            previous_keys: vec![],
         }
     }
 

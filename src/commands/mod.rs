@@ -5,6 +5,7 @@ pub mod explain;
 pub mod lint;
 pub mod plan;
 pub mod policies;
+pub mod rotate;
 pub mod setup;
 pub mod status;
 pub mod teardown;

@@ -288,7 +288,11 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
             && at_alias
                 .as_ref()
                 .is_some_and(|k| !plan::is_ours(&k.tags, spec)),
-        last_verify: None,
+        last_verify: previous.as_ref().and_then(|r| r.raw.last_verify.clone()),
+        previous_keys: previous
+            .as_ref()
+            .map(|r| r.raw.previous_keys.clone())
+            .unwrap_or_default(),
     });
     let save = |update: &dyn Fn(&mut Deployment)| -> Result<()> {
         let mut r = record

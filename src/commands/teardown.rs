@@ -5,7 +5,9 @@ use crate::error::{Error, Result};
 use crate::names::PendingWindow;
 use crate::output::Change;
 use crate::owner::KeyReads;
-use crate::plan::{OwnerTeardown, UserTeardown, plan_owner_teardown, plan_user_teardown};
+use crate::plan::{
+    OwnerTeardown, UserTeardown, plan_owner_teardown, plan_retired_teardown, plan_user_teardown,
+};
 use crate::{owner, user};
 use serde::Serialize;
 
@@ -64,7 +66,19 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
                 (Some(k), Some(arn)) if adopted && k.arn == *arn => Some(k.clone()),
                 _ => None,
             };
-            Ok::<_, Error>((at_alias, recorded))
+            // Keys an earlier rotate retired (still readable, not yet scheduled for deletion).
+            let mut retired = Vec::new();
+            for r in target
+                .record
+                .iter()
+                .flat_map(|r| r.raw.previous_keys.iter())
+                .filter(|k| k.deletion_scheduled.is_none())
+            {
+                if let Some(k) = owner::read_key(&sides.owner, &r.arn, KeyReads::TEARDOWN).await? {
+                    retired.push((r.alias.clone(), k));
+                }
+            }
+            Ok::<_, Error>((at_alias, recorded, retired))
         },
         ctx.bounded(role_reads),
     );
@@ -78,6 +92,17 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
     let owner_plan = plan_owner_teardown(spec, keys.0.as_ref(), keys.1.as_ref(), adopted)
         .map_err(|c| conflicts.push(c))
         .unwrap_or_default();
+    let retired_plans: Vec<(Option<String>, Option<String>)> = keys
+        .2
+        .iter()
+        .filter_map(|(alias, k)| match plan_retired_teardown(spec, alias, k) {
+            Ok(p) => Some(p),
+            Err(c) => {
+                conflicts.push(c);
+                None
+            }
+        })
+        .collect();
     let user_plans: Vec<UserTeardown> = users
         .iter()
         .zip(&roles)
@@ -96,6 +121,9 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
 
     if owner_plan == OwnerTeardown::default()
         && user_plans.iter().all(|p| *p == UserTeardown::default())
+        && retired_plans
+            .iter()
+            .all(|(a, k)| a.is_none() && k.is_none())
     {
         ctx.printer
             .line("teardown: nothing to do; no role, alias or key of this deployment is left");
@@ -163,6 +191,20 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
     );
     let mut changes: Vec<Change> = alias_changes.into_iter().chain(key_changes).collect();
     let mut errors: Vec<String> = Vec::new();
+    // Keys retired by rotate: their retirement alias, then the key.
+    for (alias, key) in &retired_plans {
+        if let Some(a) = alias
+            && let Err(e) = owner::delete_alias(&sides.owner, a, &mut changes).await
+        {
+            errors.push(e.to_string());
+        }
+        if let Some(k) = key
+            && let Err(e) =
+                owner::schedule_deletion(&sides.owner, k, window.days(), &mut changes).await
+        {
+            errors.push(e.to_string());
+        }
+    }
     for (result, c) in user_results {
         changes.extend(c);
         if let Err(e) = result {

@@ -87,7 +87,30 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
         .map(|u| user::role_documents(u, target.role.as_str()))
         .collect();
     let reads = KeyReads::verify(target.record.is_none());
-    let (ids, key, trips, role_policies) = tokio::join!(
+    // Keys an earlier rotate retired: data they encrypted must stay readable.
+    let retired_reads = async {
+        let mut out = Vec::new();
+        for r in target
+            .record
+            .iter()
+            .flat_map(|r| r.raw.previous_keys.iter())
+            .filter(|k| k.deletion_scheduled.is_none())
+        {
+            let key = owner::read_key(
+                &sides.owner,
+                &r.arn,
+                KeyReads {
+                    tags: false,
+                    policy: true,
+                    aliases: true,
+                },
+            )
+            .await;
+            out.push((r.alias.clone(), r.arn.clone(), key));
+        }
+        out
+    };
+    let (ids, key, trips, role_policies, retired) = tokio::join!(
         async {
             match early_ids {
                 Some(ids) => Ok(ids),
@@ -97,6 +120,7 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
         owner::read_key(&sides.owner, target.alias.as_str(), reads),
         ctx.bounded(live_work),
         ctx.bounded(policy_reads),
+        retired_reads,
     );
     let (owner_account, users) = ids?;
     target.check_accounts(&owner_account, &users)?;
@@ -129,6 +153,13 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
                 let differs = live.is_none_or(|l| !l.same_as(wanted));
                 drift.push(
                     drift_check(name, live, differs.then_some(wanted)).in_account(account.as_str()),
+                );
+            }
+        }
+        if spec.actions.contains(&KeyAction::Decrypt) {
+            for (alias, arn, k) in &retired {
+                checks.push(
+                    retired_check(alias, arn, k, &policies, role_arn).in_account(account.as_str()),
                 );
             }
         }
@@ -301,6 +332,61 @@ fn owner_checks(
         format!("key {} is {}", key.arn, key.state),
     );
     vec![alias_target, enabled]
+}
+
+/// A key an earlier rotate retired: the policies must still allow Decrypt on it through its
+/// retirement alias, or data it encrypted has become unreadable.
+fn retired_check(
+    alias: &str,
+    arn: &str,
+    key: &Result<Option<KeyState>>,
+    docs: &Result<user::RoleDocuments>,
+    role_arn: &str,
+) -> Check {
+    let name = "policy-decrypt-retired";
+    let (key, docs) = match (key, docs) {
+        (Ok(Some(k)), Ok(d)) => (k, d),
+        (Ok(None), _) => {
+            return Check::new(name, false, format!("retired key {arn} no longer exists"));
+        }
+        (Err(e), _) | (_, Err(e)) => return Check::new(name, false, format!("not evaluated: {e}")),
+    };
+    let Some(policy) = &key.policy else {
+        return Check::new(name, false, "not evaluated: no key policy");
+    };
+    let named: Vec<NamedPolicy<'_>> = docs
+        .policies
+        .iter()
+        .map(|(name, document)| NamedPolicy { name, document })
+        .collect();
+    let request = Request {
+        principal: role_arn.to_string(),
+        action: "kms:Decrypt".into(),
+        key_arn: key.arn.clone(),
+        key_aliases: key.aliases.clone(),
+        request_alias: Some(alias.to_string()),
+        extra: Vec::new(),
+    };
+    match eval::evaluate(&request, policy, &named) {
+        Ok(e) if e.decision == Decision::Allow => Check::new(
+            name,
+            true,
+            format!("data encrypted under the retired key {arn} stays readable through {alias}"),
+        ),
+        Ok(e) => Check::new(
+            name,
+            false,
+            format!(
+                "the policies no longer allow Decrypt on the retired key {arn} through {alias}: {}",
+                e.reasons
+                    .iter()
+                    .map(|r| r.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ),
+        Err(e) => Check::new(name, false, format!("not evaluated: {e}")),
+    }
 }
 
 /// Drift: a live document kmsxacct wrote that no longer says what setup writes. `wanted` is the

@@ -236,19 +236,29 @@ pub fn role_access_policy(spec: &GrantSpec) -> PolicyDocument {
         .sid(ROLE_USE_SID)
         .actions(&spec.iam_actions())
         .resources(vec![keys]);
+    // The alias, and the retirement aliases `kmsxacct rotate` leaves on earlier keys, so that
+    // data encrypted before a rotation stays readable once the alias has moved on.
+    let aliases = vec![spec.alias.to_string(), retired_alias_pattern(&spec.alias)];
     let statement = match spec.condition {
-        AliasCondition::ResourceAliases => statement.condition(
-            "ForAnyValue:StringLike",
-            "kms:ResourceAliases",
-            vec![spec.alias.to_string()],
-        ),
-        AliasCondition::RequestAlias => statement.condition(
-            "StringEquals",
-            "kms:RequestAlias",
-            vec![spec.alias.to_string()],
-        ),
+        AliasCondition::ResourceAliases => {
+            statement.condition("ForAnyValue:StringLike", "kms:ResourceAliases", aliases)
+        }
+        AliasCondition::RequestAlias => {
+            statement.condition("StringLike", "kms:RequestAlias", aliases)
+        }
     };
     PolicyDocument::new(vec![statement])
+}
+
+/// The alias `kmsxacct rotate` gives the key it retires: `alias/NAME/retired/<first 8 of key id>`.
+pub fn retired_alias(alias: &AliasName, key_id: &str) -> String {
+    let short: String = key_id.chars().take(8).collect();
+    format!("{alias}/retired/{short}")
+}
+
+/// The pattern covering every retirement alias of `alias`.
+pub fn retired_alias_pattern(alias: &AliasName) -> String {
+    format!("{alias}/retired/*")
 }
 
 #[cfg(test)]
@@ -278,7 +288,8 @@ mod tests {
                     "Effect": "Allow",
                     "Action": ["kms:Encrypt", "kms:Decrypt"],
                     "Resource": "arn:aws:kms:us-east-1:111111111111:key/*",
-                    "Condition": {"ForAnyValue:StringLike": {"kms:ResourceAliases": "alias/production-data-key"}}
+                    "Condition": {"ForAnyValue:StringLike": {"kms:ResourceAliases": [
+                        "alias/production-data-key", "alias/production-data-key/retired/*"]}}
                 }]
             })
         );
@@ -296,7 +307,8 @@ mod tests {
         let doc: Value = serde_json::from_str(&role_access_policy(&s).render()).unwrap();
         assert_eq!(
             doc["Statement"][0]["Condition"],
-            json!({"StringEquals": {"kms:RequestAlias": "alias/production-data-key"}})
+            json!({"StringLike": {"kms:RequestAlias": [
+                "alias/production-data-key", "alias/production-data-key/retired/*"]}})
         );
         assert_eq!(
             doc["Statement"][0]["Action"],

@@ -111,7 +111,8 @@ fn setup_creates_key_alias_grant_and_role_in_the_right_accounts() {
             "Effect": "Allow",
             "Action": ["kms:Encrypt", "kms:Decrypt"],
             "Resource": format!("arn:aws:kms:us-east-1:{}:key/*", sb.owner.account),
-            "Condition": {"ForAnyValue:StringLike": {"kms:ResourceAliases": sb.alias}}
+            "Condition": {"ForAnyValue:StringLike": {"kms:ResourceAliases": [
+                sb.alias.clone(), format!("{}/retired/*", sb.alias)]}}
         })
     );
     assert!(

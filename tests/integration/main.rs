@@ -11,5 +11,6 @@ mod policy_engine;
 mod proxy;
 mod reach;
 mod reliability;
+mod rotate;
 mod support;
 mod ux;

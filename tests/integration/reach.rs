@@ -221,7 +221,7 @@ fn request_alias_condition_is_written_and_verified() {
         .success();
     assert_eq!(
         role_policy(&sb, &sb.user.account)["Statement"][0]["Condition"],
-        json!({"StringEquals": {"kms:RequestAlias": sb.alias}})
+        json!({"StringLike": {"kms:RequestAlias": [sb.alias.clone(), format!("{}/retired/*", sb.alias)]}})
     );
     let out = sb.cmd().args(["verify", "--wait", "0"]).output().unwrap();
     assert!(out.status.success(), "{}", stdout(&out));
