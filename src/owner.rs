@@ -454,6 +454,42 @@ pub async fn put_policy(
     Ok(())
 }
 
+/// Turns on automatic rotation of the key material every `period_days`, unless it already is.
+pub async fn ensure_key_rotation(
+    s: &Session,
+    key_arn: &str,
+    period_days: i32,
+    changes: &mut Vec<Change>,
+) -> Result<()> {
+    let status = s
+        .kms
+        .get_key_rotation_status()
+        .key_id(key_arn)
+        .send()
+        .await
+        .map_err(|e| s.error("kms:GetKeyRotationStatus", e))?;
+    if status.key_rotation_enabled() && status.rotation_period_in_days() == Some(period_days) {
+        changes.push(
+            Change::new(s, "unchanged", "key-rotation", key_arn)
+                .detail(format!("every {period_days} days")),
+        );
+        return Ok(());
+    }
+    s.kms
+        .enable_key_rotation()
+        .key_id(key_arn)
+        .rotation_period_in_days(period_days)
+        .send()
+        .await
+        .map_err(|e| s.error("kms:EnableKeyRotation", e))?;
+    tracing::info!(key = key_arn, period_days, account = %s.account(), "enabled key rotation");
+    changes.push(
+        Change::new(s, "updated", "key-rotation", key_arn)
+            .detail(format!("automatic rotation every {period_days} days")),
+    );
+    Ok(())
+}
+
 /// Points a new alias at a key; an alias already pointing there counts as done.
 pub async fn create_alias(
     s: &Session,

@@ -57,6 +57,12 @@ pub struct SetupArgs {
     /// Show what would change (as `kmsxacct plan` does) and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Turn on KMS's automatic yearly (or --rotation-period-days) rotation of the key material.
+    #[arg(long)]
+    pub enable_key_rotation: bool,
+    /// Days between automatic rotations, 90 to 2560 (KMS's bounds) [default: 365].
+    #[arg(long, value_name = "DAYS", requires = "enable_key_rotation", value_parser = clap::value_parser!(u16).range(90..=2560))]
+    pub rotation_period_days: Option<u16>,
     /// Use an alias (and its key) that kmsxacct did not create: add the grant statement to the
     /// key's policy and tag nothing; teardown then takes back only what kmsxacct added.
     #[arg(long)]
@@ -360,6 +366,21 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
         (arn, changes)
     };
     // A key policy that names the roles needs them to exist first; otherwise both sides at once.
+    let apply_owner = async {
+        let (arn, mut changes) = apply_owner.await;
+        let arn = match (arn, args.enable_key_rotation) {
+            (Ok(arn), true) => owner::ensure_key_rotation(
+                &sides.owner,
+                &arn,
+                i32::from(args.rotation_period_days.unwrap_or(365)),
+                &mut changes,
+            )
+            .await
+            .map(|()| arn),
+            (arn, _) => arn,
+        };
+        (arn, changes)
+    };
     let ((key_arn, owner_changes), user_results) = match spec.grant_to {
         GrantTo::Role => {
             let users = apply_users.await;

@@ -117,3 +117,35 @@ fn rotate_needs_a_record() {
         stderr(&out)
     );
 }
+
+#[test]
+fn automatic_key_rotation_is_enabled_with_its_period_and_converged() {
+    let sb = Sandbox::new();
+    let out = sb
+        .setup(&["--enable-key-rotation", "--rotation-period-days", "180"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (key_arn, _) = sb.alias_target(&sb.owner.account, &sb.alias).unwrap();
+    let kms = sb.kms(&sb.owner.account);
+    let status = sb
+        .block_on(kms.get_key_rotation_status().key_id(&key_arn).send())
+        .unwrap();
+    assert!(status.key_rotation_enabled());
+    assert_eq!(status.rotation_period_in_days(), Some(180));
+    let out = sb
+        .setup(&["--enable-key-rotation", "--rotation-period-days", "180"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("nothing to change"),
+        "{}",
+        stdout(&out)
+    );
+    let out = sb
+        .setup(&["--enable-key-rotation", "--rotation-period-days", "30"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("30"), "{}", stderr(&out));
+}
