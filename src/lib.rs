@@ -23,10 +23,20 @@ use output::Printer;
 pub async fn run(cli: Cli) -> error::Result<()> {
     let ctx = Context {
         config: cli.config.clone(),
-        printer: Printer {
-            format: cli.output,
-            quiet: cli.quiet,
-        },
+        // Only commands that talk to AWS can take long enough to want a spinner.
+        printer: Printer::new(
+            cli.output,
+            cli.quiet,
+            matches!(
+                cli.command,
+                Command::Setup(_)
+                    | Command::Plan(_)
+                    | Command::Verify(_)
+                    | Command::Teardown(_)
+                    | Command::Status(_)
+                    | Command::Rotate(_)
+            ),
+        ),
         calls: aws::calls::CallLog::default(),
         concurrency: usize::from(cli.concurrency),
     };
@@ -51,10 +61,12 @@ pub async fn run(cli: Cli) -> error::Result<()> {
             Command::Man => commands::completions::man(),
         }
     };
-    tokio::select! {
+    let result = tokio::select! {
         result = work => result,
         _ = tokio::signal::ctrl_c() => Err(error::Error::Interrupted),
-    }
+    };
+    ctx.printer.done();
+    result
 }
 
 /// Log filter: RUST_LOG if set, else from -v/-q. Crates that could log request headers or bodies

@@ -124,18 +124,58 @@ pub fn colorize_diff(diff: &str) -> String {
 }
 
 /// Prints results in the chosen format; `quiet` silences text output (JSON is always printed).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Printer {
     /// Text or JSON.
     pub format: OutputFormat,
     /// Print nothing on success in text mode.
     pub quiet: bool,
+    /// A spinner on stderr naming the step under way; only on a terminal, never with --quiet or
+    /// --output json.
+    pub spinner: Option<indicatif::ProgressBar>,
 }
 
 impl Printer {
+    /// A printer; with a spinner (if `spinner`) when stderr is a terminal and output is text.
+    pub fn new(format: OutputFormat, quiet: bool, spinner: bool) -> Printer {
+        use std::io::IsTerminal;
+        let spinner =
+            (spinner && format == OutputFormat::Text && !quiet && std::io::stderr().is_terminal())
+                .then(|| {
+                    let pb = indicatif::ProgressBar::new_spinner();
+                    pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg}") {
+                        pb.set_style(style);
+                    }
+                    pb.enable_steady_tick(std::time::Duration::from_millis(100));
+                    pb
+                });
+        Printer {
+            format,
+            quiet,
+            spinner,
+        }
+    }
+
+    /// Names the step under way on the spinner.
+    pub fn step(&self, text: impl Into<String>) {
+        if let Some(pb) = &self.spinner {
+            pb.set_message(text.into());
+        }
+    }
+
+    /// Removes the spinner.
+    pub fn done(&self) {
+        if let Some(pb) = &self.spinner {
+            pb.finish_and_clear();
+        }
+    }
     /// Prints a text line, unless quiet or in JSON mode.
     pub fn line(&self, text: impl AsRef<str>) {
         if self.format == OutputFormat::Text && !self.quiet {
+            if let Some(pb) = &self.spinner {
+                pb.finish_and_clear();
+            }
             let mut out = std::io::stdout().lock();
             // A closed pipe is a normal way for a reader to stop; nothing to report.
             let _ = writeln!(out, "{}", text.as_ref());
@@ -153,9 +193,15 @@ impl Printer {
     /// A note on stderr for a person watching (what the command waits for, what it recovers);
     /// silenced by --quiet.
     pub fn note(&self, text: impl AsRef<str>) {
-        if !self.quiet {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "kmsxacct: {}", text.as_ref());
+        if self.quiet {
+            return;
+        }
+        match &self.spinner {
+            Some(pb) => pb.println(format!("kmsxacct: {}", text.as_ref())),
+            None => {
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "kmsxacct: {}", text.as_ref());
+            }
         }
     }
 

@@ -113,6 +113,7 @@ pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
         .ciphertext_blob
         .ok_or_else(|| Error::Failed("Encrypt returned no ciphertext".into()))?;
 
+    ctx.printer.step("creating the new key");
     // A new key with the same key policy, journaled like setup's.
     let old = current.clone();
     let policy = old
@@ -168,6 +169,8 @@ pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
     owner::create_alias(&sides.owner, &retired_alias, &old.key_id, &mut changes).await?;
     owner::update_alias(&sides.owner, spec.alias.as_str(), &new_key_id, &mut changes).await?;
 
+    ctx.printer
+        .step("proving the user accounts still work, old data included");
     // Prove continuity for every user account.
     let retired_arn = format!(
         "arn:{}:kms:{}:{}:{}",

@@ -139,6 +139,7 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
         .cloned()
         .chain(removed.iter().map(|u| u.profile.clone()))
         .collect();
+    ctx.printer.step("reading the owner and user accounts");
     let sides = open(ctx, &args.owner, &all_profiles, args.region.as_ref()).await?;
     let recorded_key = previous
         .as_ref()
@@ -309,6 +310,7 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
     };
     save(&|_| {})?;
 
+    ctx.printer.step("applying changes in every account");
     let tags = deployment_tags(spec);
     let key_creating = || save(&|r| r.key_creation_pending = true);
     let key_created = |arn: &str| {

@@ -44,6 +44,8 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
         target.region.as_ref(),
     )
     .await?;
+    ctx.printer
+        .step("reading what this deployment left in every account");
     let recorded_key = target.recorded_key().map(String::from);
     let adopted = target.record.as_ref().is_some_and(|r| r.raw.adopted);
     let key_reads = KeyReads {
@@ -139,6 +141,8 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
         return Ok(());
     }
 
+    ctx.printer
+        .step("removing the roles, the alias and the key");
     // The alias, the key and each role are independent: remove them all at once.
     let mut alias_changes = Vec::new();
     let mut key_changes = Vec::new();

@@ -74,6 +74,8 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
             )
         }
     };
+    ctx.printer
+        .step("evaluating the policies and calling KMS as each role");
     let actions = target.settings.actions.clone();
     let live_work = sides
         .users
@@ -732,6 +734,10 @@ async fn wait_for_propagation(
     while trip.denied && Instant::now() + delay < deadline {
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(1));
+        ctx.printer.step(format!(
+            "waiting for IAM/KMS propagation ({} s left)",
+            deadline.saturating_duration_since(Instant::now()).as_secs()
+        ));
         trip = live_checks(live).await;
     }
     let waited = waited_from.elapsed().as_secs_f64();
