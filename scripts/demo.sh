@@ -33,8 +33,12 @@ run() {
   (cd "$work" && "$bin" "$@")
 }
 
+run plan --owner A --user B
 run setup --owner A --user B
 run setup --owner A --user B
 run verify
+run status
+run rotate
+run verify
 run teardown
-printf '\ndemo finished: setup, verify and teardown all succeeded\n'
+printf '\ndemo finished: plan, setup, verify, status, rotate and teardown all succeeded\n'

@@ -162,6 +162,12 @@ impl Session {
         Ok(account)
     }
 
+    /// Remembers the account when it is known without asking STS.
+    pub fn learn_account(&self, account: AccountId) {
+        let _ = self.interceptor.account.set(account.to_string());
+        let _ = self.account.set(account);
+    }
+
     /// The account, or `unknown` before [`Session::identify`] has answered.
     pub fn account(&self) -> String {
         self.account

@@ -59,8 +59,8 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
         .iter()
         .map(|u| user::read_role(u, target.role.as_str(), true))
         .collect();
-    let (ids, keys, roles) = tokio::join!(
-        sides.identify(ctx),
+    let (users, keys, roles) = tokio::join!(
+        sides.identify_users(ctx),
         async {
             let at_alias = owner::read_key(&sides.owner, target.alias.as_str(), key_reads).await?;
             let recorded = match (&at_alias, &recorded_key) {
@@ -84,10 +84,12 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
         },
         ctx.bounded(role_reads),
     );
-    let (owner_account, users) = ids?;
+    let users = users?;
+    let keys = keys?;
+    let owner_account = sides.owner_account(keys.0.as_ref()).await?;
+    sides.check_distinct(&owner_account, &users)?;
     target.check_accounts(&owner_account, &users)?;
     let spec = &target.spec(owner_account, users.clone(), sides.region());
-    let keys = keys?;
     let roles: Vec<_> = roles.into_iter().collect::<Result<_>>()?;
 
     let mut conflicts = Vec::new();

@@ -115,8 +115,8 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
     let (ids, key, trips, role_policies, retired) = tokio::join!(
         async {
             match early_ids {
-                Some(ids) => Ok(ids),
-                None => sides.identify(ctx).await,
+                Some((owner, users)) => Ok((Some(owner), users)),
+                None => sides.identify_users(ctx).await.map(|u| (None, u)),
             }
         },
         owner::read_key(&sides.owner, target.alias.as_str(), reads),
@@ -125,6 +125,15 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
         retired_reads,
     );
     let (owner_account, users) = ids?;
+    let owner_account = match owner_account {
+        Some(a) => a,
+        None => {
+            sides
+                .owner_account(key.as_ref().ok().and_then(Option::as_ref))
+                .await?
+        }
+    };
+    sides.check_distinct(&owner_account, &users)?;
     target.check_accounts(&owner_account, &users)?;
     let spec = &target.spec(owner_account, users.clone(), sides.region());
     let mut checks = owner_checks(&key, spec, target.recorded_key());
