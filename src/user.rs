@@ -4,7 +4,7 @@
 use crate::aws::Session;
 use crate::error::{Error, Result};
 use crate::output::Change;
-use crate::plan::{RoleState, UserPlan};
+use crate::plan::{RoleState, UserPlan, UserTeardown};
 use crate::policy::PolicyDocument;
 use crate::policy::build::ROLE_POLICY_NAME;
 use aws_sdk_iam::types::Tag;
@@ -265,6 +265,20 @@ pub async fn delete_role(
         }
         Err(e) => Err(s.error("iam:DeleteRole", e)),
     }
+}
+
+/// Carries out a user account's teardown plan; returns its outcome and what it changed.
+pub async fn apply_teardown(
+    s: &Session,
+    role_name: &str,
+    plan: &UserTeardown,
+) -> (Result<()>, Vec<Change>) {
+    let mut changes = Vec::new();
+    let result = match &plan.delete_role {
+        Some(arn) => delete_role(s, role_name, arn, plan.delete_role_policy, &mut changes).await,
+        None => Ok(()),
+    };
+    (result, changes)
 }
 
 /// Assumes the role with the session's own credentials; returns the role's temporary credentials.

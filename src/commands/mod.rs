@@ -149,6 +149,17 @@ impl Target {
         })
     }
 
+    /// Opens every side of this deployment (see [`open`]).
+    pub async fn open(&self, ctx: &Context) -> Result<Sides> {
+        open(
+            ctx,
+            &self.owner_profile,
+            &self.user_profiles,
+            self.region.as_ref(),
+        )
+        .await
+    }
+
     /// The recorded key ARN, if any.
     pub fn recorded_key(&self) -> Option<&str> {
         self.record

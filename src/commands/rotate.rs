@@ -8,14 +8,15 @@
 //! proves both: by the policy engine (Decrypt on the old key, Encrypt on the new one) and live
 //! (the role encrypts through the alias with the new key and decrypts data made before).
 
-use super::{Context, Target, TargetArgs, open};
+use super::verify::evaluation_check;
+use super::{Context, Target, TargetArgs};
 use crate::error::{Error, Result};
 use crate::names::PendingWindow;
 use crate::output::{Change, Check};
 use crate::owner::{self, KeyJournal, KeyReads};
 use crate::plan::{KEY_ENABLED, KeyPlan, OwnerPlan, deployment_tags, is_ours};
 use crate::policy::build::{self, KeyAction};
-use crate::policy::eval::{self, Decision, NamedPolicy, Request};
+use crate::policy::eval::{NamedPolicy, Request};
 use crate::record::RetiredKey;
 use crate::user;
 use aws_smithy_types::Blob;
@@ -69,13 +70,7 @@ pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
         ));
     }
     let window = args.pending_window_days.unwrap_or(record.pending_window);
-    let sides = open(
-        ctx,
-        &target.owner_profile,
-        &target.user_profiles,
-        target.region.as_ref(),
-    )
-    .await?;
+    let sides = target.open(ctx).await?;
     let (ids, current) = tokio::join!(
         sides.identify(ctx),
         owner::read_key(&sides.owner, target.alias.as_str(), KeyReads::SETUP)
@@ -202,26 +197,16 @@ pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
                 request_alias: Some(via.into()),
                 extra: Vec::new(),
             };
-            let check = match eval::evaluate(&request, &old_policy, &named) {
-                Ok(e) if e.decision == Decision::Allow => Check::new(
-                    name,
-                    true,
-                    format!("the policies allow {action} on {key} through {via}"),
+            let check = evaluation_check(
+                name,
+                &request,
+                &old_policy,
+                &named,
+                &format!("the policies allow {action} on {key} through {via}"),
+                &format!(
+                    "{action} on {key} through {via} (run `kmsxacct setup` to update the role policy) is"
                 ),
-                Ok(e) => Check::new(
-                    name,
-                    false,
-                    format!(
-                        "{action} on {key} through {via} is denied by the policies ({}); run `kmsxacct setup` to update the role policy",
-                        e.reasons
-                            .iter()
-                            .map(|r| r.message.clone())
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    ),
-                ),
-                Err(e) => Check::new(name, false, format!("not evaluated: {e}")),
-            };
+            );
             checks.push(check.in_account(account.as_str()));
         };
         if spec.actions.contains(&KeyAction::Decrypt) {

@@ -414,26 +414,7 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
         let work = sides.users[kept..]
             .iter()
             .zip(&removals)
-            .map(|(session, plan)| {
-                let role = &role;
-                async move {
-                    let mut changes = Vec::new();
-                    let result = match &plan.delete_role {
-                        Some(arn) => {
-                            user::delete_role(
-                                session,
-                                role.as_str(),
-                                arn,
-                                plan.delete_role_policy,
-                                &mut changes,
-                            )
-                            .await
-                        }
-                        None => Ok(()),
-                    };
-                    (result, changes)
-                }
-            })
+            .map(|(session, plan)| user::apply_teardown(session, role.as_str(), plan))
             .collect();
         for (result, c) in ctx.bounded(work).await {
             changes.extend(c);

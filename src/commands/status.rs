@@ -1,6 +1,6 @@
 //! `kmsxacct status`: what the recorded deployment looks like now in every account.
 
-use super::{Context, Target, TargetArgs, open};
+use super::{Context, Target, TargetArgs};
 use crate::error::Result;
 use crate::owner::KeyReads;
 use crate::record::LastVerify;
@@ -45,13 +45,7 @@ struct Report<'a> {
 /// Runs status: reads only; exit 0 whatever it finds (verify is the check).
 pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<()> {
     let target = Target::resolve(&args.target, &ctx.config)?;
-    let sides = open(
-        ctx,
-        &target.owner_profile,
-        &target.user_profiles,
-        target.region.as_ref(),
-    )
-    .await?;
+    let sides = target.open(ctx).await?;
     let role_reads = sides
         .users
         .iter()

@@ -1,6 +1,6 @@
 //! `kmsxacct teardown`: remove what setup made, and only that.
 
-use super::{Context, Target, TargetArgs, open};
+use super::{Context, Target, TargetArgs};
 use crate::error::{Error, Result};
 use crate::names::PendingWindow;
 use crate::output::Change;
@@ -37,13 +37,7 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
         .pending_window_days
         .or(target.record.as_ref().map(|r| r.pending_window))
         .unwrap_or(PendingWindow::DEFAULT);
-    let sides = open(
-        ctx,
-        &target.owner_profile,
-        &target.user_profiles,
-        target.region.as_ref(),
-    )
-    .await?;
+    let sides = target.open(ctx).await?;
     ctx.printer
         .step("reading what this deployment left in every account");
     let recorded_key = target.recorded_key().map(String::from);
@@ -152,26 +146,7 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
         .users
         .iter()
         .zip(&user_plans)
-        .map(|(session, plan)| {
-            let role = &target.role;
-            async move {
-                let mut changes = Vec::new();
-                let result = match &plan.delete_role {
-                    Some(arn) => {
-                        user::delete_role(
-                            session,
-                            role.as_str(),
-                            arn,
-                            plan.delete_role_policy,
-                            &mut changes,
-                        )
-                        .await
-                    }
-                    None => Ok(()),
-                };
-                (result, changes)
-            }
-        })
+        .map(|(session, plan)| user::apply_teardown(session, target.role.as_str(), plan))
         .collect();
     let (alias_result, key_result, user_results) = tokio::join!(
         async {

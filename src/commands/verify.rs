@@ -1,7 +1,7 @@
 //! `kmsxacct verify`: prove each user role can use the key through the alias ARN, both by the
 //! policies (the policy engine) and live (the granted operations, called as the role).
 
-use super::{Context, Target, TargetArgs, open};
+use super::{Context, Target, TargetArgs};
 use crate::aws::Session;
 use crate::error::{Error, Result};
 use crate::names::AccountId;
@@ -46,13 +46,7 @@ const PLAINTEXT_BYTES: usize = 32;
 pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
     let started = Instant::now();
     let target = Target::resolve(&args.target, &ctx.config)?;
-    let sides = open(
-        ctx,
-        &target.owner_profile,
-        &target.user_profiles,
-        target.region.as_ref(),
-    )
-    .await?;
+    let sides = target.open(ctx).await?;
     // With a record, the role and alias ARNs are known before STS answers, so the live checks
     // start at once; without one, they need the accounts first.
     let known = target.record.as_ref().and_then(|r| {
@@ -378,20 +372,40 @@ fn retired_check(
         request_alias: Some(alias.to_string()),
         extra: Vec::new(),
     };
-    match eval::evaluate(&request, policy, &named) {
-        Ok(e) if e.decision == Decision::Allow => Check::new(
-            name,
-            true,
-            format!("data encrypted under the retired key {arn} stays readable through {alias}"),
-        ),
+    evaluation_check(
+        name,
+        &request,
+        policy,
+        &named,
+        &format!("data encrypted under the retired key {arn} stays readable through {alias}"),
+        &format!("Decrypt on the retired key {arn} through {alias} is"),
+    )
+}
+
+/// Evaluates `request` and turns the decision into a check: `allowed` as the detail when it is
+/// allowed; else `denied_subject` + "denied by the policies:" + the reasons.
+pub(super) fn evaluation_check(
+    name: &str,
+    request: &Request,
+    key_policy: &PolicyDocument,
+    identity: &[NamedPolicy<'_>],
+    allowed: &str,
+    denied_subject: &str,
+) -> Check {
+    match eval::evaluate(request, key_policy, identity) {
+        Ok(e) if e.decision == Decision::Allow => Check::new(name, true, allowed),
         Ok(e) => Check::new(
             name,
             false,
             format!(
-                "the policies no longer allow Decrypt on the retired key {arn} through {alias}: {}",
+                "{denied_subject} {} by the policies: {}",
+                match e.decision {
+                    Decision::ExplicitDeny => "explicitly denied",
+                    _ => "denied",
+                },
                 e.reasons
                     .iter()
-                    .map(|r| r.message.clone())
+                    .map(|r| format!("{} {}: {}", r.policy, r.statement, r.message))
                     .collect::<Vec<_>>()
                     .join("; ")
             ),
@@ -477,34 +491,17 @@ fn policy_checks(
                 request_alias: Some(spec.alias.to_string()),
                 extra: Vec::new(),
             };
-            let check = match eval::evaluate(&request, key_policy, &named) {
-                Ok(e) if e.decision == Decision::Allow => Check::new(
-                    name(action),
-                    true,
-                    format!(
-                        "the key policy and the role's policies allow {action} through {}",
-                        spec.alias
-                    ),
+            let check = evaluation_check(
+                &name(action),
+                &request,
+                key_policy,
+                &named,
+                &format!(
+                    "the key policy and the role's policies allow {action} through {}",
+                    spec.alias
                 ),
-                Ok(e) => Check::new(
-                    name(action),
-                    false,
-                    format!(
-                        "{action} through {} is {} by the policies: {}",
-                        spec.alias,
-                        match e.decision {
-                            Decision::ExplicitDeny => "explicitly denied",
-                            _ => "denied",
-                        },
-                        e.reasons
-                            .iter()
-                            .map(|r| format!("{} {}: {}", r.policy, r.statement, r.message))
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    ),
-                ),
-                Err(e) => Check::new(name(action), false, format!("not evaluated: {e}")),
-            };
+                &format!("{action} through {} is", spec.alias),
+            );
             check.in_account(account.as_str())
         })
         .collect()
