@@ -147,6 +147,8 @@ pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
         &mut changes,
     )
     .await?;
+    // apply_setup also reports what it left alone (the alias it does not touch here).
+    changes.retain(Change::is_change);
     let retired_alias = build::retired_alias(&spec.alias, &old.key_id);
     raw.key_arn = new_arn.clone();
     raw.key_creation_pending = false;

@@ -16,18 +16,28 @@ pub enum PolicyKind {
     KeyPolicy,
     /// An IAM identity policy (attached to a role or user: no Principal).
     IdentityPolicy,
+    /// A role's trust policy (Principal, and only `sts:` actions).
+    TrustPolicy,
 }
 
 impl PolicyKind {
-    /// A key policy names principals; an identity policy does not.
+    /// A key policy names principals; so does a trust policy, whose actions are all `sts:`;
+    /// an identity policy names none.
     pub fn guess(doc: &PolicyDocument) -> PolicyKind {
-        if doc
+        let names_principals = doc
             .statements()
-            .any(|s| s.principal.is_some() || s.not_principal.is_some())
-        {
-            PolicyKind::KeyPolicy
-        } else {
-            PolicyKind::IdentityPolicy
+            .any(|s| s.principal.is_some() || s.not_principal.is_some());
+        let only_sts = doc.statements().all(|s| {
+            s.action
+                .iter()
+                .flat_map(OneOrMany::iter)
+                .all(|a| a.to_ascii_lowercase().starts_with("sts:"))
+                && s.action.is_some()
+        });
+        match (names_principals, only_sts) {
+            (true, true) => PolicyKind::TrustPolicy,
+            (true, false) => PolicyKind::KeyPolicy,
+            (false, _) => PolicyKind::IdentityPolicy,
         }
     }
 }

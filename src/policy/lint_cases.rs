@@ -55,6 +55,25 @@ fn what_setup_writes_has_no_findings() {
     assert_eq!(PolicyKind::guess(&key), PolicyKind::KeyPolicy);
     assert!(lint(&key, PolicyKind::KeyPolicy, None).is_empty());
     assert!(lint(&key, PolicyKind::KeyPolicy, Some(OWNER)).is_empty());
+    let trust = build::role_trust_policy(&spec, &"222222222222".parse().unwrap());
+    assert_eq!(PolicyKind::guess(&trust), PolicyKind::TrustPolicy);
+    assert!(lint(&trust, PolicyKind::TrustPolicy, None).is_empty());
+}
+
+#[test]
+fn unknown_operator() {
+    assert_eq!(
+        identity(keys_with(
+            json!({"StringMaybe": {"kms:RequestAlias": "alias/x"}})
+        )),
+        ["unknown-operator"]
+    );
+    assert!(
+        identity(keys_with(
+            json!({"StringEqualsIfExists": {"kms:RequestAlias": "alias/x"}})
+        ))
+        .is_empty()
+    );
 }
 
 #[test]

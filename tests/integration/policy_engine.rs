@@ -192,14 +192,20 @@ fn live_policies_written_by_setup_lint_clean_and_match_the_policies_command() {
             .unwrap();
         (json(kp.policy().unwrap()), json(rp.policy_document()))
     });
+    let role = sb
+        .block_on(iam.get_role().role_name(sb.role_name()).send())
+        .unwrap();
+    let trust = json(role.role().unwrap().assume_role_policy_document().unwrap());
     let kp_file = write(&sb, "live-kp.json", &kp);
     let rp_file = write(&sb, "live-rp.json", &rp);
+    let trust_file = write(&sb, "live-trust.json", &trust);
     let out = sb
         .cmd()
         .args([
             "lint",
             &kp_file,
             &rp_file,
+            &trust_file,
             "--owner-account",
             &sb.owner.account,
         ])
