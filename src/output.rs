@@ -223,6 +223,32 @@ impl Printer {
         }
     }
 
+    /// Prints checks as PASS/FAIL lines (text mode), each drift diff under its check.
+    pub fn checks(&self, checks: &[Check]) {
+        for c in checks {
+            self.line(format!(
+                "{}  {:<18} {}{}",
+                if c.ok { "PASS" } else { "FAIL" },
+                c.name,
+                c.account
+                    .as_deref()
+                    .map(|a| format!("[{a}] "))
+                    .unwrap_or_default(),
+                c.detail
+            ));
+            if let Some(d) = &c.diff {
+                let shown = if self.color() {
+                    colorize_diff(d)
+                } else {
+                    d.clone()
+                };
+                for line in shown.lines() {
+                    self.line(format!("      {line}"));
+                }
+            }
+        }
+    }
+
     /// Prints a report object (JSON mode), with the AWS calls made attached as `calls`.
     pub fn json<T: Serialize>(&self, report: &T, calls: Vec<CallRecord>) {
         if self.format != OutputFormat::Json {

@@ -253,18 +253,7 @@ pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
     }
 
     ctx.printer.changes(&changes);
-    for c in &checks {
-        ctx.printer.line(format!(
-            "{}  {:<18} {}{}",
-            if c.ok { "PASS" } else { "FAIL" },
-            c.name,
-            c.account
-                .as_deref()
-                .map(|a| format!("[{a}] "))
-                .unwrap_or_default(),
-            c.detail
-        ));
-    }
+    ctx.printer.checks(&checks);
     ctx.printer.json(
         &Report {
             command: "rotate",

@@ -5,7 +5,7 @@ use super::{Context, Target, TargetArgs};
 use crate::aws::Session;
 use crate::error::{Error, Result};
 use crate::names::AccountId;
-use crate::output::{Check, colorize_diff, diff};
+use crate::output::{Check, diff};
 use crate::owner::KeyReads;
 use crate::plan::{KEY_ENABLED, KeyState, converge_key_policy, is_ours};
 use crate::policy::PolicyDocument;
@@ -203,28 +203,7 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
         );
     }
     let ok = checks.iter().all(|c| c.ok);
-    for c in &checks {
-        ctx.printer.line(format!(
-            "{}  {:<16} {}{}",
-            if c.ok { "PASS" } else { "FAIL" },
-            c.name,
-            c.account
-                .as_deref()
-                .map(|a| format!("[{a}] "))
-                .unwrap_or_default(),
-            c.detail
-        ));
-        if let Some(d) = &c.diff {
-            let shown = if ctx.printer.color() {
-                colorize_diff(d)
-            } else {
-                d.clone()
-            };
-            for line in shown.lines() {
-                ctx.printer.line(format!("      {line}"));
-            }
-        }
-    }
+    ctx.printer.checks(&checks);
     ctx.printer.json(
         &Report {
             command: "verify",
