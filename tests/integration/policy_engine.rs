@@ -238,18 +238,8 @@ fn live_policies_written_by_setup_lint_clean_and_match_the_policies_command() {
 fn verify_fails_and_names_the_mistake_when_the_role_policy_uses_the_alias_arn() {
     let sb = Sandbox::new();
     sb.setup(&[]).assert().success();
-    let iam = sb.iam(&sb.user.account);
-    let wrong = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Action": ["kms:Encrypt", "kms:Decrypt"],
-        "Resource": format!("arn:aws:kms:us-east-1:{}:{}", sb.owner.account, sb.alias)}]});
-    sb.block_on(
-        iam.put_role_policy()
-            .role_name(sb.role_name())
-            .policy_name("kmsxacct-kms-access")
-            .policy_document(wrong.to_string())
-            .send(),
-    )
-    .unwrap();
+    let wrong = sb.alias_arn_role_policy();
+    sb.put_role_policy(&wrong);
     let out = sb.cmd().arg("verify").output().unwrap();
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");

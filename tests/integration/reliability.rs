@@ -159,18 +159,8 @@ fn verify_does_not_wait_when_the_policies_themselves_deny() {
     let p = proxy();
     let sb = Sandbox::via(&p.url());
     sb.setup(&[]).assert().success();
-    let iam = sb.iam(&sb.user.account);
-    let wrong = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Action": ["kms:Encrypt", "kms:Decrypt"],
-        "Resource": format!("arn:aws:kms:us-east-1:{}:{}", sb.owner.account, sb.alias)}]});
-    sb.block_on(
-        iam.put_role_policy()
-            .role_name(sb.role_name())
-            .policy_name("kmsxacct-kms-access")
-            .policy_document(wrong.to_string())
-            .send(),
-    )
-    .unwrap();
+    let wrong = sb.alias_arn_role_policy();
+    sb.put_role_policy(&wrong);
     p.eventual_consistency(Duration::from_secs(600));
     // AssumeRole is now denied (the window counts from setup's role writes), but the policies
     // deny too: that is no propagation delay, so verify must fail at once.

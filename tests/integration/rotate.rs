@@ -52,19 +52,11 @@ fn rotate_moves_the_alias_keeps_old_data_readable_and_teardown_removes_every_key
 
     // The trap: a role policy conditioned on the alias alone. LocalStack would still decrypt;
     // the policy engine says the old data is lost.
-    let iam = sb.iam(&sb.user.account);
     let alias_only = json!({"Version": "2012-10-17", "Statement": [{"Sid": "KmsxacctUseKeyThroughAlias",
         "Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt"],
         "Resource": format!("arn:aws:kms:us-east-1:{}:key/*", sb.owner.account),
         "Condition": {"ForAnyValue:StringLike": {"kms:ResourceAliases": sb.alias}}}]});
-    sb.block_on(
-        iam.put_role_policy()
-            .role_name(sb.role_name())
-            .policy_name("kmsxacct-kms-access")
-            .policy_document(alias_only.to_string())
-            .send(),
-    )
-    .unwrap();
+    sb.put_role_policy(&alias_only);
     let out = sb.cmd().args(["verify", "--wait", "0"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(

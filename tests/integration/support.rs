@@ -251,6 +251,26 @@ impl Sandbox {
         })
     }
 
+    /// Replaces kmsxacct's inline policy on the role behind kmsxacct's back.
+    pub fn put_role_policy(&self, document: &serde_json::Value) {
+        let iam = self.iam(&self.user.account);
+        self.block_on(
+            iam.put_role_policy()
+                .role_name(self.role_name())
+                .policy_name("kmsxacct-kms-access")
+                .policy_document(document.to_string())
+                .send(),
+        )
+        .expect("PutRolePolicy");
+    }
+
+    /// The classic mistake: a role policy whose `Resource` is the alias ARN.
+    pub fn alias_arn_role_policy(&self) -> serde_json::Value {
+        serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Action": ["kms:Encrypt", "kms:Decrypt"],
+            "Resource": format!("arn:aws:kms:us-east-1:{}:{}", self.owner.account, self.alias)}]})
+    }
+
     /// Every key id in `account`, with its state.
     pub fn keys(&self, account: &str) -> Vec<(String, String)> {
         let kms = self.kms(account);

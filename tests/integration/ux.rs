@@ -90,14 +90,7 @@ fn plan_shows_changes_with_diffs_and_makes_no_mutating_call() {
         "Effect": "Allow", "Action": "kms:Decrypt",
         "Resource": format!("arn:aws:kms:us-east-1:{}:key/*", sb.owner.account),
         "Condition": {"ForAnyValue:StringLike": {"kms:ResourceAliases": sb.alias}}}]});
-    sb.block_on(
-        iam.put_role_policy()
-            .role_name(sb.role_name())
-            .policy_name("kmsxacct-kms-access")
-            .policy_document(narrower.to_string())
-            .send(),
-    )
-    .unwrap();
+    sb.put_role_policy(&narrower);
     let before = p.seen().len();
     let out = sb.setup(&["--dry-run"]).output().unwrap();
     let text = stdout(&out);
