@@ -108,27 +108,17 @@ pub async fn read_key(s: &Session, key: &str, reads: KeyReads) -> Result<Option<
 }
 
 async fn key_tags(s: &Session, key_id: &str) -> Result<Vec<(String, String)>> {
-    let mut tags = Vec::new();
-    let mut marker = None;
-    loop {
-        let out = s
-            .kms
-            .list_resource_tags()
-            .key_id(key_id)
-            .set_marker(marker)
-            .send()
-            .await
-            .map_err(|e| s.error("kms:ListResourceTags", e))?;
-        tags.extend(
-            out.tags()
-                .iter()
-                .map(|t| (t.tag_key().to_string(), t.tag_value().to_string())),
-        );
-        match out.next_marker() {
-            Some(m) if out.truncated() => marker = Some(m.to_string()),
-            _ => return Ok(tags),
-        }
-    }
+    let tags = s
+        .kms
+        .list_resource_tags()
+        .key_id(key_id)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| s.error("kms:ListResourceTags", e))?;
+    Ok(tags.into_iter().map(|t| (t.tag_key, t.tag_value)).collect())
 }
 
 /// The key's policy, parsed.
@@ -148,27 +138,17 @@ pub async fn key_policy(s: &Session, key_id: &str) -> Result<PolicyDocument> {
 }
 
 async fn key_aliases(s: &Session, key_id: &str) -> Result<Vec<String>> {
-    let mut aliases = Vec::new();
-    let mut marker = None;
-    loop {
-        let out = s
-            .kms
-            .list_aliases()
-            .key_id(key_id)
-            .set_marker(marker)
-            .send()
-            .await
-            .map_err(|e| s.error("kms:ListAliases", e))?;
-        aliases.extend(
-            out.aliases()
-                .iter()
-                .filter_map(|a| a.alias_name().map(String::from)),
-        );
-        match out.next_marker() {
-            Some(m) if out.truncated() => marker = Some(m.to_string()),
-            _ => return Ok(aliases),
-        }
-    }
+    let aliases = s
+        .kms
+        .list_aliases()
+        .key_id(key_id)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| s.error("kms:ListAliases", e))?;
+    Ok(aliases.into_iter().filter_map(|a| a.alias_name).collect())
 }
 
 /// Where apply_setup reports key creation: told just before CreateKey, and the new key's ARN the
@@ -389,26 +369,18 @@ fn nothing_created<R>(
 /// for each key, 8 at a time). Used only to recover from a CreateKey whose answer a previous run
 /// never recorded.
 pub async fn find_deployment_keys(s: &Session, spec: &GrantSpec) -> Result<Vec<KeyState>> {
-    let mut ids = Vec::new();
-    let mut marker = None;
-    loop {
-        let out = s
-            .kms
-            .list_keys()
-            .set_marker(marker)
-            .send()
-            .await
-            .map_err(|e| s.error("kms:ListKeys", e))?;
-        ids.extend(
-            out.keys()
-                .iter()
-                .filter_map(|k| k.key_id().map(String::from)),
-        );
-        match out.next_marker() {
-            Some(m) if out.truncated() => marker = Some(m.to_string()),
-            _ => break,
-        }
-    }
+    let ids: Vec<String> = s
+        .kms
+        .list_keys()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| s.error("kms:ListKeys", e))?
+        .into_iter()
+        .filter_map(|k| k.key_id)
+        .collect();
     let limit = Arc::new(Semaphore::new(8));
     let mut tasks = JoinSet::new();
     for id in ids {

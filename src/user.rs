@@ -103,47 +103,29 @@ async fn role_policy(s: &Session, role_name: &str) -> Result<Option<PolicyDocume
 }
 
 async fn inline_policy_names(s: &Session, role_name: &str) -> Result<Vec<String>> {
-    let mut names = Vec::new();
-    let mut marker = None;
-    loop {
-        let out = s
-            .iam
-            .list_role_policies()
-            .role_name(role_name)
-            .set_marker(marker)
-            .send()
-            .await
-            .map_err(|e| s.error("iam:ListRolePolicies", e))?;
-        names.extend(out.policy_names().iter().cloned());
-        match out.marker() {
-            Some(m) if out.is_truncated() => marker = Some(m.to_string()),
-            _ => return Ok(names),
-        }
-    }
+    s.iam
+        .list_role_policies()
+        .role_name(role_name)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| s.error("iam:ListRolePolicies", e))
 }
 
 async fn attached_policy_arns(s: &Session, role_name: &str) -> Result<Vec<String>> {
-    let mut arns = Vec::new();
-    let mut marker = None;
-    loop {
-        let out = s
-            .iam
-            .list_attached_role_policies()
-            .role_name(role_name)
-            .set_marker(marker)
-            .send()
-            .await
-            .map_err(|e| s.error("iam:ListAttachedRolePolicies", e))?;
-        arns.extend(
-            out.attached_policies()
-                .iter()
-                .filter_map(|p| p.policy_arn().map(String::from)),
-        );
-        match out.marker() {
-            Some(m) if out.is_truncated() => marker = Some(m.to_string()),
-            _ => return Ok(arns),
-        }
-    }
+    let attached = s
+        .iam
+        .list_attached_role_policies()
+        .role_name(role_name)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| s.error("iam:ListAttachedRolePolicies", e))?;
+    Ok(attached.into_iter().filter_map(|p| p.policy_arn).collect())
 }
 
 /// Carries out the user side of setup; returns the role ARN. `role_created` is told the new
