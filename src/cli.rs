@@ -20,7 +20,9 @@ contains the alias. (An alias ARN in the role policy's Resource grants nothing f
 Decrypt: KMS authorises them against the key.)
 
   kmsxacct setup --owner A --user B    # A and B are AWS profile names
-  kmsxacct verify                      # live encrypt/decrypt round trip through the alias ARN
+  kmsxacct plan --owner A --user B     # what setup would change, as policy diffs
+  kmsxacct verify                      # policy engine + live round trip through the alias ARN
+  kmsxacct rotate                      # new key behind the alias, old data still readable
   kmsxacct teardown                    # remove what setup made
   kmsxacct explain ...                 # would this request be allowed, and why?
   kmsxacct lint FILE...                # find the classic mistakes in policy files";
@@ -69,13 +71,13 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create (or converge) the key, alias, key policy grant and user role.
+    /// Create (or converge) the key, alias, key policy grant, and a role in each user account.
     Setup(setup::SetupArgs),
     /// Show what setup would create or change, with policy diffs; change nothing.
     Plan(setup::SetupArgs),
-    /// Prove access with a live encrypt/decrypt round trip through the alias ARN.
+    /// Prove access: policy engine, drift, and each granted operation called live as each role.
     Verify(verify::VerifyArgs),
-    /// Remove what setup made: role, alias, and the key (scheduled for deletion).
+    /// Remove what setup made, and only that: roles, alias, and keys (scheduled for deletion).
     Teardown(teardown::TeardownArgs),
     /// Show what the recorded deployment looks like now in every account, and the last verify.
     Status(status::StatusArgs),
