@@ -19,18 +19,7 @@ pub async fn read_role(
     role_name: &str,
     all_policies: bool,
 ) -> Result<Option<RoleState>> {
-    let get_role = async {
-        match s.iam.get_role().role_name(role_name).send().await {
-            Ok(out) => Ok(out.role),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_no_such_entity_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(s.error("iam:GetRole", e)),
-        }
-    };
+    let get_role = get_role(s, role_name);
     let (role, access_policy, inline, attached) = if all_policies {
         // Teardown: the names say whether kmsxacct's policy is there; its text is not needed.
         let (role, inline, attached) = tokio::join!(
@@ -67,6 +56,20 @@ pub async fn read_role(
         inline_policy_names: inline?,
         attached_policy_arns: attached?,
     }))
+}
+
+/// The role, or None when there is no such role.
+async fn get_role(s: &Session, role_name: &str) -> Result<Option<aws_sdk_iam::types::Role>> {
+    match s.iam.get_role().role_name(role_name).send().await {
+        Ok(out) => Ok(out.role),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_no_such_entity_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(s.error("iam:GetRole", e)),
+    }
 }
 
 /// IAM returns policy documents URL-encoded.
@@ -312,18 +315,7 @@ impl RoleDocuments {
 /// Reads the role's [`RoleDocuments`].
 pub async fn role_documents(s: &Session, role_name: &str) -> Result<RoleDocuments> {
     let (role, inline, attached) = tokio::join!(
-        async {
-            match s.iam.get_role().role_name(role_name).send().await {
-                Ok(out) => Ok(out.role),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_no_such_entity_exception()) =>
-                {
-                    Ok(None)
-                }
-                Err(e) => Err(s.error("iam:GetRole", e)),
-            }
-        },
+        get_role(s, role_name),
         inline_policy_names(s, role_name),
         attached_policy_arns(s, role_name)
     );
