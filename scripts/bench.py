@@ -7,6 +7,7 @@ that --output json reports). Writes bench/RESULTS.md and prints it.
 """
 
 import argparse
+import asyncio
 import datetime
 import json
 import os
@@ -16,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 OWNER, USER = "A", "B"
@@ -57,19 +59,55 @@ def kmsxacct_cycle(binary, workdir, alias):
     return results
 
 
-def fanout(binary, users, runs):
+def start_delay_proxy(upstream_port, delay):
+    """A loopback TCP proxy that holds each chunk from the client for `delay` seconds before
+    passing it on: every request then pays a network round trip, as against real AWS, while
+    LocalStack's own service time stays what it is. Returns the proxy's port."""
+    ready = threading.Event()
+    port = []
+
+    async def pipe(reader, writer, hold):
+        try:
+            while data := await reader.read(65536):
+                if hold:
+                    await asyncio.sleep(hold)
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def handle(client_reader, client_writer):
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream_port)
+        await asyncio.gather(pipe(client_reader, up_writer, delay), pipe(up_reader, client_writer, 0))
+
+    async def main():
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port.append(server.sockets[0].getsockname()[1])
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    threading.Thread(target=lambda: asyncio.run(main()), daemon=True).start()
+    ready.wait(10)
+    return port[0]
+
+
+def fanout(binary, users, runs, port=None):
     """Median wall time of setup (then teardown, untimed) with `users` user accounts, each its own
     LocalStack account, in a config of its own."""
     work = tempfile.mkdtemp(prefix="kmsxacct-fanout-")
     config, creds = os.path.join(work, "config"), os.path.join(work, "credentials")
-    endpoint = "http://127.0.0.1:" + os.environ.get("LOCALSTACK_PORT", "4566")
+    endpoint = "http://127.0.0.1:" + str(port or os.environ.get("LOCALSTACK_PORT", "4566"))
     names = ["fan-owner"] + [f"fan-u{i:02d}" for i in range(users)]
     accounts = [OWNER_ACCOUNT] + [f"3000000000{i:02d}" for i in range(users)]
     with open(config, "w") as c, open(creds, "w") as k:
         for n, a in zip(names, accounts):
             c.write(f"[profile {n}]\nregion = {REGION}\nendpoint_url = {endpoint}\n\n")
             k.write(f"[{n}]\naws_access_key_id = {a}\naws_secret_access_key = bench\n\n")
-    env = dict(os.environ, AWS_CONFIG_FILE=config, AWS_SHARED_CREDENTIALS_FILE=creds)
+    env = dict(os.environ, AWS_CONFIG_FILE=config, AWS_SHARED_CREDENTIALS_FILE=creds,
+               AWS_ENDPOINT_URL=endpoint)
     walls, calls = [], []
     for run in range(runs):
         alias = f"alias/bench/fan-{secrets.token_hex(3)}-{users}-{run}"
@@ -138,6 +176,10 @@ def main():
     fan_runs = max(3, args.runs // 2)
     fan_1, calls_1 = fanout(args.binary, 1, fan_runs)
     fan_20, calls_20 = fanout(args.binary, 20, fan_runs)
+    rtt = 0.020
+    delayed = start_delay_proxy(int(os.environ.get("LOCALSTACK_PORT", "4566")), rtt)
+    rtt_1, _ = fanout(args.binary, 1, fan_runs, delayed)
+    rtt_20, _ = fanout(args.binary, 20, fan_runs, delayed)
 
     helps = []
     for _ in range(30):
@@ -197,6 +239,10 @@ def main():
         "LocalStack (one Python process) serves calls one after another, so against it the ratio "
         "follows the call count, not the dependent chain; a service that answers concurrent calls "
         "in parallel would see about ceil(20/8) = 3 waves.",
+        "",
+        f"With {rtt * 1000:.0f} ms added to every request (a loopback proxy holding each request, as a "
+        f"network round trip to AWS would): 20 user accounts {fmt_ms(rtt_20)}, 1 user account "
+        f"{fmt_ms(rtt_1)}, ratio {rtt_20 / rtt_1:.2f} (target ≤ 3).",
     ]
     lines += [
         "",
