@@ -295,6 +295,8 @@ pub async fn assume_role(s: &Session, role_arn: &str) -> Result<aws_credential_t
 /// `attached:ARN`). `trust` is None when the role does not exist.
 #[derive(Debug, Clone, Default)]
 pub struct RoleDocuments {
+    /// The role's ARN.
+    pub arn: Option<String>,
     /// The trust policy.
     pub trust: Option<PolicyDocument>,
     /// Every identity policy.
@@ -374,6 +376,7 @@ pub async fn role_documents(s: &Session, role_name: &str) -> Result<RoleDocument
         ));
     }
     Ok(RoleDocuments {
+        arn: Some(role.arn),
         trust: Some(trust),
         policies: out,
     })

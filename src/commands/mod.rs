@@ -285,6 +285,33 @@ impl Sides {
         users.into_iter().collect()
     }
 
+    /// The user accounts, each from its role's ARN when the role was found (a role is read in the
+    /// caller's own account, so its ARN names that account), else asked of STS.
+    pub async fn user_accounts(
+        &self,
+        ctx: &Context,
+        role_arns: &[Option<&str>],
+    ) -> Result<Vec<AccountId>> {
+        let work = self
+            .users
+            .iter()
+            .zip(role_arns)
+            .map(|(session, arn)| async move {
+                let known = arn
+                    .and_then(|a| Arn::parse(a).map(|a| a.account.to_string()))
+                    .and_then(|a| a.parse::<AccountId>().ok());
+                match known {
+                    Some(account) => {
+                        session.learn_account(account.clone());
+                        Ok(account)
+                    }
+                    None => session.identify().await,
+                }
+            })
+            .collect();
+        ctx.bounded(work).await.into_iter().collect()
+    }
+
     /// The owner account, from the key the alias resolved to when there is one (an alias is
     /// resolved in the caller's own account, so its key's ARN names that account), else asked of
     /// STS: one call fewer on the common path.

@@ -53,8 +53,7 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
         .iter()
         .map(|u| user::read_role(u, target.role.as_str(), true))
         .collect();
-    let (users, keys, roles) = tokio::join!(
-        sides.identify_users(ctx),
+    let (keys, roles) = tokio::join!(
         async {
             let at_alias = owner::read_key(&sides.owner, target.alias.as_str(), key_reads).await?;
             let recorded = match (&at_alias, &recorded_key) {
@@ -78,13 +77,17 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
         },
         ctx.bounded(role_reads),
     );
-    let users = users?;
     let keys = keys?;
+    let roles: Vec<_> = roles.into_iter().collect::<Result<_>>()?;
+    let role_arns: Vec<Option<&str>> = roles
+        .iter()
+        .map(|r| r.as_ref().map(|r| r.arn.as_str()))
+        .collect();
+    let users = sides.user_accounts(ctx, &role_arns).await?;
     let owner_account = sides.owner_account(keys.0.as_ref()).await?;
     sides.check_distinct(&owner_account, &users)?;
     target.check_accounts(&owner_account, &users)?;
     let spec = &target.spec(owner_account, users.clone(), sides.region());
-    let roles: Vec<_> = roles.into_iter().collect::<Result<_>>()?;
 
     let mut conflicts = Vec::new();
     let owner_plan = plan_owner_teardown(spec, keys.0.as_ref(), keys.1.as_ref(), adopted)

@@ -106,19 +106,26 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
         }
         out
     };
-    let (ids, key, trips, role_policies, retired) = tokio::join!(
-        async {
-            match early_ids {
-                Some((owner, users)) => Ok((Some(owner), users)),
-                None => sides.identify_users(ctx).await.map(|u| (None, u)),
-            }
-        },
+    let (key, trips, role_policies, retired) = tokio::join!(
         owner::read_key(&sides.owner, target.alias.as_str(), reads),
         ctx.bounded(live_work),
         ctx.bounded(policy_reads),
         retired_reads,
     );
-    let (owner_account, users) = ids?;
+    let (owner_account, users) = match early_ids {
+        Some((owner, users)) => (Some(owner), users),
+        None => (None, Vec::new()),
+    };
+    // With a record, the user accounts come from the roles read above (STS only for a missing one).
+    let users = if users.is_empty() {
+        let arns: Vec<Option<&str>> = role_policies
+            .iter()
+            .map(|d| d.as_ref().ok().and_then(|d| d.arn.as_deref()))
+            .collect();
+        sides.user_accounts(ctx, &arns).await?
+    } else {
+        users
+    };
     let owner_account = match owner_account {
         Some(a) => a,
         None => {
