@@ -157,13 +157,27 @@ impl Session {
             what: format!("profile '{}'", self.profile),
             detail: format!("STS answered an account id that is not 12 digits: '{text}'"),
         })?;
-        let _ = self.interceptor.account.set(account.to_string());
-        let _ = self.account.set(account.clone());
+        self.learn_account(account.clone());
         Ok(account)
     }
 
+    /// The account, from the ARN of a resource this session read in its own account (a key an
+    /// alias resolved to, a role), else asked of STS: one call fewer on the common path.
+    pub async fn account_from(&self, arn: Option<&str>) -> Result<AccountId> {
+        let known = arn
+            .and_then(crate::policy::matching::Arn::parse)
+            .and_then(|a| a.account.parse::<AccountId>().ok());
+        match known {
+            Some(account) => {
+                self.learn_account(account.clone());
+                Ok(account)
+            }
+            None => self.identify().await,
+        }
+    }
+
     /// Remembers the account when it is known without asking STS.
-    pub fn learn_account(&self, account: AccountId) {
+    fn learn_account(&self, account: AccountId) {
         let _ = self.interceptor.account.set(account.to_string());
         let _ = self.account.set(account);
     }

@@ -18,7 +18,6 @@ use crate::names::{AccountId, AliasName, Region, RoleName};
 use crate::output::Printer;
 use crate::plan::KeyState;
 use crate::policy::build::{AliasCondition, GrantSpec, GrantTo, KeyAction};
-use crate::policy::matching::Arn;
 use crate::record::{CheckedDeployment, Deployment, RecordError};
 use futures_util::StreamExt;
 use std::future::Future;
@@ -296,18 +295,7 @@ impl Sides {
             .users
             .iter()
             .zip(role_arns)
-            .map(|(session, arn)| async move {
-                let known = arn
-                    .and_then(|a| Arn::parse(a).map(|a| a.account.to_string()))
-                    .and_then(|a| a.parse::<AccountId>().ok());
-                match known {
-                    Some(account) => {
-                        session.learn_account(account.clone());
-                        Ok(account)
-                    }
-                    None => session.identify().await,
-                }
-            })
+            .map(|(session, arn)| session.account_from(*arn))
             .collect();
         ctx.bounded(work).await.into_iter().collect()
     }
@@ -316,16 +304,9 @@ impl Sides {
     /// resolved in the caller's own account, so its key's ARN names that account), else asked of
     /// STS: one call fewer on the common path.
     pub async fn owner_account(&self, alias_key: Option<&KeyState>) -> Result<AccountId> {
-        let from_key = alias_key
-            .and_then(|k| Arn::parse(&k.arn).map(|a| a.account.to_string()))
-            .and_then(|a| a.parse::<AccountId>().ok());
-        match from_key {
-            Some(account) => {
-                self.owner.learn_account(account.clone());
-                Ok(account)
-            }
-            None => self.owner.identify().await,
-        }
+        self.owner
+            .account_from(alias_key.map(|k| k.arn.as_str()))
+            .await
     }
 
     /// Refuses a user profile in the owner's account and two user profiles in one account.
