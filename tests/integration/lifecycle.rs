@@ -223,13 +223,7 @@ fn key_policy_grant_removed_out_of_band_is_put_back_keeping_other_statements() {
     let out = sb.setup(&[]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("key-policy"), "{}", stdout(&out));
-    let policy = sb.block_on(
-        kms.get_key_policy()
-            .key_id(&key_arn)
-            .policy_name("default")
-            .send(),
-    );
-    let policy = json(policy.unwrap().policy().unwrap());
+    let policy = sb.key_policy_of(&key_arn);
     let sids: Vec<&str> = policy["Statement"]
         .as_array()
         .unwrap()

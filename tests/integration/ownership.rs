@@ -13,18 +13,7 @@ fn trust_policy(account: &str) -> String {
 #[test]
 fn setup_refuses_an_alias_it_did_not_create_and_changes_nothing() {
     let sb = Sandbox::new();
-    let kms = sb.kms(&sb.owner.account);
-    let key_id = sb.block_on(async {
-        let key = kms.create_key().send().await.unwrap();
-        let id = key.key_metadata().unwrap().key_id().to_string();
-        kms.create_alias()
-            .alias_name(&sb.alias)
-            .target_key_id(&id)
-            .send()
-            .await
-            .unwrap();
-        id
-    });
+    let key_id = sb.foreign_key_behind_alias(None);
     let out = sb.setup(&[]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
@@ -174,40 +163,14 @@ fn adoption_is_refused_by_default_then_grants_and_takes_back_only_the_statement(
         {"Sid": "Admins", "Effect": "Allow",
          "Principal": {"AWS": format!("arn:aws:iam::{}:root", sb.owner.account)},
          "Action": "kms:*", "Resource": "*"}]});
-    let key_id = sb.block_on(async {
-        let key = kms
-            .create_key()
-            .policy(admin.to_string())
-            .send()
-            .await
-            .unwrap();
-        let id = key.key_metadata().unwrap().key_id().to_string();
-        kms.create_alias()
-            .alias_name(&sb.alias)
-            .target_key_id(&id)
-            .send()
-            .await
-            .unwrap();
-        id
-    });
+    let key_id = sb.foreign_key_behind_alias(Some(&admin));
     let out = sb.setup(&[]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("--adopt"), "{}", stderr(&out));
 
     let out = sb.setup(&["--adopt"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let policy = |sb: &Sandbox| {
-        let out = sb
-            .block_on(
-                kms.get_key_policy()
-                    .key_id(&key_id)
-                    .policy_name("default")
-                    .send(),
-            )
-            .unwrap();
-        crate::support::json(out.policy().unwrap())
-    };
-    let sids: Vec<String> = policy(&sb)["Statement"]
+    let sids: Vec<String> = sb.key_policy_of(&key_id)["Statement"]
         .as_array()
         .unwrap()
         .iter()
@@ -230,7 +193,7 @@ fn adoption_is_refused_by_default_then_grants_and_takes_back_only_the_statement(
         Some("Enabled".to_string()),
         "the adopted alias or key was removed"
     );
-    let sids: Vec<String> = policy(&sb)["Statement"]
+    let sids: Vec<String> = sb.key_policy_of(&key_id)["Statement"]
         .as_array()
         .unwrap()
         .iter()

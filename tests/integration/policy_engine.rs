@@ -173,25 +173,9 @@ fn live_policies_written_by_setup_lint_clean_and_match_the_policies_command() {
     let sb = Sandbox::new();
     sb.setup(&[]).assert().success();
     let (key_arn, _) = sb.alias_target(&sb.owner.account, &sb.alias).unwrap();
-    let kms = sb.kms(&sb.owner.account);
     let iam = sb.iam(&sb.user.account);
-    let (kp, rp) = sb.block_on(async {
-        let kp = kms
-            .get_key_policy()
-            .key_id(&key_arn)
-            .policy_name("default")
-            .send()
-            .await
-            .unwrap();
-        let rp = iam
-            .get_role_policy()
-            .role_name(sb.role_name())
-            .policy_name("kmsxacct-kms-access")
-            .send()
-            .await
-            .unwrap();
-        (json(kp.policy().unwrap()), json(rp.policy_document()))
-    });
+    let kp = sb.key_policy_of(&key_arn);
+    let rp = sb.role_policy(&sb.user.account);
     let role = sb
         .block_on(iam.get_role().role_name(sb.role_name()).send())
         .unwrap();

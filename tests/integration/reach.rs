@@ -6,20 +6,6 @@ use crate::support::{Sandbox, endpoint, json, stderr, stdout};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-fn key_policy(sb: &Sandbox) -> Value {
-    let (key_arn, _) = sb.alias_target(&sb.owner.account, &sb.alias).unwrap();
-    let kms = sb.kms(&sb.owner.account);
-    let out = sb
-        .block_on(
-            kms.get_key_policy()
-                .key_id(&key_arn)
-                .policy_name("default")
-                .send(),
-        )
-        .unwrap();
-    json(out.policy().unwrap())
-}
-
 fn grant(policy: &Value) -> Value {
     policy["Statement"]
         .as_array()
@@ -28,19 +14,6 @@ fn grant(policy: &Value) -> Value {
         .find(|s| s["Sid"] == json!("KmsxacctCrossAccountUse"))
         .cloned()
         .expect("grant statement")
-}
-
-fn role_policy(sb: &Sandbox, account: &str) -> Value {
-    let iam = sb.iam(account);
-    let out = sb
-        .block_on(
-            iam.get_role_policy()
-                .role_name(sb.role_name())
-                .policy_name("kmsxacct-kms-access")
-                .send(),
-        )
-        .unwrap();
-    json(out.policy_document())
 }
 
 fn setup_with(sb: &Sandbox, users: &[&str], args: &[&str]) -> std::process::Output {
@@ -63,7 +36,7 @@ fn two_user_accounts_then_one_removed_converges_without_touching_the_rest() {
         format!("arn:aws:iam::{}:root", u1.account),
     ];
     roots.sort();
-    assert_eq!(grant(&key_policy(&sb))["Principal"]["AWS"], json!(roots));
+    assert_eq!(grant(&sb.key_policy())["Principal"]["AWS"], json!(roots));
     assert!(sb.role_exists(&u0.account, &sb.role_name()));
     assert!(sb.role_exists(&u1.account, &sb.role_name()));
     let out = sb.cmd().args(["verify", "--wait", "0"]).output().unwrap();
@@ -81,7 +54,7 @@ fn two_user_accounts_then_one_removed_converges_without_touching_the_rest() {
     // A statement of someone else's in the key policy survives the convergence.
     let (key_arn, _) = sb.alias_target(&sb.owner.account, &sb.alias).unwrap();
     let kms = sb.kms(&sb.owner.account);
-    let mut policy = key_policy(&sb);
+    let mut policy = sb.key_policy();
     policy["Statement"]
         .as_array_mut()
         .unwrap()
@@ -102,7 +75,7 @@ fn two_user_accounts_then_one_removed_converges_without_touching_the_rest() {
     assert!(out.status.success(), "{}", stderr(&out));
     let report = json(&stdout(&out));
     assert_eq!(report["user_accounts"], json!([u1.account]));
-    let policy = key_policy(&sb);
+    let policy = sb.key_policy();
     assert_eq!(
         grant(&policy)["Principal"]["AWS"],
         json!(format!("arn:aws:iam::{}:root", u1.account))
@@ -148,7 +121,7 @@ fn grant_to_role_names_the_roles_and_waits_until_kms_sees_them() {
             .count()
     );
     let role_arn = format!("arn:aws:iam::{}:role/{}", sb.user.account, sb.role_name());
-    assert_eq!(grant(&key_policy(&sb))["Principal"]["AWS"], json!(role_arn));
+    assert_eq!(grant(&sb.key_policy())["Principal"]["AWS"], json!(role_arn));
     assert_eq!(sb.deployment_keys().len(), 1);
     let out = sb.cmd().arg("verify").output().unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
@@ -169,10 +142,10 @@ fn every_action_can_be_granted_and_verify_exercises_each() {
         "kms:DescribeKey"
     ]);
     assert_eq!(
-        role_policy(&sb, &sb.user.account)["Statement"][0]["Action"],
+        sb.role_policy(&sb.user.account)["Statement"][0]["Action"],
         expected
     );
-    assert_eq!(grant(&key_policy(&sb))["Action"], expected);
+    assert_eq!(grant(&sb.key_policy())["Action"], expected);
     let out = sb.cmd().args(["verify", "--wait", "0"]).output().unwrap();
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
@@ -196,7 +169,7 @@ fn every_action_can_be_granted_and_verify_exercises_each() {
     let sb = Sandbox::new();
     sb.setup(&["--actions", "decrypt"]).assert().success();
     assert_eq!(
-        role_policy(&sb, &sb.user.account)["Statement"][0]["Action"],
+        sb.role_policy(&sb.user.account)["Statement"][0]["Action"],
         json!("kms:Decrypt")
     );
     let out = sb.cmd().args(["verify", "--wait", "0"]).output().unwrap();
@@ -220,7 +193,7 @@ fn request_alias_condition_is_written_and_verified() {
         .assert()
         .success();
     assert_eq!(
-        role_policy(&sb, &sb.user.account)["Statement"][0]["Condition"],
+        sb.role_policy(&sb.user.account)["Statement"][0]["Condition"],
         json!({"StringLike": {"kms:RequestAlias": [sb.alias.clone(), format!("{}/retired/*", sb.alias)]}})
     );
     let out = sb.cmd().args(["verify", "--wait", "0"]).output().unwrap();
@@ -255,7 +228,7 @@ fn re_encrypt_is_granted_evaluated_and_called_through_the_alias() {
         .assert()
         .success();
     assert_eq!(
-        role_policy(&sb, &sb.user.account)["Statement"][0]["Action"],
+        sb.role_policy(&sb.user.account)["Statement"][0]["Action"],
         json!(["kms:Encrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo"])
     );
     let out = sb.cmd().args(["verify", "--wait", "0"]).output().unwrap();

@@ -251,6 +251,64 @@ impl Sandbox {
         })
     }
 
+    /// The key policy of `key` (id or ARN) in the owner account.
+    pub fn key_policy_of(&self, key: &str) -> serde_json::Value {
+        let kms = self.kms(&self.owner.account);
+        let out = self
+            .block_on(
+                kms.get_key_policy()
+                    .key_id(key)
+                    .policy_name("default")
+                    .send(),
+            )
+            .expect("GetKeyPolicy");
+        json(out.policy().unwrap_or_default())
+    }
+
+    /// The key policy of the key behind this sandbox's alias.
+    pub fn key_policy(&self) -> serde_json::Value {
+        let (key_arn, _) = self
+            .alias_target(&self.owner.account, &self.alias)
+            .expect("the alias exists");
+        self.key_policy_of(&key_arn)
+    }
+
+    /// kmsxacct's inline policy of the role in `account`.
+    pub fn role_policy(&self, account: &str) -> serde_json::Value {
+        let iam = self.iam(account);
+        let out = self
+            .block_on(
+                iam.get_role_policy()
+                    .role_name(self.role_name())
+                    .policy_name("kmsxacct-kms-access")
+                    .send(),
+            )
+            .expect("GetRolePolicy");
+        json(out.policy_document())
+    }
+
+    /// A key kmsxacct did not create (with `policy`, else KMS's default), behind this sandbox's
+    /// alias; returns its key id.
+    pub fn foreign_key_behind_alias(&self, policy: Option<&serde_json::Value>) -> String {
+        let kms = self.kms(&self.owner.account);
+        self.block_on(async {
+            let key = kms
+                .create_key()
+                .set_policy(policy.map(|p| p.to_string()))
+                .send()
+                .await
+                .expect("CreateKey");
+            let id = key.key_metadata().unwrap().key_id().to_string();
+            kms.create_alias()
+                .alias_name(&self.alias)
+                .target_key_id(&id)
+                .send()
+                .await
+                .expect("CreateAlias");
+            id
+        })
+    }
+
     /// Replaces kmsxacct's inline policy on the role behind kmsxacct's back.
     pub fn put_role_policy(&self, document: &serde_json::Value) {
         let iam = self.iam(&self.user.account);
