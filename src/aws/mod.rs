@@ -5,12 +5,14 @@
 //! `endpoint_url` or `AWS_ENDPOINT_URL`, which is how LocalStack is reached: there is no special case.
 
 pub mod calls;
+pub mod http;
 
 use crate::error::{Error, Result};
 use crate::names::{AccountId, Region};
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -88,15 +90,17 @@ pub async fn check_profiles(names: &[&str]) -> Result<()> {
 }
 
 impl Session {
-    /// Loads the profile and builds the clients; no network call. `region` overrides the
-    /// profile's region. Call [`Session::identify`] to learn the account.
+    /// Loads the profile and builds the clients on `http` (see [`http::client`]); no network
+    /// call. `region` overrides the profile's region. Call [`Session::identify`] to learn the account.
     pub async fn open(
         side: Side,
         profile: &str,
         region: Option<&Region>,
+        http: &SharedHttpClient,
         log: &CallLog,
     ) -> Result<Session> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http.clone())
             .profile_name(profile)
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
             .timeout_config(

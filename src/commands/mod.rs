@@ -257,10 +257,11 @@ pub async fn open(
         Some(r) => r.clone(),
         None => profile_region(owner_profile).await?,
     };
-    let owner = Session::open(Side::Owner, owner_profile, Some(&region), &ctx.calls).await?;
+    let http = crate::aws::http::client();
+    let owner = Session::open(Side::Owner, owner_profile, Some(&region), &http, &ctx.calls).await?;
     let mut users = Vec::with_capacity(user_profiles.len());
     for p in user_profiles {
-        users.push(Session::open(Side::User, p, Some(&region), &ctx.calls).await?);
+        users.push(Session::open(Side::User, p, Some(&region), &http, &ctx.calls).await?);
     }
     Ok(Sides { owner, users })
 }

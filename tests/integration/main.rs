@@ -13,4 +13,5 @@ mod reach;
 mod reliability;
 mod rotate;
 mod support;
+mod transport;
 mod ux;
