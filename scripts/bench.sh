@@ -33,7 +33,11 @@ if ! ./scripts/localstack.sh is-up; then
 fi
 trap 'if [ "$started" = 1 ]; then ./scripts/localstack.sh stop; fi' EXIT
 
+pid_file="$cache/run-$LOCALSTACK_PORT/localstack.pid"
+pid_args=()
+if [ -f "$pid_file" ]; then pid_args=(--localstack-pid "$(cat "$pid_file")"); fi
+
 echo "bench: building the release binary" >&2
 cargo build --release --locked --quiet
 PATH="$venv/bin:$PATH" "$venv/bin/python" scripts/bench.py \
-  --binary "$repo/target/release/kmsxacct" --runs "$runs" --out bench/RESULTS.md --peers scripts/peers
+  --binary "$repo/target/release/kmsxacct" --runs "$runs" --out bench/RESULTS.md --peers scripts/peers "${pid_args[@]}"

@@ -37,12 +37,21 @@ pub struct Context {
 }
 
 impl Context {
-    /// Runs `futures` at most [`Context::concurrency`] at a time; results in input order.
+    /// Runs `futures` at most [`Context::concurrency`] at a time, starting the next as soon as
+    /// any one ends (a slow one does not hold the others back); results in input order.
     pub async fn bounded<T, F: Future<Output = T>>(&self, futures: Vec<F>) -> Vec<T> {
-        futures_util::stream::iter(futures)
-            .buffered(self.concurrency.max(1))
-            .collect()
-            .await
+        let mut results: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+        let mut running = futures_util::stream::iter(
+            futures
+                .into_iter()
+                .enumerate()
+                .map(|(i, f)| async move { (i, f.await) }),
+        )
+        .buffer_unordered(self.concurrency.max(1));
+        while let Some((i, result)) = running.next().await {
+            results[i] = Some(result);
+        }
+        results.into_iter().flatten().collect()
     }
 }
 
