@@ -375,3 +375,49 @@ pub fn existing_record(path: &Path) -> Result<Option<CheckedDeployment>> {
         Err(e) => Err(e.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::OutputFormat;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn bounded_keeps_input_order_and_does_not_wait_on_a_slow_one() {
+        let ctx = Context {
+            config: PathBuf::from("unused.toml"),
+            printer: Printer::new(OutputFormat::Json, true, false),
+            calls: CallLog::default(),
+            concurrency: 3,
+        };
+        let (running, peak) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let last_started = AtomicBool::new(false);
+        let n = 8;
+        // The first future only ends once the last one has started: an ordered buffer, which
+        // holds finished slots until the first ends, would never start the last one.
+        let work = (0..n)
+            .map(|i| {
+                let (running, peak, last_started) = (&running, &peak, &last_started);
+                async move {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    if i == n - 1 {
+                        last_started.store(true, Ordering::SeqCst);
+                    }
+                    while i == 0 && !last_started.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    tokio::task::yield_now().await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    i
+                }
+            })
+            .collect();
+        let order = tokio::time::timeout(Duration::from_secs(10), ctx.bounded(work))
+            .await
+            .expect("the slow first future held the others back");
+        assert_eq!(order, (0..n).collect::<Vec<_>>());
+        assert_eq!(peak.load(Ordering::SeqCst), 3);
+    }
+}
