@@ -316,11 +316,62 @@ impl RoleDocuments {
 
 /// Reads the role's [`RoleDocuments`].
 pub async fn role_documents(s: &Session, role_name: &str) -> Result<RoleDocuments> {
-    let (role, inline, attached) = tokio::join!(
-        get_role(s, role_name),
-        inline_policy_names(s, role_name),
-        attached_policy_arns(s, role_name)
-    );
+    // Each policy is read as soon as its listing names it, all of them at once.
+    let inline = async {
+        let names = inline_policy_names(s, role_name).await?;
+        futures_util::future::try_join_all(names.into_iter().map(|name| async move {
+            let doc = s
+                .iam
+                .get_role_policy()
+                .role_name(role_name)
+                .policy_name(&name)
+                .send()
+                .await
+                .map_err(|e| s.error("iam:GetRolePolicy", e))?;
+            let what = format!("inline policy {name} of role {role_name}");
+            Ok::<_, Error>((
+                format!("inline:{name}"),
+                parse_iam_document(doc.policy_document(), &what)?,
+            ))
+        }))
+        .await
+    };
+    let attached = async {
+        let arns = attached_policy_arns(s, role_name).await?;
+        futures_util::future::try_join_all(arns.into_iter().map(|arn| async move {
+            let policy = s
+                .iam
+                .get_policy()
+                .policy_arn(&arn)
+                .send()
+                .await
+                .map_err(|e| s.error("iam:GetPolicy", e))?;
+            let version = policy
+                .policy()
+                .and_then(|p| p.default_version_id())
+                .unwrap_or("v1")
+                .to_string();
+            let doc = s
+                .iam
+                .get_policy_version()
+                .policy_arn(&arn)
+                .version_id(&version)
+                .send()
+                .await
+                .map_err(|e| s.error("iam:GetPolicyVersion", e))?;
+            let text = doc
+                .policy_version()
+                .and_then(|v| v.document())
+                .unwrap_or_default();
+            Ok::<_, Error>((
+                format!("attached:{arn}"),
+                parse_iam_document(text, &format!("managed policy {arn}"))?,
+            ))
+        }))
+        .await
+    };
+    let (role, inline, attached) = tokio::join!(get_role(s, role_name), inline, attached);
+    // A missing role makes the listings fail too; it is not an error here.
     let Some(role) = role? else {
         return Ok(RoleDocuments::default());
     };
@@ -328,56 +379,11 @@ pub async fn role_documents(s: &Session, role_name: &str) -> Result<RoleDocument
         role.assume_role_policy_document().unwrap_or_default(),
         &format!("trust policy of role {role_name}"),
     )?;
-    let (inline, attached) = (inline?, attached?);
-    let mut out = Vec::new();
-    for name in inline {
-        let doc = s
-            .iam
-            .get_role_policy()
-            .role_name(role_name)
-            .policy_name(&name)
-            .send()
-            .await
-            .map_err(|e| s.error("iam:GetRolePolicy", e))?;
-        let what = format!("inline policy {name} of role {role_name}");
-        out.push((
-            format!("inline:{name}"),
-            parse_iam_document(doc.policy_document(), &what)?,
-        ));
-    }
-    for arn in attached {
-        let policy = s
-            .iam
-            .get_policy()
-            .policy_arn(&arn)
-            .send()
-            .await
-            .map_err(|e| s.error("iam:GetPolicy", e))?;
-        let version = policy
-            .policy()
-            .and_then(|p| p.default_version_id())
-            .unwrap_or("v1")
-            .to_string();
-        let doc = s
-            .iam
-            .get_policy_version()
-            .policy_arn(&arn)
-            .version_id(&version)
-            .send()
-            .await
-            .map_err(|e| s.error("iam:GetPolicyVersion", e))?;
-        let text = doc
-            .policy_version()
-            .and_then(|v| v.document())
-            .unwrap_or_default();
-        out.push((
-            format!("attached:{arn}"),
-            parse_iam_document(text, &format!("managed policy {arn}"))?,
-        ));
-    }
+    let mut policies = inline?;
+    policies.extend(attached?);
     Ok(RoleDocuments {
         arn: Some(role.arn),
         trust: Some(trust),
-        policies: out,
+        policies,
     })
 }

@@ -248,3 +248,50 @@ fn verify_fails_and_names_the_mistake_when_the_role_policy_uses_the_alias_arn() 
     sb.setup(&[]).assert().success();
     sb.cmd().arg("verify").assert().success();
 }
+
+#[test]
+fn verify_evaluates_every_inline_and_attached_policy_of_the_role() {
+    let sb = Sandbox::new();
+    sb.setup(&[]).assert().success();
+    let iam = sb.iam(&sb.user.account);
+    let deny = |action: &str| {
+        json!({"Version": "2012-10-17", "Statement": [{"Sid": "NoUse", "Effect": "Deny",
+            "Action": action, "Resource": "*"}]})
+        .to_string()
+    };
+    sb.block_on(async {
+        iam.put_role_policy()
+            .role_name(sb.role_name())
+            .policy_name("extra-inline")
+            .policy_document(deny("kms:Encrypt"))
+            .send()
+            .await
+            .expect("PutRolePolicy");
+        let managed = iam
+            .create_policy()
+            .policy_name(format!("deny-decrypt-{}", sb.role_name()))
+            .policy_document(deny("kms:Decrypt"))
+            .send()
+            .await
+            .expect("CreatePolicy");
+        iam.attach_role_policy()
+            .role_name(sb.role_name())
+            .policy_arn(managed.policy().unwrap().arn().unwrap())
+            .send()
+            .await
+            .expect("AttachRolePolicy");
+    });
+    let out = sb.cmd().arg("verify").output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for (check, source) in [
+        ("policy-encrypt", "extra-inline"),
+        ("policy-decrypt", "deny-decrypt-"),
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(check))
+            .unwrap_or_else(|| panic!("no {check} line: {text}"));
+        assert!(line.starts_with("FAIL") && line.contains(source), "{line}");
+    }
+}
