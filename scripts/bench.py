@@ -104,10 +104,11 @@ def process_cpu_seconds(pid):
         return None
 
 
-def fanout(binary, users, runs, port=None, server_pid=None):
-    """Median wall time and AWS calls of setup (then teardown, untimed) with `users` user accounts,
-    each its own LocalStack account, in a config of its own; and the server's CPU time per call
-    during those setups (None without a readable server pid)."""
+def fanout(binary, users, runs, port=None, server_pid=None, concurrency=None):
+    """Setup (then teardown, untimed) with `users` user accounts, each its own LocalStack account,
+    in a config of its own, `runs` times after one warm-up run (LocalStack's first touch of an
+    account costs it ~0.1 s). Returns the medians of the wall time, the AWS calls, and the
+    server's CPU time during a setup (None without a readable server pid)."""
     work = tempfile.mkdtemp(prefix="kmsxacct-fanout-")
     config, creds = os.path.join(work, "config"), os.path.join(work, "credentials")
     endpoint = "http://127.0.0.1:" + str(port or os.environ.get("LOCALSTACK_PORT", "4566"))
@@ -120,23 +121,26 @@ def fanout(binary, users, runs, port=None, server_pid=None):
     env = dict(os.environ, AWS_CONFIG_FILE=config, AWS_SHARED_CREDENTIALS_FILE=creds,
                AWS_ENDPOINT_URL=endpoint)
     walls, calls, server_cpu = [], [], []
-    for run in range(runs):
+    for run in range(runs + 1):
         alias = f"alias/bench/fan-{secrets.token_hex(3)}-{users}-{run}"
         record = os.path.join(work, f"{run}.toml")
-        args = [binary, "--config", record, "--output", "json", "setup", "--owner", names[0], "--alias", alias]
+        args = [binary, "--config", record, "--output", "json"]
+        if concurrency:
+            args += ["--concurrency", str(concurrency)]
+        args += ["setup", "--owner", names[0], "--alias", alias]
         for n in names[1:]:
             args += ["--user", n]
         cpu_before = process_cpu_seconds(server_pid)
         wall, proc = timed(args, env=env, cwd=work)
         cpu_after = process_cpu_seconds(server_pid)
-        walls.append(wall)
-        calls.append(len(json.loads(proc.stdout).get("calls", [])))
-        if cpu_before is not None and cpu_after is not None and calls[-1]:
-            server_cpu.append((cpu_after - cpu_before) / calls[-1])
+        if run > 0:
+            walls.append(wall)
+            calls.append(len(json.loads(proc.stdout).get("calls", [])))
+            if cpu_before is not None and cpu_after is not None:
+                server_cpu.append(cpu_after - cpu_before)
         timed([binary, "--config", record, "teardown"], env=env, cwd=work)
-    # Medians: the first run also pays LocalStack's first touch of each account.
-    per_call = statistics.median(server_cpu) if len(server_cpu) == runs else None
-    return statistics.median(walls), statistics.median(calls), per_call
+    cpu = statistics.median(server_cpu) if len(server_cpu) == runs else None
+    return statistics.median(walls), statistics.median(calls), cpu
 
 
 def fmt_ms(seconds):
@@ -192,8 +196,12 @@ def main():
               f"aws cli {fmt_ms(walls['awscli'][-1])}, boto3 {fmt_ms(walls['boto3'][-1])}", file=sys.stderr)
 
     fan_runs = max(3, args.runs // 2)
-    fan_1, calls_1, _ = fanout(args.binary, 1, fan_runs)
-    fan_20, calls_20, server_per_call = fanout(args.binary, 20, fan_runs, server_pid=args.localstack_pid)
+    pid = args.localstack_pid
+    fan = {(1, None): fanout(args.binary, 1, fan_runs, server_pid=pid)}
+    for concurrency in (None, 1, 20):
+        fan[(20, concurrency)] = fanout(args.binary, 20, fan_runs, server_pid=pid, concurrency=concurrency)
+    fan_1, calls_1, _ = fan[(1, None)]
+    fan_20, calls_20, cpu_20 = fan[(20, None)]
     rtt = 0.020
     delayed = start_delay_proxy(int(os.environ.get("LOCALSTACK_PORT", "4566")), rtt)
     rtt_1, _, _ = fanout(args.binary, 1, fan_runs, delayed)
@@ -250,31 +258,36 @@ def main():
         "## Fan-out",
         "",
         f"`setup` with 20 user accounts (default --concurrency 8): median {fmt_ms(fan_20)}; "
-        f"with 1: {fmt_ms(fan_1)}; ratio {fan_20 / fan_1:.2f} (target ≤ 3), {fan_runs} runs each.",
+        f"with 1: {fmt_ms(fan_1)}; ratio {fan_20 / fan_1:.2f} (target ≤ 3), {fan_runs} runs each "
+        "after a warm-up run.",
         "",
-        f"AWS calls: {calls_20:.0f} with 20 user accounts, {calls_1:.0f} with 1 "
-        f"({calls_20 / calls_1:.1f}x). With 20 the wall time is {fan_20 * 1000 / calls_20:.2f} ms per call: "
-        "LocalStack (one Python process) serves calls one after another, so against it the ratio "
-        "follows the call count, not the dependent chain; a service that answers concurrent calls "
-        "in parallel would see about ceil(20/8) = 3 waves.",
-        "",
+        "| user accounts | --concurrency | median wall | AWS calls | LocalStack CPU time |",
+        "| --- | --- | --- | --- | --- |",
     ]
-    if server_per_call is not None:
-        # Writes no setup can skip: CreateRole and PutRolePolicy in each user account, CreateKey
-        # and CreateAlias in the owner's.
-        writes = 2 * 20 + 2
-        bound = writes * server_per_call
+    for (users, concurrency), (wall, calls, cpu) in fan.items():
+        lines.append(
+            f"| {users} | {concurrency or '8 (default)'} | {fmt_ms(wall)} | {calls:.0f} | "
+            f"{fmt_ms(cpu) if cpu is not None else 'n/a'} |"
+        )
+    lines += [
+        "",
+        "LocalStack CPU time: what its process used during the setup (`/proc/PID/stat`).",
+    ]
+    if cpu_20 is not None:
         lines += [
-            f"LocalStack's own CPU time during the 20-account setups: {server_per_call * 1000:.2f} ms per call on average "
-            "(median over the runs of its process CPU time during a setup ÷ the setup's calls; one Python process, so calls "
-            f"cannot overlap there). The {writes} writes alone (CreateRole and PutRolePolicy per user "
-            f"account, CreateKey and CreateAlias) take at least {fmt_ms(bound)} of it: "
-            f"{bound / fan_1:.2f} × the 1-account setup, before any read"
-            + (", so on this LocalStack the ≤ 3 target is out of reach whatever the client does."
-               if bound > 3 * fan_1 else "."),
             "",
+            f"Against this LocalStack the ratio follows the call count ({calls_20:.0f} calls against "
+            f"{calls_1:.0f}), not the dependent chain: LocalStack is one Python process, and its own CPU "
+            f"time for the 20-account setup, {fmt_ms(cpu_20)}, is already {cpu_20 / fan_1:.2f} × the "
+            "whole 1-account setup. How many accounts are worked on at once changes nothing (rows "
+            "above). Each user account costs 4 calls: STS GetCallerIdentity and IAM GetRole, read "
+            "in every account before the first change so that a conflict anywhere changes "
+            "nothing, then CreateRole and PutRolePolicy."
+            + (" So on this LocalStack the ≤ 3 target is out of reach for a setup that makes these calls."
+               if cpu_20 > 3 * fan_1 else ""),
         ]
     lines += [
+        "",
         f"With {rtt * 1000:.0f} ms added to every request (a loopback proxy holding each request, as a "
         f"network round trip to AWS would): 20 user accounts {fmt_ms(rtt_20)}, 1 user account "
         f"{fmt_ms(rtt_1)}, ratio {rtt_20 / rtt_1:.2f} (target ≤ 3).",
