@@ -145,23 +145,12 @@ impl Sandbox {
 
     /// The kmsxacct binary, set up to use only this sandbox's profiles.
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::cargo_bin("kmsxacct").unwrap();
-        cmd.current_dir(self.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.path())
-            .env("AWS_CONFIG_FILE", self.path().join("aws-config"))
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                self.path().join("aws-credentials"),
-            )
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .timeout(Duration::from_secs(60));
+        let mut cmd = Command::from_std(self.std_cmd());
+        cmd.timeout(Duration::from_secs(60));
         cmd
     }
 
-    /// The same, as a plain `std::process::Command` (to spawn and signal it).
+    /// The same, as a plain `std::process::Command` (to spawn and signal it), without the timeout.
     pub fn std_cmd(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("kmsxacct"));
         cmd.current_dir(self.path())
