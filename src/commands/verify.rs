@@ -81,28 +81,26 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
         .collect();
     let reads = KeyReads::verify(target.record.is_none());
     // Keys an earlier rotate retired: data they encrypted must stay readable.
-    let retired_reads = async {
-        let mut out = Vec::new();
-        for r in target
+    let retired_reads = futures_util::future::join_all(
+        target
             .record
             .iter()
             .flat_map(|r| r.raw.previous_keys.iter())
             .filter(|k| k.deletion_scheduled.is_none())
-        {
-            let key = owner::read_key(
-                &sides.owner,
-                &r.arn,
-                KeyReads {
-                    tags: false,
-                    policy: true,
-                    aliases: true,
-                },
-            )
-            .await;
-            out.push((r.alias.clone(), r.arn.clone(), key));
-        }
-        out
-    };
+            .map(|r| async {
+                let key = owner::read_key(
+                    &sides.owner,
+                    &r.arn,
+                    KeyReads {
+                        tags: false,
+                        policy: true,
+                        aliases: true,
+                    },
+                )
+                .await;
+                (r.alias.clone(), r.arn.clone(), key)
+            }),
+    );
     let (key, trips, role_policies, retired) = tokio::join!(
         owner::read_key(&sides.owner, target.alias.as_str(), reads),
         ctx.bounded(live_work),

@@ -141,3 +141,22 @@ fn automatic_key_rotation_is_enabled_with_its_period_and_converged() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("30"), "{}", stderr(&out));
 }
+
+#[test]
+fn verify_checks_every_retired_key_after_two_rotations() {
+    let sb = Sandbox::new();
+    sb.setup(&[]).assert().success();
+    for _ in 0..2 {
+        let out = sb.cmd().arg("rotate").output().unwrap();
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    }
+    let out = sb.cmd().args(["verify", "--wait", "0"]).output().unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    let retired: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("policy-decrypt-retired"))
+        .collect();
+    assert_eq!(retired.len(), 2, "{text}");
+    assert!(retired.iter().all(|l| l.starts_with("PASS")), "{text}");
+}
