@@ -123,21 +123,22 @@ fn verify_and_teardown_need_a_record_or_flags() {
     );
 }
 
+/// Profiles `owner` and `user` in fresh accounts, plus the raw profile section `extra`.
+fn with_extra_profile(extra: &str) -> Sandbox {
+    let profile = |name: &str| Profile {
+        name: name.into(),
+        account: random_account(),
+    };
+    Sandbox::with_profiles(profile("owner"), profile("user"), &[extra])
+}
+
 #[test]
 fn a_profile_without_credentials_is_bad_input() {
-    let owner = Profile {
-        name: "owner".into(),
-        account: random_account(),
-    };
-    let user = Profile {
-        name: "user".into(),
-        account: random_account(),
-    };
     let extra = format!(
         "[profile nocreds]\nregion = us-east-1\nendpoint_url = {}\n",
         crate::support::endpoint()
     );
-    let sb = Sandbox::with_profiles(owner, user, &[&extra]);
+    let sb = with_extra_profile(&extra);
     assert_bad_input(
         &sb,
         &["setup", "--owner", "owner", "--user", "nocreds"],
@@ -147,17 +148,9 @@ fn a_profile_without_credentials_is_bad_input() {
 
 #[test]
 fn an_unreachable_endpoint_fails_clearly_and_quickly() {
-    let owner = Profile {
-        name: "owner".into(),
-        account: random_account(),
-    };
-    let user = Profile {
-        name: "user".into(),
-        account: random_account(),
-    };
     // Port 9 on loopback: nothing listens there.
     let extra = "[profile dead]\nregion = us-east-1\nendpoint_url = http://127.0.0.1:9\naws_access_key_id = 123456789012\naws_secret_access_key = x\n";
-    let sb = Sandbox::with_profiles(owner, user, &[extra]);
+    let sb = with_extra_profile(extra);
     let out = sb
         .cmd()
         .args(["setup", "--owner", "owner", "--user", "dead"])

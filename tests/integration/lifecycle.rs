@@ -199,8 +199,6 @@ fn second_setup_creates_nothing_and_converges_what_is_missing() {
 fn key_policy_grant_removed_out_of_band_is_put_back_keeping_other_statements() {
     let sb = Sandbox::new();
     sb.setup(&[]).assert().success();
-    let (key_arn, _) = sb.alias_target(&sb.owner.account, &sb.alias).unwrap();
-    let kms = sb.kms(&sb.owner.account);
     let foreign = json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -212,18 +210,11 @@ fn key_policy_grant_removed_out_of_band_is_put_back_keeping_other_statements() {
              "Action": "kms:DescribeKey", "Resource": "*"}
         ]
     });
-    sb.block_on(
-        kms.put_key_policy()
-            .key_id(&key_arn)
-            .policy_name("default")
-            .policy(foreign.to_string())
-            .send(),
-    )
-    .unwrap();
+    sb.put_key_policy(&foreign);
     let out = sb.setup(&[]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("key-policy"), "{}", stdout(&out));
-    let policy = sb.key_policy_of(&key_arn);
+    let policy = sb.key_policy();
     let sids: Vec<&str> = policy["Statement"]
         .as_array()
         .unwrap()

@@ -208,19 +208,7 @@ fn a_converging_key_policy_update_that_fails_is_finished_by_the_next_run() {
     let p = proxy();
     let sb = Sandbox::via(&p.url());
     sb.setup(&[]).assert().success();
-    let (key_arn, _) = sb.alias_target(&sb.owner.account, &sb.alias).unwrap();
-    let kms = sb.kms(&sb.owner.account);
-    let admin_only = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "Enable IAM User Permissions",
-        "Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{}:root", sb.owner.account)},
-        "Action": "kms:*", "Resource": "*"}]});
-    sb.block_on(
-        kms.put_key_policy()
-            .key_id(&key_arn)
-            .policy_name("default")
-            .policy(admin_only.to_string())
-            .send(),
-    )
-    .unwrap();
+    sb.put_key_policy(&sb.admin_only_key_policy());
     p.add(Rule::on("kms", "PutKeyPolicy", Fault::Permanent));
     assert_eq!(sb.setup(&[]).output().unwrap().status.code(), Some(1));
     p.clear();

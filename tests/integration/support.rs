@@ -262,6 +262,29 @@ impl Sandbox {
         self.key_policy_of(&key_arn)
     }
 
+    /// Replaces the key policy of the key behind this sandbox's alias, behind kmsxacct's back.
+    pub fn put_key_policy(&self, document: &serde_json::Value) {
+        let (key_arn, _) = self
+            .alias_target(&self.owner.account, &self.alias)
+            .expect("the alias exists");
+        let kms = self.kms(&self.owner.account);
+        self.block_on(
+            kms.put_key_policy()
+                .key_id(&key_arn)
+                .policy_name("default")
+                .policy(document.to_string())
+                .send(),
+        )
+        .expect("PutKeyPolicy");
+    }
+
+    /// A key policy with only the owner account's admin statement (the user grant taken out).
+    pub fn admin_only_key_policy(&self) -> serde_json::Value {
+        serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "Enable IAM User Permissions",
+            "Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{}:root", self.owner.account)},
+            "Action": "kms:*", "Resource": "*"}]})
+    }
+
     /// kmsxacct's inline policy of the role in `account`.
     pub fn role_policy(&self, account: &str) -> serde_json::Value {
         let iam = self.iam(account);

@@ -143,19 +143,7 @@ fn verify_reports_drift_with_a_diff_and_setup_converges_it() {
             .send(),
     )
     .unwrap();
-    let (key_arn, _) = sb.alias_target(&sb.owner.account, &sb.alias).unwrap();
-    let kms = sb.kms(&sb.owner.account);
-    let admin_only = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Enable IAM User Permissions",
-        "Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{}:root", sb.owner.account)},
-        "Action": "kms:*", "Resource": "*"}]});
-    sb.block_on(
-        kms.put_key_policy()
-            .key_id(&key_arn)
-            .policy_name("default")
-            .policy(admin_only.to_string())
-            .send(),
-    )
-    .unwrap();
+    sb.put_key_policy(&sb.admin_only_key_policy());
 
     let out = sb.cmd().args(["verify", "--wait", "0"]).output().unwrap();
     let text = stdout(&out);
