@@ -4,6 +4,7 @@
 //! failed, or something exists that kmsxacct did not create; 2 bad input (flags, names, profiles,
 //! record, credentials); 130 interrupted.
 
+use crate::aws::error::{AwsError, AwsErrorKind};
 use crate::names::InputError;
 use crate::record::RecordError;
 
@@ -25,23 +26,9 @@ pub enum Error {
     /// Something exists that kmsxacct did not create, or is in a state we will not touch.
     #[error("{0}")]
     Conflict(String),
-    /// An AWS call failed.
-    #[error("{what}: {detail}")]
-    Aws {
-        /// Which call, in which account.
-        what: String,
-        /// What AWS (or the network) said.
-        detail: String,
-    },
-    /// AWS refused the call for lack of permission (AccessDenied). Right after IAM or KMS
-    /// changes this can be propagation delay rather than a wrong policy.
-    #[error("{what}: {detail}")]
-    Denied {
-        /// Which call, in which account.
-        what: String,
-        /// What AWS said.
-        detail: String,
-    },
+    /// An AWS call failed; its kind decides the exit code.
+    #[error(transparent)]
+    Aws(#[from] AwsError),
     /// A check did not pass (verify).
     #[error("{0}")]
     Failed(String),
@@ -62,10 +49,26 @@ impl Error {
                 EXIT_BAD_INPUT
             }
             Error::Record(RecordError::Io { .. }) => EXIT_FAILED,
-            Error::Conflict(_) | Error::Aws { .. } | Error::Denied { .. } | Error::Failed(_) => {
-                EXIT_FAILED
-            }
+            Error::Aws(e) if e.kind == AwsErrorKind::Credentials => EXIT_BAD_INPUT,
+            Error::Conflict(_) | Error::Aws(_) | Error::Failed(_) => EXIT_FAILED,
             Error::Interrupted => EXIT_INTERRUPTED,
+        }
+    }
+}
+
+impl Error {
+    /// Whether AWS refused a call for lack of permission (AccessDenied). Right after IAM or KMS
+    /// changes this can be propagation delay rather than a wrong policy.
+    pub fn is_denied(&self) -> bool {
+        matches!(self, Error::Aws(e) if e.is_denied())
+    }
+
+    /// A "not found" AWS answer as `Ok(None)`, any other error as it is: for reads of what may
+    /// not exist.
+    pub fn none_if_not_found<T>(self) -> Result<Option<T>> {
+        match self {
+            Error::Aws(e) if e.kind == AwsErrorKind::NotFound => Ok(None),
+            e => Err(e),
         }
     }
 }

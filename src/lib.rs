@@ -14,6 +14,7 @@ pub mod plan;
 pub mod policy;
 pub mod record;
 pub mod user;
+pub mod writes;
 
 use cli::{Cli, Command};
 use commands::Context;

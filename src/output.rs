@@ -14,6 +14,70 @@ pub enum OutputFormat {
     Json,
 }
 
+/// What a command did to a resource, or that it found it as it should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Made by this run.
+    Created,
+    /// Changed by this run.
+    Updated,
+    /// Already as it should be.
+    Unchanged,
+    /// Removed by this run.
+    Deleted,
+    /// A key whose deletion KMS now has scheduled.
+    ScheduledDeletion,
+}
+
+/// The kinds of resource kmsxacct manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Resource {
+    /// A KMS key.
+    Key,
+    /// A KMS alias.
+    Alias,
+    /// A key's policy.
+    KeyPolicy,
+    /// A key's automatic rotation.
+    KeyRotation,
+    /// An IAM role.
+    Role,
+    /// A role's trust policy.
+    TrustPolicy,
+    /// kmsxacct's inline policy on a role.
+    RolePolicy,
+}
+
+impl Action {
+    /// The name printed and written to JSON, e.g. `scheduled-deletion`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Created => "created",
+            Action::Updated => "updated",
+            Action::Unchanged => "unchanged",
+            Action::Deleted => "deleted",
+            Action::ScheduledDeletion => "scheduled-deletion",
+        }
+    }
+}
+
+impl Resource {
+    /// The name printed and written to JSON, e.g. `key-policy`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Key => "key",
+            Resource::Alias => "alias",
+            Resource::KeyPolicy => "key-policy",
+            Resource::KeyRotation => "key-rotation",
+            Resource::Role => "role",
+            Resource::TrustPolicy => "trust-policy",
+            Resource::RolePolicy => "role-policy",
+        }
+    }
+}
+
 /// One thing a command did, or found already as it should be.
 #[derive(Debug, Clone, Serialize)]
 pub struct Change {
@@ -21,10 +85,10 @@ pub struct Change {
     pub side: &'static str,
     /// The account acted in.
     pub account: String,
-    /// `created`, `updated`, `unchanged`, `deleted` or `scheduled-deletion`.
-    pub action: &'static str,
-    /// `key`, `alias`, `key-policy`, `role`, `trust-policy` or `role-policy`.
-    pub resource: &'static str,
+    /// What was done.
+    pub action: Action,
+    /// To what kind of resource.
+    pub resource: Resource,
     /// ARN or name of the resource.
     pub id: String,
     /// More about it, e.g. the key deletion date.
@@ -34,7 +98,7 @@ pub struct Change {
 
 impl Change {
     /// A change in the session's account.
-    pub fn new(s: &Session, action: &'static str, resource: &'static str, id: &str) -> Change {
+    pub fn new(s: &Session, action: Action, resource: Resource, id: &str) -> Change {
         Change {
             side: s.side.label(),
             account: s.account(),
@@ -45,6 +109,11 @@ impl Change {
         }
     }
 
+    /// A resource found as it should be.
+    pub fn unchanged(s: &Session, resource: Resource, id: &str) -> Change {
+        Change::new(s, Action::Unchanged, resource, id)
+    }
+
     /// Adds detail.
     pub fn detail(mut self, detail: String) -> Change {
         self.detail = Some(detail);
@@ -53,7 +122,7 @@ impl Change {
 
     /// Whether this entry changed anything.
     pub fn is_change(&self) -> bool {
-        self.action != "unchanged"
+        self.action != Action::Unchanged
     }
 }
 
@@ -212,8 +281,8 @@ impl Printer {
                 "{:<5} {}  {:<18} {:<12} {}{}",
                 c.side,
                 c.account,
-                c.action,
-                c.resource,
+                c.action.name(),
+                c.resource.name(),
                 c.id,
                 c.detail
                     .as_deref()

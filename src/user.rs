@@ -1,13 +1,13 @@
 //! User-side operations: the role, its trust policy and its inline policy in the account that uses
-//! the key, and acting as that role.
+//! the key, and acting as that role. Reads are here; every write goes through [`crate::writes`].
 
 use crate::aws::Session;
 use crate::error::{Error, Result};
-use crate::output::Change;
+use crate::output::{Change, Resource};
 use crate::plan::{RoleState, UserPlan, UserTeardown};
 use crate::policy::PolicyDocument;
 use crate::policy::build::ROLE_POLICY_NAME;
-use aws_sdk_iam::types::Tag;
+use crate::writes::{self, Output, Write, apply_to};
 
 /// Reads the role with its trust policy, tags and kmsxacct's inline policy; with `all_policies`
 /// the names of every inline and attached policy instead of that policy's text (teardown needs
@@ -62,23 +62,45 @@ pub async fn read_role(
 async fn get_role(s: &Session, role_name: &str) -> Result<Option<aws_sdk_iam::types::Role>> {
     match s.iam.get_role().role_name(role_name).send().await {
         Ok(out) => Ok(out.role),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_no_such_entity_exception()) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(s.error("iam:GetRole", e)),
+        Err(e) => s.iam_error("iam:GetRole", e).none_if_not_found(),
+    }
+}
+
+/// After CreateRole answered "already exists": the role is accepted only when it carries every
+/// one of `tags` and exactly `trust` (the role a lost answer made), else it is a conflict.
+pub async fn confirm_role(
+    s: &Session,
+    name: &str,
+    trust: &PolicyDocument,
+    tags: &[(String, String)],
+) -> Result<Output> {
+    let Some(role) = get_role(s, name).await? else {
+        return Err(Error::Conflict(format!(
+            "iam:CreateRole answered that role {name} exists in account {}, but it cannot be read",
+            s.account()
+        )));
+    };
+    let has_tags = tags
+        .iter()
+        .all(|(k, v)| role.tags().iter().any(|t| t.key() == k && t.value() == v));
+    let live_trust = parse_iam_document(
+        role.assume_role_policy_document().unwrap_or_default(),
+        &format!("trust policy of role {name}"),
+    )?;
+    if has_tags && live_trust.same_as(trust) {
+        Ok(Output::Role(role.arn))
+    } else {
+        Err(Error::Conflict(format!(
+            "role {name} already exists in account {} but is not the one kmsxacct asked for (other tags or trust policy); nothing more was changed",
+            s.account()
+        )))
     }
 }
 
 /// IAM returns policy documents URL-encoded.
 fn parse_iam_document(encoded: &str, what: &str) -> Result<PolicyDocument> {
     let text = percent_encoding::percent_decode_str(encoded).decode_utf8_lossy();
-    PolicyDocument::parse(&text).map_err(|e| Error::Aws {
-        what: what.to_string(),
-        detail: e.0,
-    })
+    PolicyDocument::parse(&text).map_err(|e| Error::Failed(format!("{what}: {}", e.0)))
 }
 
 async fn role_policy(s: &Session, role_name: &str) -> Result<Option<PolicyDocument>> {
@@ -95,13 +117,7 @@ async fn role_policy(s: &Session, role_name: &str) -> Result<Option<PolicyDocume
             &format!("inline policy {ROLE_POLICY_NAME} of role {role_name}"),
         )
         .map(Some),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_no_such_entity_exception()) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(s.error("iam:GetRolePolicy", e)),
+        Err(e) => s.iam_error("iam:GetRolePolicy", e).none_if_not_found(),
     }
 }
 
@@ -114,7 +130,7 @@ async fn inline_policy_names(s: &Session, role_name: &str) -> Result<Vec<String>
         .send()
         .try_collect()
         .await
-        .map_err(|e| s.error("iam:ListRolePolicies", e))
+        .map_err(|e| s.iam_error("iam:ListRolePolicies", e))
 }
 
 async fn attached_policy_arns(s: &Session, role_name: &str) -> Result<Vec<String>> {
@@ -127,7 +143,7 @@ async fn attached_policy_arns(s: &Session, role_name: &str) -> Result<Vec<String
         .send()
         .try_collect()
         .await
-        .map_err(|e| s.error("iam:ListAttachedRolePolicies", e))?;
+        .map_err(|e| s.iam_error("iam:ListAttachedRolePolicies", e))?;
     Ok(attached.into_iter().filter_map(|p| p.policy_arn).collect())
 }
 
@@ -142,127 +158,72 @@ pub async fn apply_setup(
     changes: &mut Vec<Change>,
 ) -> Result<String> {
     let arn = if let Some(trust) = &plan.create_role {
-        let tags = tags
-            .iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::Aws {
-                what: "iam:CreateRole".into(),
-                detail: e.to_string(),
-            })?;
-        let out = s
-            .iam
-            .create_role()
-            .role_name(role_name)
-            .assume_role_policy_document(trust.render())
-            .description("kmsxacct: uses a KMS key of another account through its alias")
-            .set_tags(Some(tags))
-            .send()
-            .await
-            .map_err(|e| s.error("iam:CreateRole", e))?;
-        let arn = out.role().map(|r| r.arn().to_string()).unwrap_or_default();
-        tracing::info!(arn = %arn, account = %s.account(), "created role");
+        let write = Write::CreateRole {
+            name: role_name,
+            trust,
+            tags,
+        };
+        let done = writes::apply(s, &write, None).await?;
+        let arn = done.role_arn().unwrap_or_default().to_string();
         role_created(&arn)?;
-        changes.push(Change::new(s, "created", "role", &arn));
+        changes.push(done.change);
         arn
     } else {
         let arn = plan.existing_arn.clone().unwrap_or_default();
-        changes.push(Change::new(s, "unchanged", "role", &arn));
+        changes.push(Change::unchanged(s, Resource::Role, &arn));
         arn
     };
     if let Some(trust) = &plan.update_trust {
-        s.iam
-            .update_assume_role_policy()
-            .role_name(role_name)
-            .policy_document(trust.render())
-            .send()
-            .await
-            .map_err(|e| s.error("iam:UpdateAssumeRolePolicy", e))?;
-        tracing::info!(arn = %arn, account = %s.account(), "updated trust policy");
-        changes.push(Change::new(s, "updated", "trust-policy", &arn));
-    }
-    let policy_id = format!("{arn}/{ROLE_POLICY_NAME}");
-    if let Some(policy) = &plan.put_policy {
-        s.iam
-            .put_role_policy()
-            .role_name(role_name)
-            .policy_name(ROLE_POLICY_NAME)
-            .policy_document(policy.render())
-            .send()
-            .await
-            .map_err(|e| s.error("iam:PutRolePolicy", e))?;
-        tracing::info!(arn = %arn, policy = ROLE_POLICY_NAME, account = %s.account(), "put role policy");
-        let action = if plan.create_role.is_some() {
-            "created"
-        } else {
-            "updated"
+        let write = Write::UpdateTrust {
+            name: role_name,
+            role_arn: &arn,
+            trust,
         };
-        changes.push(Change::new(s, action, "role-policy", &policy_id));
+        apply_to(changes, s, write).await?;
+    }
+    if let Some(policy) = &plan.put_policy {
+        let write = Write::PutRolePolicy {
+            role: role_name,
+            role_arn: &arn,
+            name: ROLE_POLICY_NAME,
+            policy,
+            new_role: plan.create_role.is_some(),
+        };
+        apply_to(changes, s, write).await?;
     } else {
-        changes.push(Change::new(s, "unchanged", "role-policy", &policy_id));
+        let id = format!("{arn}/{ROLE_POLICY_NAME}");
+        changes.push(Change::unchanged(s, Resource::RolePolicy, &id));
     }
     Ok(arn)
 }
 
-/// Deletes kmsxacct's inline policy (when present) and then the role. Gone already counts as done.
-pub async fn delete_role(
-    s: &Session,
-    role_name: &str,
-    role_arn: &str,
-    with_policy: bool,
-    changes: &mut Vec<Change>,
-) -> Result<()> {
-    if with_policy {
-        match s
-            .iam
-            .delete_role_policy()
-            .role_name(role_name)
-            .policy_name(ROLE_POLICY_NAME)
-            .send()
-            .await
-        {
-            Ok(_) => {
-                tracing::info!(arn = role_arn, policy = ROLE_POLICY_NAME, account = %s.account(), "deleted role policy");
-                changes.push(Change::new(
-                    s,
-                    "deleted",
-                    "role-policy",
-                    &format!("{role_arn}/{ROLE_POLICY_NAME}"),
-                ));
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_no_such_entity_exception()) => {}
-            Err(e) => return Err(s.error("iam:DeleteRolePolicy", e)),
-        }
-    }
-    match s.iam.delete_role().role_name(role_name).send().await {
-        Ok(_) => {
-            tracing::info!(arn = role_arn, account = %s.account(), "deleted role");
-            changes.push(Change::new(s, "deleted", "role", role_arn));
-            Ok(())
-        }
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_no_such_entity_exception()) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(s.error("iam:DeleteRole", e)),
-    }
-}
-
-/// Carries out a user account's teardown plan; returns its outcome and what it changed.
+/// Carries out a user account's teardown plan: kmsxacct's inline policy (when present), then
+/// the role. Returns its outcome and what it changed.
 pub async fn apply_teardown(
     s: &Session,
     role_name: &str,
     plan: &UserTeardown,
 ) -> (Result<()>, Vec<Change>) {
     let mut changes = Vec::new();
-    let result = match &plan.delete_role {
-        Some(arn) => delete_role(s, role_name, arn, plan.delete_role_policy, &mut changes).await,
-        None => Ok(()),
+    let Some(role_arn) = &plan.delete_role else {
+        return (Ok(()), changes);
     };
+    let mut result = Ok(());
+    if plan.delete_role_policy {
+        let write = Write::DeleteRolePolicy {
+            role: role_name,
+            role_arn,
+            name: ROLE_POLICY_NAME,
+        };
+        result = apply_to(&mut changes, s, write).await.map(drop);
+    }
+    if result.is_ok() {
+        let write = Write::DeleteRole {
+            name: role_name,
+            role_arn,
+        };
+        result = apply_to(&mut changes, s, write).await.map(drop);
+    }
     (result, changes)
 }
 
@@ -276,11 +237,10 @@ pub async fn assume_role(s: &Session, role_arn: &str) -> Result<aws_credential_t
         .duration_seconds(900)
         .send()
         .await
-        .map_err(|e| s.error("sts:AssumeRole", e))?;
-    let c = out.credentials().ok_or_else(|| Error::Aws {
-        what: "sts:AssumeRole".into(),
-        detail: "the answer holds no credentials".into(),
-    })?;
+        .map_err(|e| s.sts_error("sts:AssumeRole", e))?;
+    let c = out
+        .credentials()
+        .ok_or_else(|| Error::Failed("sts:AssumeRole: the answer holds no credentials".into()))?;
     Ok(aws_credential_types::Credentials::new(
         c.access_key_id(),
         c.secret_access_key(),
@@ -327,7 +287,7 @@ pub async fn role_documents(s: &Session, role_name: &str) -> Result<RoleDocument
                 .policy_name(&name)
                 .send()
                 .await
-                .map_err(|e| s.error("iam:GetRolePolicy", e))?;
+                .map_err(|e| s.iam_error("iam:GetRolePolicy", e))?;
             let what = format!("inline policy {name} of role {role_name}");
             Ok::<_, Error>((
                 format!("inline:{name}"),
@@ -345,7 +305,7 @@ pub async fn role_documents(s: &Session, role_name: &str) -> Result<RoleDocument
                 .policy_arn(&arn)
                 .send()
                 .await
-                .map_err(|e| s.error("iam:GetPolicy", e))?;
+                .map_err(|e| s.iam_error("iam:GetPolicy", e))?;
             let version = policy
                 .policy()
                 .and_then(|p| p.default_version_id())
@@ -358,7 +318,7 @@ pub async fn role_documents(s: &Session, role_name: &str) -> Result<RoleDocument
                 .version_id(&version)
                 .send()
                 .await
-                .map_err(|e| s.error("iam:GetPolicyVersion", e))?;
+                .map_err(|e| s.iam_error("iam:GetPolicyVersion", e))?;
             let text = doc
                 .policy_version()
                 .and_then(|v| v.document())

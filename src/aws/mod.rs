@@ -5,6 +5,7 @@
 //! `endpoint_url` or `AWS_ENDPOINT_URL`, which is how LocalStack is reached: there is no special case.
 
 pub mod calls;
+pub mod error;
 pub mod http;
 
 use crate::error::{Error, Result};
@@ -13,8 +14,8 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use calls::{CallInterceptor, CallLog};
 use std::sync::{Arc, OnceLock};
@@ -155,11 +156,13 @@ impl Session {
             .get_caller_identity()
             .send()
             .await
-            .map_err(|e| self.error("sts:GetCallerIdentity", e))?;
+            .map_err(|e| self.sts_error("sts:GetCallerIdentity", e))?;
         let text = identity.account().unwrap_or_default();
-        let account: AccountId = text.parse().map_err(|_| Error::Aws {
-            what: format!("profile '{}'", self.profile),
-            detail: format!("STS answered an account id that is not 12 digits: '{text}'"),
+        let account: AccountId = text.parse().map_err(|_| {
+            Error::Failed(format!(
+                "profile '{}': STS answered an account id that is not 12 digits: '{text}'",
+                self.profile
+            ))
         })?;
         self.learn_account(account.clone());
         Ok(account)
@@ -207,20 +210,40 @@ impl Session {
         )
     }
 
-    /// Turns an SDK error from `operation` into an [`Error`] that says which account, which call,
-    /// and what went wrong; credential problems are bad input (exit 2).
-    pub fn error<E, R>(&self, operation: &str, err: SdkError<E, R>) -> Error
+    /// Classifies a failed KMS call `operation` (e.g. `kms:CreateAlias`) of this session.
+    pub fn kms_error<E>(&self, operation: &str, err: SdkError<E, HttpResponse>) -> Error
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
+        aws_sdk_kms::Error: From<E>,
     {
-        let what = format!(
-            "{} in the {} side (profile {})",
+        error::classify::<aws_sdk_kms::Error, E>(&self.site(operation), err).into()
+    }
+
+    /// Classifies a failed IAM call of this session (see [`Session::kms_error`]).
+    pub fn iam_error<E>(&self, operation: &str, err: SdkError<E, HttpResponse>) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        aws_sdk_iam::Error: From<E>,
+    {
+        error::classify::<aws_sdk_iam::Error, E>(&self.site(operation), err).into()
+    }
+
+    /// Classifies a failed STS call of this session (see [`Session::kms_error`]).
+    pub fn sts_error<E>(&self, operation: &str, err: SdkError<E, HttpResponse>) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        aws_sdk_sts::Error: From<E>,
+    {
+        error::classify::<aws_sdk_sts::Error, E>(&self.site(operation), err).into()
+    }
+
+    fn site<'a>(&'a self, operation: &'a str) -> error::CallSite<'a> {
+        error::CallSite {
             operation,
-            self.side.label(),
-            self.profile
-        );
-        sdk_error(what, &self.profile, self.config.endpoint_url(), err)
+            side: self.side.label(),
+            profile: &self.profile,
+            endpoint: self.config.endpoint_url(),
+        }
     }
 }
 
@@ -233,67 +256,4 @@ fn kms_client(
             .interceptor(interceptor.clone())
             .build(),
     )
-}
-
-/// Classifies an SDK error: credentials problems → [`Error::Input`]; everything else
-/// [`Error::Aws`], with the service's error code and message, or the network cause.
-fn sdk_error<E, R>(
-    what: String,
-    profile: &str,
-    endpoint: Option<&str>,
-    err: SdkError<E, R>,
-) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
-    while let Some(e) = source {
-        if e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
-            .is_some()
-        {
-            return Error::Input(format!(
-                "profile '{profile}' has no usable credentials: {}",
-                e.to_string().lines().next().unwrap_or_default()
-            ));
-        }
-        source = e.source();
-    }
-    match &err {
-        SdkError::ServiceError(service) => {
-            let e = service.err();
-            let code = e.code().unwrap_or("UnknownError");
-            let message = e.message().unwrap_or("");
-            if matches!(
-                code,
-                "ExpiredToken"
-                    | "ExpiredTokenException"
-                    | "InvalidClientTokenId"
-                    | "UnrecognizedClientException"
-                    | "SignatureDoesNotMatch"
-            ) {
-                return Error::Input(format!(
-                    "the credentials of profile '{profile}' were rejected: {code}: {message}"
-                ));
-            }
-            let detail = format!("{code}: {message}");
-            if matches!(code, "AccessDenied" | "AccessDeniedException") {
-                Error::Denied { what, detail }
-            } else {
-                Error::Aws { what, detail }
-            }
-        }
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => Error::Aws {
-            what,
-            detail: format!(
-                "cannot reach the AWS endpoint{}: {}",
-                endpoint.map(|e| format!(" {e}")).unwrap_or_default(),
-                DisplayErrorContext(&err)
-            ),
-        },
-        _ => Error::Aws {
-            what,
-            detail: DisplayErrorContext(&err).to_string(),
-        },
-    }
 }

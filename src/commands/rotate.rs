@@ -19,6 +19,7 @@ use crate::policy::build::{self, KeyAction};
 use crate::policy::eval::{NamedPolicy, Request};
 use crate::record::RetiredKey;
 use crate::user;
+use crate::writes::{Write, apply_to};
 use aws_smithy_types::Blob;
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -104,7 +105,11 @@ pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
         .plaintext(Blob::new(plaintext.to_vec()))
         .send()
         .await
-        .map_err(|e| sides.owner.error("kms:Encrypt (before the rotation)", e))?
+        .map_err(|e| {
+            sides
+                .owner
+                .kms_error("kms:Encrypt (before the rotation)", e)
+        })?
         .ciphertext_blob
         .ok_or_else(|| Error::Failed("Encrypt returned no ciphertext".into()))?;
 
@@ -161,10 +166,16 @@ pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
     save(&raw)?;
 
     // Keep the old key reachable, then move the alias.
-    // Aliases are pointed by key id (AWS takes an ARN too; LocalStack mis-stores one on UpdateAlias).
-    let new_key_id = new_arn.rsplit('/').next().unwrap_or(&new_arn).to_string();
-    owner::create_alias(&sides.owner, &retired_alias, &old.key_id, &mut changes).await?;
-    owner::update_alias(&sides.owner, spec.alias.as_str(), &new_key_id, &mut changes).await?;
+    let retire = Write::CreateAlias {
+        alias: &retired_alias,
+        key_arn: &old.arn,
+    };
+    apply_to(&mut changes, &sides.owner, retire).await?;
+    let update = Write::UpdateAlias {
+        alias: spec.alias.as_str(),
+        key_arn: &new_arn,
+    };
+    apply_to(&mut changes, &sides.owner, update).await?;
 
     ctx.printer
         .step("proving the user accounts still work, old data included");
@@ -245,7 +256,11 @@ pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
     let ok = checks.iter().all(|c| c.ok);
 
     if args.retire_old && ok {
-        owner::schedule_deletion(&sides.owner, &old.arn, window.days(), &mut changes).await?;
+        let write = Write::ScheduleKeyDeletion {
+            key_arn: &old.arn,
+            days: window.days(),
+        };
+        apply_to(&mut changes, &sides.owner, write).await?;
         if let Some(last) = raw.previous_keys.last_mut() {
             last.deletion_scheduled = Some(now());
         }
@@ -330,7 +345,7 @@ async fn live_proof(
                 Err(e) => Check::new(
                     "encrypt-new-key",
                     false,
-                    s.error("kms:Encrypt (as the role)", e).to_string(),
+                    s.kms_error("kms:Encrypt (as the role)", e).to_string(),
                 ),
             },
         );
@@ -353,7 +368,7 @@ async fn live_proof(
                 Err(e) => Check::new(
                     "decrypt-old-data",
                     false,
-                    s.error("kms:Decrypt of old data (as the role)", e)
+                    s.kms_error("kms:Decrypt of old data (as the role)", e)
                         .to_string(),
                 ),
             },

@@ -8,6 +8,7 @@ use crate::owner::KeyReads;
 use crate::plan::{
     OwnerTeardown, UserTeardown, plan_owner_teardown, plan_retired_teardown, plan_user_teardown,
 };
+use crate::writes::{Write, apply_to};
 use crate::{owner, user};
 use serde::Serialize;
 
@@ -154,9 +155,21 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
     let (alias_result, key_result, user_results) = tokio::join!(
         async {
             if owner_plan.delete_alias {
-                owner::delete_alias(&sides.owner, spec.alias.as_str(), &mut alias_changes).await
+                let write = Write::DeleteAlias {
+                    alias: spec.alias.as_str(),
+                };
+                apply_to(&mut alias_changes, &sides.owner, write)
+                    .await
+                    .map(drop)
             } else if let Some((arn, policy)) = &owner_plan.strip_grant {
-                owner::put_policy(&sides.owner, arn, policy, &mut alias_changes).await
+                let write = Write::PutKeyPolicy {
+                    key_arn: arn,
+                    policy,
+                    note: Some("kmsxacct's statement removed; the adopted key and alias stay"),
+                };
+                apply_to(&mut alias_changes, &sides.owner, write)
+                    .await
+                    .map(drop)
             } else {
                 Ok(())
             }
@@ -164,9 +177,13 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
         async {
             match &owner_plan.schedule_key_deletion {
                 Some(arn) => {
-                    owner::schedule_deletion(&sides.owner, arn, window.days(), &mut key_changes)
+                    let write = Write::ScheduleKeyDeletion {
+                        key_arn: arn,
+                        days: window.days(),
+                    };
+                    apply_to(&mut key_changes, &sides.owner, write)
                         .await
-                        .map(Some)
+                        .map(|d| d.deletion_date().map(String::from))
                 }
                 None => Ok(None),
             }
@@ -178,15 +195,19 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
     // Keys retired by rotate: their retirement alias, then the key.
     for (alias, key) in &retired_plans {
         if let Some(a) = alias
-            && let Err(e) = owner::delete_alias(&sides.owner, a, &mut changes).await
+            && let Err(e) =
+                apply_to(&mut changes, &sides.owner, Write::DeleteAlias { alias: a }).await
         {
             errors.push(e.to_string());
         }
-        if let Some(k) = key
-            && let Err(e) =
-                owner::schedule_deletion(&sides.owner, k, window.days(), &mut changes).await
-        {
-            errors.push(e.to_string());
+        if let Some(k) = key {
+            let write = Write::ScheduleKeyDeletion {
+                key_arn: k,
+                days: window.days(),
+            };
+            if let Err(e) = apply_to(&mut changes, &sides.owner, write).await {
+                errors.push(e.to_string());
+            }
         }
     }
     for (result, c) in user_results {

@@ -62,7 +62,7 @@ async fn live_checks(live: Live<'_>) -> RoundTrip {
         let check = match result {
             Ok(detail) => Check::new(name, true, detail),
             Err(e) => {
-                denied |= matches!(e, Error::Denied { .. });
+                denied |= e.is_denied();
                 Check::new(name, false, e.to_string())
             }
         };
@@ -110,7 +110,7 @@ async fn live_checks(live: Live<'_>) -> RoundTrip {
                     "encrypted {PLAINTEXT_BYTES} random bytes through {alias_arn} with key {key}"
                 ))
             }
-            Err(e) => Err(s.error("kms:Encrypt (as the role)", e)),
+            Err(e) => Err(s.kms_error("kms:Encrypt (as the role)", e)),
         };
         record(&mut checks, "encrypt", result);
     } else if granted(KeyAction::Decrypt) || granted(KeyAction::ReEncrypt) {
@@ -148,7 +148,7 @@ async fn live_checks(live: Live<'_>) -> RoundTrip {
                 Ok(_) => Err(Error::Failed(
                     "decrypted, but the bytes differ from what was encrypted".into(),
                 )),
-                Err(e) => Err(s.error("kms:Decrypt (as the role)", e)),
+                Err(e) => Err(s.kms_error("kms:Decrypt (as the role)", e)),
             },
         };
         record(&mut checks, "decrypt", result);
@@ -168,7 +168,7 @@ async fn live_checks(live: Live<'_>) -> RoundTrip {
                 Ok(format!("generated an AES-256 data key through {alias_arn}"))
             }
             Ok(_) => Err(Error::Failed("the data key came back incomplete".into())),
-            Err(e) => Err(s.error("kms:GenerateDataKey (as the role)", e)),
+            Err(e) => Err(s.kms_error("kms:GenerateDataKey (as the role)", e)),
         };
         record(&mut checks, "generate-data-key", result);
     }
@@ -184,7 +184,7 @@ async fn live_checks(live: Live<'_>) -> RoundTrip {
                 "generated an encrypted data key through {alias_arn}"
             )),
             Ok(_) => Err(Error::Failed("no encrypted data key came back".into())),
-            Err(e) => Err(s.error("kms:GenerateDataKeyWithoutPlaintext (as the role)", e)),
+            Err(e) => Err(s.kms_error("kms:GenerateDataKeyWithoutPlaintext (as the role)", e)),
         };
         record(&mut checks, "generate-data-key-without-plaintext", result);
     }
@@ -205,7 +205,7 @@ async fn live_checks(live: Live<'_>) -> RoundTrip {
                     Ok(format!("re-encrypted through {alias_arn}"))
                 }
                 Ok(_) => Err(Error::Failed("no ciphertext came back".into())),
-                Err(e) => Err(s.error("kms:ReEncrypt (as the role)", e)),
+                Err(e) => Err(s.kms_error("kms:ReEncrypt (as the role)", e)),
             },
         };
         record(&mut checks, "re-encrypt", result);
@@ -218,7 +218,7 @@ async fn live_checks(live: Live<'_>) -> RoundTrip {
                     .and_then(|m| m.arn())
                     .unwrap_or("the key")
             )),
-            Err(e) => Err(s.error("kms:DescribeKey (as the role)", e)),
+            Err(e) => Err(s.kms_error("kms:DescribeKey (as the role)", e)),
         };
         record(&mut checks, "describe-key", result);
     }
