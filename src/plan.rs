@@ -253,6 +253,75 @@ pub fn plan_user_setup(
     })
 }
 
+/// What setup found, as its planning needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct SetupSeen<'a> {
+    /// The key the alias points at now.
+    pub alias_key: Option<&'a KeyState>,
+    /// The key the record names, when the alias is missing.
+    pub recorded_key: Option<&'a KeyState>,
+    /// Keys of this deployment found by their tags after an unrecorded CreateKey.
+    pub found: &'a [KeyState],
+    /// Each user account and its role as it is.
+    pub users: &'a [(AccountId, Option<RoleState>)],
+    /// Each user account leaving the deployment and its role as it is.
+    pub leaving: &'a [(AccountId, Option<RoleState>)],
+    /// Use an alias kmsxacct did not create.
+    pub adopt: bool,
+}
+
+/// Everything setup does.
+#[derive(Debug, Clone)]
+pub struct SetupPlan {
+    /// In the owner account.
+    pub owner: OwnerPlan,
+    /// In each user account, in order.
+    pub users: Vec<UserPlan>,
+    /// In each account leaving the deployment, in order.
+    pub leaving: Vec<UserTeardown>,
+}
+
+/// Plans every account of setup; the conflicts of all of them when any has one, so that
+/// nothing is changed anywhere.
+pub fn plan_setup(spec: &GrantSpec, seen: &SetupSeen<'_>) -> Result<SetupPlan, Vec<String>> {
+    let mut conflicts = Vec::new();
+    let owner = plan_owner_setup(
+        spec,
+        seen.alias_key,
+        seen.recorded_key,
+        seen.found,
+        seen.adopt,
+    )
+    .map_err(|c| conflicts.push(c))
+    .ok();
+    let users: Vec<UserPlan> = seen
+        .users
+        .iter()
+        .filter_map(|(account, role)| {
+            plan_user_setup(spec, account, role.as_ref())
+                .map_err(|c| conflicts.push(c))
+                .ok()
+        })
+        .collect();
+    let leaving: Vec<UserTeardown> = seen
+        .leaving
+        .iter()
+        .filter_map(|(account, role)| {
+            plan_user_teardown(spec, account, role.as_ref())
+                .map_err(|c| conflicts.push(c))
+                .ok()
+        })
+        .collect();
+    match owner {
+        Some(owner) if conflicts.is_empty() => Ok(SetupPlan {
+            owner,
+            users,
+            leaving,
+        }),
+        _ => Err(conflicts),
+    }
+}
+
 /// What teardown does in one user account.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserTeardown {
@@ -418,6 +487,80 @@ pub fn plan_retired_teardown(
         .then(|| retired_alias.to_string());
     let schedule = (key.state != KEY_PENDING_DELETION).then(|| key.arn.clone());
     Ok((alias, schedule))
+}
+
+/// What teardown found, as its planning needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct TeardownSeen<'a> {
+    /// The key the alias points at now.
+    pub alias_key: Option<&'a KeyState>,
+    /// The key the record names (when the alias is gone, or the key was adopted).
+    pub recorded_key: Option<&'a KeyState>,
+    /// Keys an earlier rotate retired, each with its retirement alias.
+    pub retired: &'a [(String, KeyState)],
+    /// Each user account and its role as it is.
+    pub users: &'a [(AccountId, Option<RoleState>)],
+    /// The key was adopted: only kmsxacct's statement goes.
+    pub adopted: bool,
+}
+
+/// Everything teardown does.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TeardownPlan {
+    /// In the owner account.
+    pub owner: OwnerTeardown,
+    /// For each retired key: (retirement alias to delete, key whose deletion to schedule).
+    pub retired: Vec<(Option<String>, Option<String>)>,
+    /// In each user account, in order.
+    pub users: Vec<UserTeardown>,
+}
+
+impl TeardownPlan {
+    /// True when nothing of the deployment is left to remove.
+    pub fn is_empty(&self) -> bool {
+        self.owner == OwnerTeardown::default()
+            && self.users.iter().all(|p| *p == UserTeardown::default())
+            && self.retired.iter().all(|(a, k)| a.is_none() && k.is_none())
+    }
+}
+
+/// Plans every account of teardown; the conflicts of all of them when any has one, so that
+/// nothing is changed anywhere.
+pub fn plan_teardown(
+    spec: &GrantSpec,
+    seen: &TeardownSeen<'_>,
+) -> Result<TeardownPlan, Vec<String>> {
+    let mut conflicts = Vec::new();
+    let owner = plan_owner_teardown(spec, seen.alias_key, seen.recorded_key, seen.adopted)
+        .map_err(|c| conflicts.push(c))
+        .unwrap_or_default();
+    let retired = seen
+        .retired
+        .iter()
+        .filter_map(|(alias, k)| {
+            plan_retired_teardown(spec, alias, k)
+                .map_err(|c| conflicts.push(c))
+                .ok()
+        })
+        .collect();
+    let users = seen
+        .users
+        .iter()
+        .map(|(account, role)| {
+            plan_user_teardown(spec, account, role.as_ref())
+                .map_err(|c| conflicts.push(c))
+                .unwrap_or_default()
+        })
+        .collect();
+    if conflicts.is_empty() {
+        Ok(TeardownPlan {
+            owner,
+            retired,
+            users,
+        })
+    } else {
+        Err(conflicts)
+    }
 }
 
 fn tag_list(spec: &GrantSpec) -> String {

@@ -224,6 +224,32 @@ impl Deployment {
     }
 }
 
+/// The record while a command changes AWS: saved at once and after every update, so that a run
+/// that stops anywhere leaves what the next run needs to find what it made.
+#[derive(Debug)]
+pub struct Journal<'a> {
+    record: std::sync::Mutex<Deployment>,
+    path: &'a Path,
+}
+
+impl<'a> Journal<'a> {
+    /// Saves `record` at `path` and keeps it for updates.
+    pub fn start(record: Deployment, path: &'a Path) -> Result<Journal<'a>, RecordError> {
+        record.save(path)?;
+        Ok(Journal {
+            record: std::sync::Mutex::new(record),
+            path,
+        })
+    }
+
+    /// Changes the record and saves it.
+    pub fn update(&self, change: impl FnOnce(&mut Deployment)) -> Result<(), RecordError> {
+        let mut record = self.record.lock().unwrap_or_else(|p| p.into_inner());
+        change(&mut record);
+        record.save(self.path)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

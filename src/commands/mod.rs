@@ -78,6 +78,34 @@ pub struct TargetArgs {
 /// The default alias.
 pub const DEFAULT_ALIAS: &str = "alias/production-data-key";
 
+/// Flags that shape the grant, shared by `setup`, `plan` and `policies`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GrantArgs {
+    /// Whom the key policy names: the user account's root (its IAM policies decide), or the role
+    /// itself (least privilege; setup creates the role first).
+    #[arg(long, value_enum, default_value_t = GrantTo::Account)]
+    pub grant_to: GrantTo,
+    /// What the user accounts may do, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = KeyAction::DEFAULT)]
+    pub actions: Vec<KeyAction>,
+    /// The role policy's alias condition: kms:ResourceAliases (the key carries the alias) or
+    /// kms:RequestAlias (the request names the alias).
+    #[arg(long, value_enum, default_value_t = AliasCondition::ResourceAliases)]
+    pub condition: AliasCondition,
+}
+
+impl GrantArgs {
+    /// The grant settings these flags ask for, with `trust` as the role's trusted principals.
+    pub fn settings(&self, trust: &[String]) -> GrantSettings {
+        GrantSettings {
+            grant_to: self.grant_to,
+            actions: self.actions.clone(),
+            condition: self.condition,
+            trust: trust.to_vec(),
+        }
+    }
+}
+
 /// How the grant is shaped: what setup was asked for, or what the record says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantSettings {

@@ -1,9 +1,9 @@
 //! `kmsxacct policies`: print the documents setup would write, for Terraform or CDK users.
 
-use super::{Context, DEFAULT_ALIAS, GrantSettings, role_name, spec_from};
+use super::{Context, DEFAULT_ALIAS, GrantArgs, role_name, spec_from};
 use crate::error::Result;
 use crate::names::{AccountId, AliasName, Region, RoleName};
-use crate::policy::build::{self, AliasCondition, GrantTo, KeyAction};
+use crate::policy::build;
 use serde_json::json;
 
 /// Flags of `policies`.
@@ -24,15 +24,9 @@ pub struct PoliciesArgs {
     /// Role name in the user accounts [default: kmsxacct-<alias name>].
     #[arg(long)]
     pub role: Option<RoleName>,
-    /// Whom the key policy names: the user account's root, or the role itself.
-    #[arg(long, value_enum, default_value_t = GrantTo::Account)]
-    pub grant_to: GrantTo,
-    /// What the user accounts may do, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = KeyAction::DEFAULT)]
-    pub actions: Vec<KeyAction>,
-    /// The role policy's alias condition.
-    #[arg(long, value_enum, default_value_t = AliasCondition::ResourceAliases)]
-    pub condition: AliasCondition,
+    /// How the grant is shaped.
+    #[command(flatten)]
+    pub grant: GrantArgs,
 }
 
 /// Prints the key policy statement, the whole key policy of a new key, and each role's trust
@@ -45,12 +39,7 @@ pub fn run(ctx: &Context, args: &PoliciesArgs) -> Result<()> {
         args.user_accounts.clone(),
         args.alias.clone(),
         role.clone(),
-        &GrantSettings {
-            grant_to: args.grant_to,
-            actions: args.actions.clone(),
-            condition: args.condition,
-            trust: Vec::new(),
-        },
+        &args.grant.settings(&[]),
     );
     let grant = build::key_policy_grant(&spec);
     let grant_text = serde_json::to_string_pretty(&grant).expect("a statement serialises");

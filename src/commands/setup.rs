@@ -1,17 +1,20 @@
 //! `kmsxacct setup`: create or converge the deployment in every account, then record it.
 
-use super::{Context, DEFAULT_ALIAS, GrantSettings, existing_record, open, role_name, spec_from};
+use super::plan::PlanView;
+use super::{
+    Context, DEFAULT_ALIAS, GrantArgs, Sides, existing_record, open, role_name, spec_from,
+};
+use crate::aws::Session;
 use crate::error::{Error, Result};
 use crate::names::{AccountId, AliasName, PendingWindow, Region, RoleName};
 use crate::output::Change;
 use crate::owner::{KeyJournal, KeyReads, OwnerApply};
-use crate::plan::{self, deployment_tags};
-use crate::policy::build::{AliasCondition, GrantTo, KeyAction};
+use crate::plan::{self, KeyPlan, KeyState, RoleState, SetupPlan, SetupSeen, deployment_tags};
+use crate::policy::build::{GrantSpec, GrantTo};
 use crate::policy::matching::Arn;
-use crate::record::{Deployment, UserRecord};
+use crate::record::{CheckedDeployment, Deployment, Journal, UserRecord};
 use crate::{owner, user};
 use serde::Serialize;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Flags of `setup`.
@@ -36,17 +39,9 @@ pub struct SetupArgs {
     /// Days teardown asks KMS to wait before deleting the key, 7 to 30 (recorded for teardown).
     #[arg(long, value_name = "DAYS", default_value = "7")]
     pub pending_window_days: PendingWindow,
-    /// Whom the key policy names: the user account's root (its IAM policies decide), or the role
-    /// itself (least privilege; the role is created first).
-    #[arg(long, value_enum, default_value_t = GrantTo::Account)]
-    pub grant_to: GrantTo,
-    /// What the user accounts may do, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = KeyAction::DEFAULT)]
-    pub actions: Vec<KeyAction>,
-    /// The role policy's alias condition: kms:ResourceAliases (the key carries the alias) or
-    /// kms:RequestAlias (the request names the alias).
-    #[arg(long, value_enum, default_value_t = AliasCondition::ResourceAliases)]
-    pub condition: AliasCondition,
+    /// How the grant is shaped.
+    #[command(flatten)]
+    pub grant: GrantArgs,
     /// A principal ARN of a user account allowed to assume the role there; repeat. Default: any
     /// principal of the user account that its IAM policies allow.
     #[arg(long = "trust", value_name = "ARN")]
@@ -106,72 +101,136 @@ fn check_trust(trust: &[String], users: &[AccountId]) -> Result<()> {
     Ok(())
 }
 
-/// Runs setup.
+/// Runs setup: resolve → read → plan → apply → report.
 pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
     let started = Instant::now();
+    let target = resolve(ctx, args)?;
+    ctx.printer.step("reading the owner and user accounts");
+    let sides = open(
+        ctx,
+        &args.owner,
+        &target.profiles(args),
+        args.region.as_ref(),
+    )
+    .await?;
+    let seen = read(ctx, args, &target, &sides).await?;
+    let plan = plan::plan_setup(&seen.spec, &seen.view(target.adopt(args)))
+        .map_err(|c| Error::Conflict(format!("setup changed nothing: {}", c.join("; "))))?;
+    if args.dry_run {
+        return super::plan::show(ctx, &plan_view(&sides, &seen, &plan));
+    }
+    ctx.printer.step("applying changes in every account");
+    let journal = Journal::start(first_record(args, &target, &seen, &plan), &ctx.config)?;
+    let applied = apply(ctx, args, &sides, &seen, &plan, &journal, started).await?;
+    journal.update(|r| {
+        r.key_arn = applied.key_arn.clone();
+        for (u, arn) in r.users.iter_mut().zip(&applied.role_arns) {
+            u.role_arn = arn.clone();
+        }
+    })?;
+    report(ctx, &seen.spec, &applied);
+    Ok(())
+}
+
+/// What setup is asked to do, checked against an earlier record in the same place.
+struct Resolved {
+    /// The record of an earlier setup of this deployment.
+    previous: Option<CheckedDeployment>,
+    /// The role name.
+    role: RoleName,
+    /// Recorded user accounts no longer given: their grant and role go.
+    leaving: Vec<UserRecord>,
+}
+
+impl Resolved {
+    /// Every profile to open: the users given, then those leaving.
+    fn profiles(&self, args: &SetupArgs) -> Vec<String> {
+        let leaving = self.leaving.iter().map(|u| u.profile.clone());
+        args.users.iter().cloned().chain(leaving).collect()
+    }
+
+    /// Whether this deployment uses a key kmsxacct did not create.
+    fn adopt(&self, args: &SetupArgs) -> bool {
+        args.adopt || self.previous.as_ref().is_some_and(|r| r.raw.adopted)
+    }
+}
+
+/// Refuses a record of another deployment, and finds the user accounts that leave.
+fn resolve(ctx: &Context, args: &SetupArgs) -> Result<Resolved> {
     let previous = existing_record(&ctx.config)?;
     let role = role_name(args.role.as_ref(), &args.alias);
-    if let Some(prev) = &previous {
-        let p = &prev.raw;
-        if p.alias != args.alias.as_str()
+    if let Some(p) = previous.as_ref().map(|p| &p.raw)
+        && (p.alias != args.alias.as_str()
             || p.owner_profile != args.owner
-            || p.role_name != role.as_str()
-        {
-            return Err(Error::Input(format!(
-                "'{}' records another deployment ({} from profile {}, role {}); pass --config PATH to keep this one apart",
-                ctx.config.display(),
-                p.alias,
-                p.owner_profile,
-                p.role_name
-            )));
-        }
+            || p.role_name != role.as_str())
+    {
+        return Err(Error::Input(format!(
+            "'{}' records another deployment ({} from profile {}, role {}); pass --config PATH to keep this one apart",
+            ctx.config.display(),
+            p.alias,
+            p.owner_profile,
+            p.role_name
+        )));
     }
-    // User accounts recorded before but not given now: their grant and role go.
-    let removed: Vec<UserRecord> = previous
+    let leaving = previous
         .iter()
         .flat_map(|p| p.raw.users.iter())
         .filter(|u| !args.users.contains(&u.profile))
         .cloned()
         .collect();
-    let all_profiles: Vec<String> = args
-        .users
-        .iter()
-        .cloned()
-        .chain(removed.iter().map(|u| u.profile.clone()))
-        .collect();
-    ctx.printer.step("reading the owner and user accounts");
-    let sides = open(ctx, &args.owner, &all_profiles, args.region.as_ref()).await?;
-    let recorded_key = previous
+    Ok(Resolved {
+        previous,
+        role,
+        leaving,
+    })
+}
+
+/// Everything setup read, and the spec built from the accounts it learnt.
+struct Seen {
+    spec: GrantSpec,
+    alias_key: Option<KeyState>,
+    recorded_key: Option<KeyState>,
+    found: Vec<KeyState>,
+    users: Vec<(AccountId, Option<RoleState>)>,
+    leaving: Vec<(AccountId, Option<RoleState>)>,
+}
+
+impl Seen {
+    fn view(&self, adopt: bool) -> SetupSeen<'_> {
+        SetupSeen {
+            alias_key: self.alias_key.as_ref(),
+            recorded_key: self.recorded_key.as_ref(),
+            found: &self.found,
+            users: &self.users,
+            leaving: &self.leaving,
+            adopt,
+        }
+    }
+}
+
+/// Learns every account and reads every account at once (the reads need no account id).
+async fn read(ctx: &Context, args: &SetupArgs, target: &Resolved, sides: &Sides) -> Result<Seen> {
+    let kept = args.users.len();
+    let recorded_arn = target
+        .previous
         .as_ref()
         .map(|r| r.raw.key_arn.clone())
         .filter(|arn| !arn.is_empty());
-    let kept = args.users.len();
-
-    // Learn every account and read every account at once (the reads need no account id); plan
-    // everything, and stop before any change if anything is in conflict.
     let role_reads = sides
         .users
         .iter()
         .enumerate()
-        .map(|(i, u)| user::read_role(u, role.as_str(), i >= kept))
+        .map(|(i, u)| user::read_role(u, target.role.as_str(), i >= kept))
         .collect();
-    let (ids, owner_state, roles) = tokio::join!(
+    let (ids, keys, roles) = tokio::join!(
         sides.identify(ctx),
-        async {
-            let at_alias =
-                owner::read_key(&sides.owner, args.alias.as_str(), KeyReads::SETUP).await?;
-            let recorded = match (&at_alias, &recorded_key) {
-                (None, Some(arn)) => owner::read_key(&sides.owner, arn, KeyReads::SETUP).await?,
-                _ => None,
-            };
-            Ok::<_, Error>((at_alias, recorded))
-        },
+        read_keys(&sides.owner, args.alias.as_str(), recorded_arn.as_deref()),
         ctx.bounded(role_reads),
     );
-    let (owner_account, accounts) = ids?;
-    let (at_alias, recorded) = owner_state?;
-    let roles: Vec<_> = roles.into_iter().collect::<Result<_>>()?;
-    for (u, now) in removed.iter().zip(&accounts[kept..]) {
+    let (owner, accounts) = ids?;
+    let (alias_key, recorded_key) = keys?;
+    let roles: Vec<Option<RoleState>> = roles.into_iter().collect::<Result<_>>()?;
+    for (u, now) in target.leaving.iter().zip(&accounts[kept..]) {
         if u.account != now.as_str() {
             return Err(Error::Input(format!(
                 "the record says profile '{}' is account {}, but it is now account {now}; fix the profile or pass --config for another record",
@@ -179,226 +238,152 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
             )));
         }
     }
-    let users: Vec<AccountId> = accounts[..kept].to_vec();
-    check_trust(&args.trust, &users)?;
-    let settings = GrantSettings {
-        grant_to: args.grant_to,
-        actions: args.actions.clone(),
-        condition: args.condition,
-        trust: args.trust.clone(),
-    };
-    let spec = &spec_from(
+    check_trust(&args.trust, &accounts[..kept])?;
+    let spec = spec_from(
         sides.region(),
-        owner_account.clone(),
-        users.clone(),
+        owner,
+        accounts[..kept].to_vec(),
         args.alias.clone(),
-        role.clone(),
-        &settings,
+        target.role.clone(),
+        &args.grant.settings(&args.trust),
     );
+    let previous = target.previous.as_ref();
     // A key recorded for another owner account is not ours to reuse.
-    let recorded = recorded.filter(|_| {
-        previous
-            .as_ref()
-            .is_some_and(|r| r.owner_account == spec.owner)
-    });
+    let recorded_key =
+        recorded_key.filter(|_| previous.is_some_and(|r| r.owner_account == spec.owner));
     // A previous run that stopped between CreateKey and recording its answer may have left a
     // key: find it by its tags rather than create a second one.
-    let found = if previous
-        .as_ref()
-        .is_some_and(|r| r.raw.key_creation_pending)
-    {
+    let found = if previous.is_some_and(|r| r.raw.key_creation_pending) {
         ctx.printer
             .note("a previous setup stopped while creating the key; looking for it by its tags");
-        owner::find_deployment_keys(&sides.owner, spec).await?
+        owner::find_deployment_keys(&sides.owner, &spec).await?
     } else {
         Vec::new()
     };
+    let mut pairs = accounts.into_iter().zip(roles);
+    Ok(Seen {
+        spec,
+        alias_key,
+        recorded_key,
+        found,
+        users: pairs.by_ref().take(kept).collect(),
+        leaving: pairs.collect(),
+    })
+}
 
-    let adopt = args.adopt || previous.as_ref().is_some_and(|r| r.raw.adopted);
-    let owner_plan =
-        plan::plan_owner_setup(spec, at_alias.as_ref(), recorded.as_ref(), &found, adopt);
-    let mut conflicts: Vec<String> = owner_plan.as_ref().err().cloned().into_iter().collect();
-    let mut user_plans = Vec::new();
-    for (account, role_state) in users.iter().zip(&roles[..kept]) {
-        match plan::plan_user_setup(spec, account, role_state.as_ref()) {
-            Ok(p) => user_plans.push(p),
-            Err(c) => conflicts.push(c),
-        }
-    }
-    let mut removals = Vec::new();
-    for (account, role_state) in accounts[kept..].iter().zip(&roles[kept..]) {
-        match plan::plan_user_teardown(spec, account, role_state.as_ref()) {
-            Ok(p) => removals.push(p),
-            Err(c) => conflicts.push(c),
-        }
-    }
-    let owner_plan = match owner_plan {
-        Ok(p) if conflicts.is_empty() => p,
-        _ => {
-            return Err(Error::Conflict(format!(
-                "setup changed nothing: {}",
-                conflicts.join("; ")
-            )));
-        }
+/// The key behind the alias, and the recorded key when the alias is missing.
+async fn read_keys(
+    owner: &Session,
+    alias: &str,
+    recorded: Option<&str>,
+) -> Result<(Option<KeyState>, Option<KeyState>)> {
+    let at_alias = owner::read_key(owner, alias, KeyReads::SETUP).await?;
+    let recorded = match (&at_alias, recorded) {
+        (None, Some(arn)) => owner::read_key(owner, arn, KeyReads::SETUP).await?,
+        _ => None,
     };
+    Ok((at_alias, recorded))
+}
 
-    if args.dry_run {
-        return super::plan::show(
-            ctx,
-            &super::plan::PlanView {
-                spec,
-                owner: &sides.owner,
-                key_now: at_alias.as_ref(),
-                owner_plan: &owner_plan,
-                users: sides.users[..kept]
-                    .iter()
-                    .zip(&users)
-                    .zip(&roles[..kept])
-                    .zip(&user_plans)
-                    .map(|(((s, a), r), p)| (s, a, r.as_ref(), p))
-                    .collect(),
-                removals: sides.users[kept..].iter().zip(&removals).collect(),
-            },
-        );
+/// What `plan` shows.
+fn plan_view<'a>(sides: &'a Sides, seen: &'a Seen, plan: &'a SetupPlan) -> PlanView<'a> {
+    PlanView {
+        spec: &seen.spec,
+        owner: &sides.owner,
+        key_now: seen.alias_key.as_ref(),
+        owner_plan: &plan.owner,
+        users: sides
+            .users
+            .iter()
+            .zip(&seen.users)
+            .zip(&plan.users)
+            .map(|((s, (a, r)), p)| (s, a, r.as_ref(), p))
+            .collect(),
+        removals: sides.users[seen.users.len()..]
+            .iter()
+            .zip(&plan.leaving)
+            .collect(),
     }
+}
 
-    // Record the deployment before changing anything, and each new ARN the moment it exists,
-    // so that a failed or interrupted run leaves nothing the next run cannot find.
-    let record = Mutex::new(Deployment {
+/// The record written before the first change: what exists already, and the grant settings.
+fn first_record(args: &SetupArgs, target: &Resolved, seen: &Seen, plan: &SetupPlan) -> Deployment {
+    let spec = &seen.spec;
+    let previous = target.previous.as_ref().map(|r| &r.raw);
+    let settings = args.grant.settings(&args.trust);
+    Deployment {
         owner_profile: args.owner.clone(),
         owner_account: spec.owner.to_string(),
         region: spec.region.to_string(),
         alias: spec.alias.to_string(),
-        role_name: role.to_string(),
-        grant_to: args.grant_to,
-        actions: args.actions.clone(),
-        condition: args.condition,
-        trust: args.trust.clone(),
-        key_arn: match &owner_plan.key {
-            plan::KeyPlan::Existing { arn, .. } => arn.clone(),
-            plan::KeyPlan::Create { .. } => String::new(),
+        role_name: target.role.to_string(),
+        grant_to: settings.grant_to,
+        actions: settings.actions,
+        condition: settings.condition,
+        trust: settings.trust,
+        key_arn: match &plan.owner.key {
+            KeyPlan::Existing { arn, .. } => arn.clone(),
+            KeyPlan::Create { .. } => String::new(),
         },
         pending_window_days: args.pending_window_days.days() as u8,
         key_creation_pending: false,
         users: args
             .users
             .iter()
-            .zip(&users)
-            .zip(&user_plans)
-            .map(|((profile, account), plan)| UserRecord {
+            .zip(&seen.users)
+            .zip(&plan.users)
+            .map(|((profile, (account, _)), plan)| UserRecord {
                 profile: profile.clone(),
                 account: account.to_string(),
                 role_arn: plan.existing_arn.clone().unwrap_or_default(),
             })
             .collect(),
-        adopted: adopt
-            && at_alias
+        adopted: target.adopt(args)
+            && seen
+                .alias_key
                 .as_ref()
                 .is_some_and(|k| !plan::is_ours(&k.tags, spec)),
-        last_verify: previous.as_ref().and_then(|r| r.raw.last_verify.clone()),
+        last_verify: previous.and_then(|r| r.last_verify.clone()),
         previous_keys: previous
-            .as_ref()
-            .map(|r| r.raw.previous_keys.clone())
+            .map(|r| r.previous_keys.clone())
             .unwrap_or_default(),
-    });
-    let save = |update: &dyn Fn(&mut Deployment)| -> Result<()> {
-        let mut r = record
-            .lock()
-            .map_err(|_| Error::Failed("record lock poisoned".into()))?;
-        update(&mut r);
-        r.save(&ctx.config).map_err(Error::from)
-    };
-    save(&|_| {})?;
+    }
+}
 
-    ctx.printer.step("applying changes in every account");
-    let tags = deployment_tags(spec);
-    let key_creating = || save(&|r| r.key_creation_pending = true);
-    let key_created = |arn: &str| {
-        save(&|r| {
-            r.key_arn = arn.to_string();
-            r.key_creation_pending = false;
-        })
-    };
-    let apply_users = async {
-        let work = sides
-            .users
-            .iter()
-            .zip(&user_plans)
-            .enumerate()
-            .map(|(i, (session, plan))| {
-                let tags = &tags;
-                let role = &role;
-                let save = &save;
-                async move {
-                    let mut changes = Vec::new();
-                    let arn = user::apply_setup(
-                        session,
-                        role.as_str(),
-                        plan,
-                        tags,
-                        |arn| save(&|r| r.users[i].role_arn = arn.to_string()),
-                        &mut changes,
-                    )
-                    .await;
-                    (arn, changes)
-                }
-            })
-            .collect();
-        ctx.bounded(work).await
-    };
-    let apply_owner = async {
-        let mut changes = Vec::new();
-        let arn = owner::apply_setup(
-            &sides.owner,
-            &owner_plan,
-            OwnerApply {
-                alias: spec.alias.as_str(),
-                tags: &tags,
-                retire_window: args.pending_window_days,
-                wait_until: started + Duration::from_secs(args.wait),
-                printer: &ctx.printer,
-            },
-            KeyJournal {
-                creating: &key_creating,
-                created: &key_created,
-            },
-            &mut changes,
-        )
-        .await;
-        (arn, changes)
-    };
-    // A key policy that names the roles needs them to exist first; otherwise both sides at once.
-    let apply_owner = async {
-        let (arn, mut changes) = apply_owner.await;
-        let arn = match (arn, args.enable_key_rotation) {
-            (Ok(arn), true) => owner::ensure_key_rotation(
-                &sides.owner,
-                &arn,
-                i32::from(args.rotation_period_days.unwrap_or(365)),
-                &mut changes,
-            )
-            .await
-            .map(|()| arn),
-            (arn, _) => arn,
-        };
-        (arn, changes)
-    };
-    let ((key_arn, owner_changes), user_results) = match spec.grant_to {
+/// What apply made.
+struct Applied {
+    key_arn: String,
+    role_arns: Vec<String>,
+    changes: Vec<Change>,
+}
+
+/// Carries out the plan: both sides at once, or the roles first when the key policy names them;
+/// then the roles of user accounts that left. Every new ARN is journaled the moment it exists.
+async fn apply(
+    ctx: &Context,
+    args: &SetupArgs,
+    sides: &Sides,
+    seen: &Seen,
+    plan: &SetupPlan,
+    journal: &Journal<'_>,
+    started: Instant,
+) -> Result<Applied> {
+    let tags = deployment_tags(&seen.spec);
+    let owner = apply_owner(ctx, args, sides, seen, plan, journal, &tags, started);
+    let users = apply_users(ctx, sides, seen, plan, journal, &tags);
+    let ((key_arn, mut changes), user_results) = match seen.spec.grant_to {
         GrantTo::Role => {
-            let users = apply_users.await;
+            let users = users.await;
             let owner = if users.iter().all(|(r, _)| r.is_ok()) {
-                apply_owner.await
+                owner.await
             } else {
-                (
-                    Err(Error::Failed("the roles were not all created".into())),
-                    Vec::new(),
-                )
+                let not_all = Error::Failed("the roles were not all created".into());
+                (Err(not_all), Vec::new())
             };
             (owner, users)
         }
-        GrantTo::Account => tokio::join!(apply_owner, apply_users),
+        GrantTo::Account => tokio::join!(owner, users),
     };
-    let mut changes: Vec<Change> = owner_changes;
     let mut errors: Vec<String> = Vec::new();
     let mut role_arns = Vec::new();
     for (result, user_changes) in user_results {
@@ -411,42 +396,126 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
     let key_arn = key_arn.map_err(|e| errors.push(e.to_string())).ok();
     // Users dropped from the deployment: their roles go once the key policy no longer names them.
     if errors.is_empty() {
-        let work = sides.users[kept..]
-            .iter()
-            .zip(&removals)
-            .map(|(session, plan)| user::apply_teardown(session, role.as_str(), plan))
-            .collect();
-        for (result, c) in ctx.bounded(work).await {
-            changes.extend(c);
-            if let Err(e) = result {
-                errors.push(e.to_string());
-            }
-        }
+        errors.extend(remove_leaving(ctx, sides, seen, plan, &mut changes).await);
     }
-    let key_arn = match key_arn {
-        Some(k) if errors.is_empty() => k,
+    match key_arn {
+        Some(key_arn) if errors.is_empty() => Ok(Applied {
+            key_arn,
+            role_arns,
+            changes,
+        }),
         _ => {
             ctx.printer.changes(&changes);
-            return Err(Error::Failed(format!(
+            Err(Error::Failed(format!(
                 "setup did not finish ({}); run it again to converge",
                 errors.join("; ")
-            )));
+            )))
         }
-    };
-    save(&|r| {
-        r.key_arn = key_arn.clone();
-        for (u, arn) in r.users.iter_mut().zip(&role_arns) {
-            u.role_arn = arn.clone();
-        }
-    })?;
+    }
+}
 
-    let changed = changes.iter().any(Change::is_change);
-    ctx.printer.changes(&changes);
+/// The owner side: key, alias, key policy, then rotation when asked. Returns the key ARN.
+#[allow(clippy::too_many_arguments)]
+async fn apply_owner(
+    ctx: &Context,
+    args: &SetupArgs,
+    sides: &Sides,
+    seen: &Seen,
+    plan: &SetupPlan,
+    journal: &Journal<'_>,
+    tags: &[(String, String)],
+    started: Instant,
+) -> (Result<String>, Vec<Change>) {
+    let mut changes = Vec::new();
+    let creating = || Ok(journal.update(|r| r.key_creation_pending = true)?);
+    let created = |arn: &str| {
+        Ok(journal.update(|r| {
+            r.key_arn = arn.to_string();
+            r.key_creation_pending = false;
+        })?)
+    };
+    let opts = OwnerApply {
+        alias: seen.spec.alias.as_str(),
+        tags,
+        retire_window: args.pending_window_days,
+        wait_until: started + Duration::from_secs(args.wait),
+        printer: &ctx.printer,
+    };
+    let journal = KeyJournal {
+        creating: &creating,
+        created: &created,
+    };
+    let mut arn = owner::apply_setup(&sides.owner, &plan.owner, opts, journal, &mut changes).await;
+    if let (Ok(key), true) = (&arn, args.enable_key_rotation) {
+        let days = i32::from(args.rotation_period_days.unwrap_or(365));
+        let rotation = owner::ensure_key_rotation(&sides.owner, key, days, &mut changes).await;
+        if let Err(e) = rotation {
+            arn = Err(e);
+        }
+    }
+    (arn, changes)
+}
+
+/// Each user side: role, trust, role policy. Returns each role's ARN.
+async fn apply_users(
+    ctx: &Context,
+    sides: &Sides,
+    seen: &Seen,
+    plan: &SetupPlan,
+    journal: &Journal<'_>,
+    tags: &[(String, String)],
+) -> Vec<(Result<String>, Vec<Change>)> {
+    let role = seen.spec.role.as_str();
+    let work = sides
+        .users
+        .iter()
+        .zip(&plan.users)
+        .enumerate()
+        .map(|(i, (session, plan))| async move {
+            let mut changes = Vec::new();
+            let created =
+                |arn: &str| Ok(journal.update(|r| r.users[i].role_arn = arn.to_string())?);
+            let arn = user::apply_setup(session, role, plan, tags, created, &mut changes).await;
+            (arn, changes)
+        })
+        .collect();
+    ctx.bounded(work).await
+}
+
+/// Removes the roles of the user accounts that left; returns the errors.
+async fn remove_leaving(
+    ctx: &Context,
+    sides: &Sides,
+    seen: &Seen,
+    plan: &SetupPlan,
+    changes: &mut Vec<Change>,
+) -> Vec<String> {
+    let role = seen.spec.role.as_str();
+    let work = sides.users[seen.users.len()..]
+        .iter()
+        .zip(&plan.leaving)
+        .map(|(session, plan)| user::apply_teardown(session, role, plan))
+        .collect();
+    let mut errors = Vec::new();
+    for (result, c) in ctx.bounded(work).await {
+        changes.extend(c);
+        if let Err(e) = result {
+            errors.push(e.to_string());
+        }
+    }
+    errors
+}
+
+/// Prints what changed, and the JSON report.
+fn report(ctx: &Context, spec: &GrantSpec, applied: &Applied) {
+    let changed = applied.changes.iter().any(Change::is_change);
+    ctx.printer.changes(&applied.changes);
     let alias_arn = spec.alias.arn(&spec.region, &spec.owner);
     if changed {
         ctx.printer.line(format!(
-            "setup complete: {key_arn} reached through {alias_arn} by {} user account(s); recorded in {}",
-            users.len(),
+            "setup complete: {} reached through {alias_arn} by {} user account(s); recorded in {}",
+            applied.key_arn,
+            spec.users.len(),
             ctx.config.display()
         ));
     } else {
@@ -458,14 +527,13 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
             command: "setup",
             changed,
             owner_account: spec.owner.to_string(),
-            user_accounts: users.iter().map(|u| u.to_string()).collect(),
-            key_arn: &key_arn,
-            role_arns: &role_arns,
+            user_accounts: spec.users.iter().map(|u| u.to_string()).collect(),
+            key_arn: &applied.key_arn,
+            role_arns: &applied.role_arns,
             alias_arn,
             record: ctx.config.display().to_string(),
-            changes: &changes,
+            changes: &applied.changes,
         },
         ctx.calls.snapshot(),
     );
-    Ok(())
 }

@@ -1,13 +1,13 @@
 //! `kmsxacct teardown`: remove what setup made, and only that.
 
-use super::{Context, Target, TargetArgs};
+use super::{Context, Sides, Target, TargetArgs};
+use crate::aws::Session;
 use crate::error::{Error, Result};
-use crate::names::PendingWindow;
+use crate::names::{AccountId, PendingWindow};
 use crate::output::Change;
 use crate::owner::KeyReads;
-use crate::plan::{
-    OwnerTeardown, UserTeardown, plan_owner_teardown, plan_retired_teardown, plan_user_teardown,
-};
+use crate::plan::{KeyState, OwnerTeardown, RoleState, TeardownPlan, TeardownSeen, plan_teardown};
+use crate::policy::build::GrantSpec;
 use crate::writes::{Write, apply_to};
 use crate::{owner, user};
 use serde::Serialize;
@@ -31,7 +31,7 @@ struct Report<'a> {
     changes: &'a [Change],
 }
 
-/// Runs teardown.
+/// Runs teardown: resolve → read → plan → apply → report.
 pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
     let target = Target::resolve(&args.target, &ctx.config)?;
     let window = args
@@ -41,211 +41,247 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
     let sides = target.open(ctx).await?;
     ctx.printer
         .step("reading what this deployment left in every account");
-    let recorded_key = target.recorded_key().map(String::from);
-    let adopted = target.record.as_ref().is_some_and(|r| r.raw.adopted);
-    let key_reads = KeyReads {
-        policy: adopted,
-        ..KeyReads::TEARDOWN
-    };
-
-    // Learn the accounts and read every side at once; plan; refuse before any change.
-    let role_reads = sides
-        .users
-        .iter()
-        .map(|u| user::read_role(u, target.role.as_str(), true))
-        .collect();
-    let (keys, roles) = tokio::join!(
-        async {
-            let at_alias = owner::read_key(&sides.owner, target.alias.as_str(), key_reads).await?;
-            let recorded = match (&at_alias, &recorded_key) {
-                (None, Some(arn)) => owner::read_key(&sides.owner, arn, key_reads).await?,
-                (Some(k), Some(arn)) if adopted && k.arn == *arn => Some(k.clone()),
-                _ => None,
-            };
-            // Keys an earlier rotate retired (still readable, not yet scheduled for deletion).
-            let mut retired = Vec::new();
-            for r in target
-                .record
-                .iter()
-                .flat_map(|r| r.raw.previous_keys.iter())
-                .filter(|k| k.deletion_scheduled.is_none())
-            {
-                if let Some(k) = owner::read_key(&sides.owner, &r.arn, KeyReads::TEARDOWN).await? {
-                    retired.push((r.alias.clone(), k));
-                }
-            }
-            Ok::<_, Error>((at_alias, recorded, retired))
-        },
-        ctx.bounded(role_reads),
-    );
-    let keys = keys?;
-    let roles: Vec<_> = roles.into_iter().collect::<Result<_>>()?;
-    let role_arns: Vec<Option<&str>> = roles
-        .iter()
-        .map(|r| r.as_ref().map(|r| r.arn.as_str()))
-        .collect();
-    let users = sides.user_accounts(ctx, &role_arns).await?;
-    let owner_account = sides.owner_account(keys.0.as_ref()).await?;
-    sides.check_distinct(&owner_account, &users)?;
-    target.check_accounts(&owner_account, &users)?;
-    let spec = &target.spec(owner_account, users.clone(), sides.region());
-
-    let mut conflicts = Vec::new();
-    let owner_plan = plan_owner_teardown(spec, keys.0.as_ref(), keys.1.as_ref(), adopted)
-        .map_err(|c| conflicts.push(c))
-        .unwrap_or_default();
-    let retired_plans: Vec<(Option<String>, Option<String>)> = keys
-        .2
-        .iter()
-        .filter_map(|(alias, k)| match plan_retired_teardown(spec, alias, k) {
-            Ok(p) => Some(p),
-            Err(c) => {
-                conflicts.push(c);
-                None
-            }
-        })
-        .collect();
-    let user_plans: Vec<UserTeardown> = users
-        .iter()
-        .zip(&roles)
-        .map(|(u, r)| {
-            plan_user_teardown(spec, u, r.as_ref())
-                .map_err(|c| conflicts.push(c))
-                .unwrap_or_default()
-        })
-        .collect();
-    if !conflicts.is_empty() {
-        return Err(Error::Conflict(format!(
-            "teardown changed nothing: {}",
-            conflicts.join("; ")
-        )));
-    }
-
-    if owner_plan == OwnerTeardown::default()
-        && user_plans.iter().all(|p| *p == UserTeardown::default())
-        && retired_plans
-            .iter()
-            .all(|(a, k)| a.is_none() && k.is_none())
-    {
+    let seen = read(ctx, &target, &sides).await?;
+    let plan = plan_teardown(&seen.spec, &seen.view(target.adopted()))
+        .map_err(|c| Error::Conflict(format!("teardown changed nothing: {}", c.join("; "))))?;
+    if plan.is_empty() {
         ctx.printer
             .line("teardown: nothing to do; no role, alias or key of this deployment is left");
-        ctx.printer.json(
-            &Report {
-                command: "teardown",
-                changed: false,
-                key_deletion_date: None,
-                changes: &[],
-            },
-            ctx.calls.snapshot(),
-        );
+        report(ctx, false, None, &[]);
         return Ok(());
     }
-
     ctx.printer
         .step("removing the roles, the alias and the key");
-    // The alias, the key and each role are independent: remove them all at once.
-    let mut alias_changes = Vec::new();
-    let mut key_changes = Vec::new();
-    let user_work = sides
-        .users
-        .iter()
-        .zip(&user_plans)
-        .map(|(session, plan)| user::apply_teardown(session, target.role.as_str(), plan))
-        .collect();
-    let (alias_result, key_result, user_results) = tokio::join!(
-        async {
-            if owner_plan.delete_alias {
-                let write = Write::DeleteAlias {
-                    alias: spec.alias.as_str(),
-                };
-                apply_to(&mut alias_changes, &sides.owner, write)
-                    .await
-                    .map(drop)
-            } else if let Some((arn, policy)) = &owner_plan.strip_grant {
-                let write = Write::PutKeyPolicy {
-                    key_arn: arn,
-                    policy,
-                    note: Some("kmsxacct's statement removed; the adopted key and alias stay"),
-                };
-                apply_to(&mut alias_changes, &sides.owner, write)
-                    .await
-                    .map(drop)
-            } else {
-                Ok(())
-            }
-        },
-        async {
-            match &owner_plan.schedule_key_deletion {
-                Some(arn) => {
-                    let write = Write::ScheduleKeyDeletion {
-                        key_arn: arn,
-                        days: window.days(),
-                    };
-                    apply_to(&mut key_changes, &sides.owner, write)
-                        .await
-                        .map(|d| d.deletion_date().map(String::from))
-                }
-                None => Ok(None),
-            }
-        },
-        ctx.bounded(user_work),
-    );
-    let mut changes: Vec<Change> = alias_changes.into_iter().chain(key_changes).collect();
-    let mut errors: Vec<String> = Vec::new();
-    // Keys retired by rotate: their retirement alias, then the key.
-    for (alias, key) in &retired_plans {
-        if let Some(a) = alias
-            && let Err(e) =
-                apply_to(&mut changes, &sides.owner, Write::DeleteAlias { alias: a }).await
-        {
-            errors.push(e.to_string());
-        }
-        if let Some(k) = key {
-            let write = Write::ScheduleKeyDeletion {
-                key_arn: k,
-                days: window.days(),
-            };
-            if let Err(e) = apply_to(&mut changes, &sides.owner, write).await {
-                errors.push(e.to_string());
-            }
-        }
-    }
-    for (result, c) in user_results {
-        changes.extend(c);
-        if let Err(e) = result {
-            errors.push(e.to_string());
-        }
-    }
-    if let Err(e) = &alias_result {
-        errors.push(e.to_string());
-    }
-    ctx.printer.changes(&changes);
-    let deletion_date = match key_result {
-        Ok(date) if errors.is_empty() => date,
-        other => {
-            if let Err(e) = other {
-                errors.push(e.to_string());
-            }
-            return Err(Error::Failed(format!(
-                "teardown did not finish ({}); run it again to finish",
-                errors.join("; ")
-            )));
-        }
-    };
+    let (deletion_date, changes) = apply(ctx, &sides, &seen.spec, &plan, window).await?;
     match &deletion_date {
         Some(date) => ctx.printer.line(format!(
             "teardown complete: the key will be deleted on {date} (cancel with kms:CancelKeyDeletion until then)"
         )),
         None => ctx.printer.line("teardown complete"),
     }
+    report(ctx, true, deletion_date.as_deref(), &changes);
+    Ok(())
+}
+
+impl Target {
+    /// Whether the recorded deployment adopted a key kmsxacct did not create.
+    fn adopted(&self) -> bool {
+        self.record.as_ref().is_some_and(|r| r.raw.adopted)
+    }
+}
+
+/// Everything teardown read, and the spec built from the accounts it learnt.
+struct Seen {
+    spec: GrantSpec,
+    alias_key: Option<KeyState>,
+    recorded_key: Option<KeyState>,
+    retired: Vec<(String, KeyState)>,
+    users: Vec<(AccountId, Option<RoleState>)>,
+}
+
+impl Seen {
+    fn view(&self, adopted: bool) -> TeardownSeen<'_> {
+        TeardownSeen {
+            alias_key: self.alias_key.as_ref(),
+            recorded_key: self.recorded_key.as_ref(),
+            retired: &self.retired,
+            users: &self.users,
+            adopted,
+        }
+    }
+}
+
+/// Reads every side at once, then learns the accounts from what it read (STS only for what is
+/// missing).
+async fn read(ctx: &Context, target: &Target, sides: &Sides) -> Result<Seen> {
+    let role_reads = sides
+        .users
+        .iter()
+        .map(|u| user::read_role(u, target.role.as_str(), true))
+        .collect();
+    let (keys, retired, roles) = tokio::join!(
+        read_keys(target, &sides.owner),
+        read_retired(target, &sides.owner),
+        ctx.bounded(role_reads),
+    );
+    let (alias_key, recorded_key) = keys?;
+    let roles: Vec<Option<RoleState>> = roles.into_iter().collect::<Result<_>>()?;
+    let role_arns: Vec<Option<&str>> = roles
+        .iter()
+        .map(|r| r.as_ref().map(|r| r.arn.as_str()))
+        .collect();
+    let users = sides.user_accounts(ctx, &role_arns).await?;
+    let owner_account = sides.owner_account(alias_key.as_ref()).await?;
+    sides.check_distinct(&owner_account, &users)?;
+    target.check_accounts(&owner_account, &users)?;
+    Ok(Seen {
+        spec: target.spec(owner_account, users.clone(), sides.region()),
+        alias_key,
+        recorded_key,
+        retired: retired?,
+        users: users.into_iter().zip(roles).collect(),
+    })
+}
+
+/// The key behind the alias, and the recorded key when the alias is gone (or it is the adopted
+/// key the alias still points at).
+async fn read_keys(
+    target: &Target,
+    owner: &Session,
+) -> Result<(Option<KeyState>, Option<KeyState>)> {
+    let adopted = target.adopted();
+    let reads = KeyReads {
+        policy: adopted,
+        ..KeyReads::TEARDOWN
+    };
+    let at_alias = owner::read_key(owner, target.alias.as_str(), reads).await?;
+    let recorded = match (&at_alias, target.recorded_key()) {
+        (None, Some(arn)) => owner::read_key(owner, arn, reads).await?,
+        (Some(k), Some(arn)) if adopted && k.arn == arn => Some(k.clone()),
+        _ => None,
+    };
+    Ok((at_alias, recorded))
+}
+
+/// Keys an earlier rotate retired (still readable, not yet scheduled for deletion), all at once.
+async fn read_retired(target: &Target, owner: &Session) -> Result<Vec<(String, KeyState)>> {
+    let reads = target
+        .record
+        .iter()
+        .flat_map(|r| r.raw.previous_keys.iter())
+        .filter(|k| k.deletion_scheduled.is_none())
+        .map(|r| async move {
+            let key = owner::read_key(owner, &r.arn, KeyReads::TEARDOWN).await?;
+            Ok::<_, Error>(key.map(|k| (r.alias.clone(), k)))
+        });
+    let keys = futures_util::future::try_join_all(reads).await?;
+    Ok(keys.into_iter().flatten().collect())
+}
+
+/// Carries out the plan: the alias, the key and each role at once (they are independent), then
+/// the retired keys. Returns the key's deletion date and what changed.
+async fn apply(
+    ctx: &Context,
+    sides: &Sides,
+    spec: &GrantSpec,
+    plan: &TeardownPlan,
+    window: PendingWindow,
+) -> Result<(Option<String>, Vec<Change>)> {
+    let owner = &sides.owner;
+    let user_work = sides
+        .users
+        .iter()
+        .zip(&plan.users)
+        .map(|(session, plan)| user::apply_teardown(session, spec.role.as_str(), plan))
+        .collect();
+    let (alias, key, user_results) = tokio::join!(
+        apply_alias(owner, spec, &plan.owner),
+        apply_key(owner, &plan.owner, window),
+        ctx.bounded(user_work),
+    );
+    let mut changes = Vec::new();
+    let mut errors = Vec::new();
+    let mut collect = |(result, c): (Result<()>, Vec<Change>)| {
+        changes.extend(c);
+        if let Err(e) = result {
+            errors.push(e.to_string());
+        }
+    };
+    let (date, key_changes) = key;
+    let (date, key_result) = match date {
+        Ok(date) => (date, Ok(())),
+        Err(e) => (None, Err(e)),
+    };
+    collect(alias);
+    collect((key_result, key_changes));
+    collect(apply_retired(owner, &plan.retired, window).await);
+    user_results.into_iter().for_each(collect);
+    ctx.printer.changes(&changes);
+    if errors.is_empty() {
+        Ok((date, changes))
+    } else {
+        Err(Error::Failed(format!(
+            "teardown did not finish ({}); run it again to finish",
+            errors.join("; ")
+        )))
+    }
+}
+
+/// Deletes the alias, or for an adopted key takes kmsxacct's statement out of its policy.
+async fn apply_alias(
+    owner: &Session,
+    spec: &GrantSpec,
+    plan: &OwnerTeardown,
+) -> (Result<()>, Vec<Change>) {
+    let mut changes = Vec::new();
+    let write = if plan.delete_alias {
+        Write::DeleteAlias {
+            alias: spec.alias.as_str(),
+        }
+    } else if let Some((arn, policy)) = &plan.strip_grant {
+        Write::PutKeyPolicy {
+            key_arn: arn,
+            policy,
+            note: Some("kmsxacct's statement removed; the adopted key and alias stay"),
+        }
+    } else {
+        return (Ok(()), changes);
+    };
+    let result = apply_to(&mut changes, owner, write).await.map(drop);
+    (result, changes)
+}
+
+/// Schedules the key's deletion; returns its deletion date.
+async fn apply_key(
+    owner: &Session,
+    plan: &OwnerTeardown,
+    window: PendingWindow,
+) -> (Result<Option<String>>, Vec<Change>) {
+    let mut changes = Vec::new();
+    let Some(key_arn) = &plan.schedule_key_deletion else {
+        return (Ok(None), changes);
+    };
+    let write = Write::ScheduleKeyDeletion {
+        key_arn,
+        days: window.days(),
+    };
+    let result = apply_to(&mut changes, owner, write).await;
+    (result.map(|d| d.deletion_date().map(String::from)), changes)
+}
+
+/// Keys retired by rotate: their retirement alias, then the key. Stops at the first error.
+async fn apply_retired(
+    owner: &Session,
+    retired: &[(Option<String>, Option<String>)],
+    window: PendingWindow,
+) -> (Result<()>, Vec<Change>) {
+    let mut changes = Vec::new();
+    for (alias, key) in retired {
+        let writes = alias
+            .iter()
+            .map(|a| Write::DeleteAlias { alias: a })
+            .chain(key.iter().map(|k| Write::ScheduleKeyDeletion {
+                key_arn: k,
+                days: window.days(),
+            }));
+        for write in writes {
+            if let Err(e) = apply_to(&mut changes, owner, write).await {
+                return (Err(e), changes);
+            }
+        }
+    }
+    (Ok(()), changes)
+}
+
+/// The JSON report.
+fn report(ctx: &Context, changed: bool, key_deletion_date: Option<&str>, changes: &[Change]) {
     ctx.printer.json(
         &Report {
             command: "teardown",
-            changed: true,
-            key_deletion_date: deletion_date.as_deref(),
-            changes: &changes,
+            changed,
+            key_deletion_date,
+            changes,
         },
         ctx.calls.snapshot(),
     );
-    Ok(())
 }
