@@ -482,7 +482,10 @@ impl Write<'_> {
             tags,
         } = *self
         else {
-            unreachable!("send_create_key is called for CreateKey only")
+            return Err(Error::Failed(format!(
+                "{}: not CreateKey",
+                self.operation()
+            )));
         };
         let tags = tags
             .iter()
@@ -581,13 +584,13 @@ impl Write<'_> {
                 .await
                 .map(|_| Output::Nothing)
                 .map_err(|e| s.iam_error(op, e)),
-            _ => unreachable!("send_iam is called for IAM writes only"),
+            _ => Err(Error::Failed(format!("{op}: not an IAM write"))),
         }
     }
 }
 
 /// The key id at the end of a key ARN (or the argument itself when it is an id).
-pub fn key_id(key: &str) -> &str {
+fn key_id(key: &str) -> &str {
     key.rsplit('/').next().unwrap_or(key)
 }
 

@@ -4,22 +4,24 @@
 //! trap: once the alias moves, the old key no longer carries it, so a role policy conditioned on
 //! `kms:ResourceAliases` = the alias alone would no longer allow Decrypt on the old key, and data
 //! encrypted before the rotation would become unreadable. So rotate leaves a retirement alias
-//! (`alias/NAME/retired/<key id>`) on the old key, which setup's role policy also covers, and
+//! (`alias/NAME/retired/<first 8 characters of its key id>`) on the old key, which setup's role policy also covers, and
 //! proves both: by the policy engine (Decrypt on the old key, Encrypt on the new one) and live
 //! (the role encrypts through the alias with the new key and decrypts data made before).
 
 use super::verify::evaluation_check;
-use super::{Context, Target, TargetArgs};
+use super::{Context, Sides, Target, TargetArgs};
+use crate::aws::Session;
 use crate::error::{Error, Result};
-use crate::names::PendingWindow;
+use crate::names::{AccountId, PendingWindow};
 use crate::output::{Change, Check};
-use crate::owner::{self, KeyJournal, KeyReads};
-use crate::plan::{KEY_ENABLED, KeyPlan, OwnerPlan, deployment_tags, is_ours};
-use crate::policy::build::{self, KeyAction};
+use crate::owner::{self, KeyJournal, KeyReads, OwnerApply};
+use crate::plan::{KEY_ENABLED, KeyPlan, KeyState, OwnerPlan, deployment_tags, is_ours};
+use crate::policy::PolicyDocument;
+use crate::policy::build::{self, GrantSpec, KeyAction};
 use crate::policy::eval::{NamedPolicy, Request};
-use crate::record::RetiredKey;
+use crate::record::{CheckedDeployment, Journal, RetiredKey};
 use crate::user;
-use crate::writes::{Write, apply_to};
+use crate::writes::{Write, apply_to, rfc3339};
 use aws_smithy_types::Blob;
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -52,15 +54,82 @@ struct Report<'a> {
 }
 
 fn now() -> String {
-    aws_smithy_types::DateTime::from(std::time::SystemTime::now())
-        .fmt(aws_smithy_types::date_time::Format::DateTime)
-        .unwrap_or_default()
+    rfc3339(&aws_smithy_types::DateTime::from(
+        std::time::SystemTime::now(),
+    ))
 }
 
-/// Runs rotate.
+/// Runs rotate: resolve → read → plan → apply → prove → report.
 pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
     let target = Target::resolve(&args.target, &ctx.config)?;
-    let Some(record) = target.record.clone() else {
+    let record = rotatable(&target)?;
+    let window = args.pending_window_days.unwrap_or(record.pending_window);
+    let sides = target.open(ctx).await?;
+    let (spec, users, old) = read(ctx, &target, &sides).await?;
+    let retired_alias = build::retired_alias(&spec.alias, &old.key_id);
+    // Data encrypted before the rotation, to prove it stays readable.
+    let sample = Sample::encrypt(&sides.owner, spec.alias.as_str()).await?;
+    ctx.printer.step("creating the new key");
+    let journal = Journal::start(record.raw.clone(), &ctx.config)?;
+    let mut changes = Vec::new();
+    let new_arn = new_key(
+        ctx,
+        &sides.owner,
+        &spec,
+        &old,
+        &journal,
+        window,
+        &mut changes,
+    )
+    .await?;
+    journal.update(|r| {
+        r.key_arn = new_arn.clone();
+        r.key_creation_pending = false;
+        r.previous_keys.push(RetiredKey {
+            arn: old.arn.clone(),
+            alias: retired_alias.clone(),
+            retired_at: now(),
+            deletion_scheduled: None,
+        });
+    })?;
+    move_alias(
+        &sides.owner,
+        &spec,
+        &old,
+        &new_arn,
+        &retired_alias,
+        &mut changes,
+    )
+    .await?;
+    ctx.printer
+        .step("proving the user accounts still work, old data included");
+    let proof = Proof {
+        spec: &spec,
+        old: &old,
+        new_arn: &new_arn,
+        retired_alias: &retired_alias,
+        sample: &sample,
+    };
+    let checks = prove(ctx, &sides, &users, &proof).await?;
+    let ok = checks.iter().all(|c| c.ok);
+    if args.retire_old && ok {
+        let write = Write::ScheduleKeyDeletion {
+            key_arn: &old.arn,
+            days: window.days(),
+        };
+        apply_to(&mut changes, &sides.owner, write).await?;
+        journal.update(|r| {
+            if let Some(last) = r.previous_keys.last_mut() {
+                last.deletion_scheduled = Some(now());
+            }
+        })?;
+    }
+    report(ctx, args, &proof, &changes, &checks)
+}
+
+/// The record, which rotate needs (it keeps the key history), of a key kmsxacct created.
+fn rotatable(target: &Target) -> Result<&CheckedDeployment> {
+    let Some(record) = &target.record else {
         return Err(Error::Input(
             "rotate needs the deployment record (it keeps the key history): run it where `kmsxacct setup` wrote kmsxacct.toml, or pass --config".into(),
         ));
@@ -70,309 +139,355 @@ pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
             "this deployment adopted a key kmsxacct did not create; rotate only rotates keys kmsxacct created".into(),
         ));
     }
-    let window = args.pending_window_days.unwrap_or(record.pending_window);
-    let sides = target.open(ctx).await?;
+    Ok(record)
+}
+
+/// Learns the accounts and reads the key behind the alias, which must be an Enabled key of this
+/// deployment.
+async fn read(
+    ctx: &Context,
+    target: &Target,
+    sides: &Sides,
+) -> Result<(GrantSpec, Vec<AccountId>, KeyState)> {
     let (ids, current) = tokio::join!(
         sides.identify(ctx),
         owner::read_key(&sides.owner, target.alias.as_str(), KeyReads::SETUP)
     );
     let (owner_account, users) = ids?;
     target.check_accounts(&owner_account, &users)?;
-    let spec = &target.spec(owner_account, users.clone(), sides.region());
+    let spec = target.spec(owner_account, users.clone(), sides.region());
     let Some(current) = current? else {
         return Err(Error::Conflict(format!(
             "{} does not exist in account {}; run `kmsxacct setup` first",
             spec.alias, spec.owner
         )));
     };
-    if !is_ours(&current.tags, spec) || current.state != KEY_ENABLED {
+    if !is_ours(&current.tags, &spec) || current.state != KEY_ENABLED {
         return Err(Error::Conflict(format!(
             "{} points at {} ({}), which is not an Enabled key of this deployment; rotate changed nothing",
             spec.alias, current.arn, current.state
         )));
     }
-    let mut raw = record.raw.clone();
-    let mut changes = Vec::new();
+    Ok((spec, users, current))
+}
 
-    // Data encrypted before the rotation, to prove it stays readable.
-    let mut plaintext = [0u8; 32];
-    let _ = getrandom::fill(&mut plaintext);
-    let old_ciphertext = sides
-        .owner
-        .kms
-        .encrypt()
-        .key_id(spec.alias.as_str())
-        .plaintext(Blob::new(plaintext.to_vec()))
-        .send()
-        .await
-        .map_err(|e| {
-            sides
-                .owner
-                .kms_error("kms:Encrypt (before the rotation)", e)
-        })?
-        .ciphertext_blob
-        .ok_or_else(|| Error::Failed("Encrypt returned no ciphertext".into()))?;
+/// Random bytes and their ciphertext under the key, made by the owner before the rotation.
+struct Sample {
+    plaintext: [u8; 32],
+    ciphertext: Blob,
+}
 
-    ctx.printer.step("creating the new key");
-    // A new key with the same key policy, journaled like setup's.
-    let old = current.clone();
+impl Sample {
+    async fn encrypt(owner: &Session, alias: &str) -> Result<Sample> {
+        let mut plaintext = [0u8; 32];
+        let _ = getrandom::fill(&mut plaintext);
+        let ciphertext = owner
+            .kms
+            .encrypt()
+            .key_id(alias)
+            .plaintext(Blob::new(plaintext.to_vec()))
+            .send()
+            .await
+            .map_err(|e| owner.kms_error("kms:Encrypt (before the rotation)", e))?
+            .ciphertext_blob
+            .ok_or_else(|| Error::Failed("Encrypt returned no ciphertext".into()))?;
+        Ok(Sample {
+            plaintext,
+            ciphertext,
+        })
+    }
+}
+
+/// A new key with the old key's policy, journaled like setup's. Returns its ARN.
+async fn new_key(
+    ctx: &Context,
+    owner: &Session,
+    spec: &GrantSpec,
+    old: &KeyState,
+    journal: &Journal<'_>,
+    window: PendingWindow,
+    changes: &mut Vec<Change>,
+) -> Result<String> {
     let policy = old
         .policy
         .clone()
         .unwrap_or_else(|| build::key_policy(spec));
-    let save = |raw: &crate::record::Deployment| raw.save(&ctx.config).map_err(Error::from);
-    let creating = || {
-        let mut r = raw.clone();
-        r.key_creation_pending = true;
-        save(&r)
+    let plan = OwnerPlan {
+        key: KeyPlan::Create {
+            policy: Box::new(policy),
+        },
+        create_alias: false,
+        put_policy: None,
+        retire: Vec::new(),
     };
-    let created = |_: &str| Ok(());
     let tags = deployment_tags(spec);
-    let new_arn = owner::apply_setup(
-        &sides.owner,
-        &OwnerPlan {
-            key: KeyPlan::Create {
-                policy: Box::new(policy),
-            },
-            create_alias: false,
-            put_policy: None,
-            retire: Vec::new(),
-        },
-        owner::OwnerApply {
-            alias: spec.alias.as_str(),
-            tags: &tags,
-            retire_window: window,
-            wait_until: Instant::now() + Duration::from_secs(30),
-            printer: &ctx.printer,
-        },
-        KeyJournal {
-            creating: &creating,
-            created: &created,
-        },
-        &mut changes,
-    )
-    .await?;
+    let opts = OwnerApply {
+        alias: spec.alias.as_str(),
+        tags: &tags,
+        retire_window: window,
+        wait_until: Instant::now() + Duration::from_secs(30),
+        printer: &ctx.printer,
+    };
+    let creating = || Ok(journal.update(|r| r.key_creation_pending = true)?);
+    let created = |_: &str| Ok(());
+    let key_journal = KeyJournal {
+        creating: &creating,
+        created: &created,
+    };
+    let mut made = Vec::new();
+    let arn = owner::apply_setup(owner, &plan, opts, key_journal, &mut made).await?;
     // apply_setup also reports what it left alone (the alias it does not touch here).
-    changes.retain(Change::is_change);
-    let retired_alias = build::retired_alias(&spec.alias, &old.key_id);
-    raw.key_arn = new_arn.clone();
-    raw.key_creation_pending = false;
-    raw.previous_keys.push(RetiredKey {
-        arn: old.arn.clone(),
-        alias: retired_alias.clone(),
-        retired_at: now(),
-        deletion_scheduled: None,
-    });
-    save(&raw)?;
+    changes.extend(made.into_iter().filter(Change::is_change));
+    Ok(arn)
+}
 
-    // Keep the old key reachable, then move the alias.
+/// Keeps the old key reachable through its retirement alias, then moves the alias.
+async fn move_alias(
+    owner: &Session,
+    spec: &GrantSpec,
+    old: &KeyState,
+    new_arn: &str,
+    retired_alias: &str,
+    changes: &mut Vec<Change>,
+) -> Result<()> {
     let retire = Write::CreateAlias {
-        alias: &retired_alias,
+        alias: retired_alias,
         key_arn: &old.arn,
     };
-    apply_to(&mut changes, &sides.owner, retire).await?;
+    apply_to(changes, owner, retire).await?;
     let update = Write::UpdateAlias {
         alias: spec.alias.as_str(),
-        key_arn: &new_arn,
+        key_arn: new_arn,
     };
-    apply_to(&mut changes, &sides.owner, update).await?;
+    apply_to(changes, owner, update).await.map(drop)
+}
 
-    ctx.printer
-        .step("proving the user accounts still work, old data included");
-    // Prove continuity for every user account.
-    let retired_arn = format!(
-        "arn:{}:kms:{}:{}:{}",
-        spec.region.partition(),
-        spec.region,
-        spec.owner,
-        retired_alias
-    );
-    let alias_arn = spec.alias.arn(&spec.region, &spec.owner);
-    let mut checks = Vec::new();
-    for (session, account) in sides.users.iter().zip(&users) {
-        let role_arn = spec.role_arn(account);
-        let docs = user::role_documents(session, spec.role.as_str()).await?;
-        let named: Vec<NamedPolicy<'_>> = docs
-            .policies
-            .iter()
-            .map(|(name, document)| NamedPolicy { name, document })
-            .collect();
-        let old_policy = old
-            .policy
-            .clone()
-            .unwrap_or_else(|| build::key_policy(spec));
-        let mut proof = |name: &str, action: &str, key: &str, aliases: Vec<String>, via: &str| {
-            let request = Request {
-                principal: role_arn.clone(),
-                action: action.into(),
-                key_arn: key.into(),
-                key_aliases: aliases,
-                request_alias: Some(via.into()),
-                extra: Vec::new(),
-            };
-            let check = evaluation_check(
-                name,
-                &request,
-                &old_policy,
-                &named,
-                &format!("the policies allow {action} on {key} through {via}"),
-                &format!(
-                    "{action} on {key} through {via} (run `kmsxacct setup` to update the role policy) is"
-                ),
-            );
-            checks.push(check.in_account(account.as_str()));
-        };
-        if spec.actions.contains(&KeyAction::Decrypt) {
-            proof(
-                "policy-decrypt-old",
-                "kms:Decrypt",
-                &old.arn,
-                vec![retired_alias.clone()],
-                &retired_alias,
-            );
-        }
-        if spec.actions.contains(&KeyAction::Encrypt) {
-            proof(
-                "policy-encrypt-new",
-                "kms:Encrypt",
-                &new_arn,
-                vec![spec.alias.to_string()],
-                spec.alias.as_str(),
-            );
-        }
-        let live = live_proof(
-            session,
-            &role_arn,
-            &alias_arn,
-            &retired_arn,
-            &new_arn,
-            &old_ciphertext,
-            &plaintext,
-            &spec.actions,
+/// What the continuity proof works with.
+struct Proof<'a> {
+    spec: &'a GrantSpec,
+    old: &'a KeyState,
+    new_arn: &'a str,
+    retired_alias: &'a str,
+    sample: &'a Sample,
+}
+
+impl Proof<'_> {
+    /// The retirement alias's ARN.
+    fn retired_arn(&self) -> String {
+        let spec = self.spec;
+        format!(
+            "arn:{}:kms:{}:{}:{}",
+            spec.region.partition(),
+            spec.region,
+            spec.owner,
+            self.retired_alias
         )
-        .await;
-        checks.extend(live.into_iter().map(|c| c.in_account(account.as_str())));
     }
-    let ok = checks.iter().all(|c| c.ok);
+}
 
-    if args.retire_old && ok {
-        let write = Write::ScheduleKeyDeletion {
-            key_arn: &old.arn,
-            days: window.days(),
+/// Proves continuity in every user account: by the policy engine and live.
+async fn prove(
+    ctx: &Context,
+    sides: &Sides,
+    users: &[AccountId],
+    proof: &Proof<'_>,
+) -> Result<Vec<Check>> {
+    let work = sides
+        .users
+        .iter()
+        .zip(users)
+        .map(|(session, account)| async move {
+            let role_arn = proof.spec.role_arn(account);
+            let docs = user::role_documents(session, proof.spec.role.as_str()).await?;
+            let mut checks = policy_proof(proof, &role_arn, &docs.policies);
+            checks.extend(live_proof(session, &role_arn, proof).await);
+            Ok::<_, Error>(
+                checks
+                    .into_iter()
+                    .map(|c| c.in_account(account.as_str()))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    let per_account: Vec<Vec<Check>> =
+        ctx.bounded(work).await.into_iter().collect::<Result<_>>()?;
+    Ok(per_account.into_iter().flatten().collect())
+}
+
+/// By the policy engine: Decrypt on the old key through its retirement alias, Encrypt on the
+/// new key through the alias.
+fn policy_proof(
+    proof: &Proof<'_>,
+    role_arn: &str,
+    policies: &[(String, PolicyDocument)],
+) -> Vec<Check> {
+    let spec = proof.spec;
+    let named: Vec<NamedPolicy<'_>> = policies
+        .iter()
+        .map(|(name, document)| NamedPolicy { name, document })
+        .collect();
+    let key_policy = proof
+        .old
+        .policy
+        .clone()
+        .unwrap_or_else(|| build::key_policy(spec));
+    let check = |name: &str, action: &str, key: &str, via: &str| {
+        let request = Request {
+            principal: role_arn.to_string(),
+            action: action.into(),
+            key_arn: key.into(),
+            key_aliases: vec![via.to_string()],
+            request_alias: Some(via.into()),
+            extra: Vec::new(),
         };
-        apply_to(&mut changes, &sides.owner, write).await?;
-        if let Some(last) = raw.previous_keys.last_mut() {
-            last.deletion_scheduled = Some(now());
-        }
-        save(&raw)?;
+        evaluation_check(
+            name,
+            &request,
+            &key_policy,
+            &named,
+            &format!("the policies allow {action} on {key} through {via}"),
+            &format!(
+                "{action} on {key} through {via} (run `kmsxacct setup` to update the role policy) is"
+            ),
+        )
+    };
+    let mut checks = Vec::new();
+    if spec.actions.contains(&KeyAction::Decrypt) {
+        let (old, via) = (&proof.old.arn, proof.retired_alias);
+        checks.push(check("policy-decrypt-old", "kms:Decrypt", old, via));
     }
-
-    ctx.printer.changes(&changes);
-    ctx.printer.checks(&checks);
-    ctx.printer.json(
-        &Report {
-            command: "rotate",
-            ok,
-            old_key: &old.arn,
-            new_key: &new_arn,
-            retired_alias: &retired_alias,
-            changes: &changes,
-            checks: &checks,
-        },
-        ctx.calls.snapshot(),
-    );
-    if ok {
-        ctx.printer.line(format!(
-            "rotate: {} now points at {new_arn}; {} keeps the old key readable{}",
-            spec.alias,
-            retired_alias,
-            if args.retire_old {
-                " until its deletion"
-            } else {
-                ""
-            }
+    if spec.actions.contains(&KeyAction::Encrypt) {
+        let via = spec.alias.as_str();
+        checks.push(check(
+            "policy-encrypt-new",
+            "kms:Encrypt",
+            proof.new_arn,
+            via,
         ));
-        Ok(())
-    } else {
-        Err(Error::Failed(format!(
-            "rotate moved the alias but the continuity proof failed ({} check(s)); the old key was kept",
-            checks.iter().filter(|c| !c.ok).count()
-        )))
     }
+    checks
 }
 
 /// As the role: Encrypt through the alias must use the new key; Decrypt of data made before the
 /// rotation, naming the retirement alias ARN, must give the bytes back.
-#[allow(clippy::too_many_arguments)]
-async fn live_proof(
-    s: &crate::aws::Session,
-    role_arn: &str,
-    alias_arn: &str,
-    retired_arn: &str,
-    new_arn: &str,
-    old_ciphertext: &Blob,
-    plaintext: &[u8],
-    actions: &[KeyAction],
-) -> Vec<Check> {
+async fn live_proof(s: &Session, role_arn: &str, proof: &Proof<'_>) -> Vec<Check> {
     let credentials = match user::assume_role(s, role_arn).await {
         Ok(c) => c,
         Err(e) => return vec![Check::new("assume-role", false, e.to_string())],
     };
     let kms = s.kms_with_credentials(credentials);
     let mut checks = Vec::new();
+    let actions = &proof.spec.actions;
     if actions.contains(&KeyAction::Encrypt) {
-        checks.push(
-            match kms
-                .encrypt()
-                .key_id(alias_arn)
-                .plaintext(Blob::new(plaintext.to_vec()))
-                .send()
-                .await
-            {
-                Ok(out) if out.key_id() == Some(new_arn) => Check::new(
-                    "encrypt-new-key",
-                    true,
-                    format!("encrypted through {alias_arn} with the new key {new_arn}"),
-                ),
-                Ok(out) => Check::new(
-                    "encrypt-new-key",
-                    false,
-                    format!(
-                        "encrypted through {alias_arn} with {}, not the new key",
-                        out.key_id().unwrap_or("?")
-                    ),
-                ),
-                Err(e) => Check::new(
-                    "encrypt-new-key",
-                    false,
-                    s.kms_error("kms:Encrypt (as the role)", e).to_string(),
-                ),
-            },
-        );
+        checks.push(encrypt_new_key(s, &kms, proof).await);
     }
     if actions.contains(&KeyAction::Decrypt) {
-        checks.push(
-            match kms
-                .decrypt()
-                .key_id(retired_arn)
-                .ciphertext_blob(old_ciphertext.clone())
-                .send()
-                .await
-            {
-                Ok(out) if out.plaintext().map(|p| p.as_ref()) == Some(plaintext) => Check::new(
-                    "decrypt-old-data",
-                    true,
-                    format!("data encrypted before the rotation decrypts through {retired_arn}"),
-                ),
-                Ok(_) => Check::new("decrypt-old-data", false, "decrypted, but the bytes differ"),
-                Err(e) => Check::new(
-                    "decrypt-old-data",
-                    false,
-                    s.kms_error("kms:Decrypt of old data (as the role)", e)
-                        .to_string(),
-                ),
-            },
-        );
+        checks.push(decrypt_old_data(s, &kms, proof).await);
     }
     checks
+}
+
+async fn encrypt_new_key(s: &Session, kms: &aws_sdk_kms::Client, proof: &Proof<'_>) -> Check {
+    let name = "encrypt-new-key";
+    let spec = proof.spec;
+    let alias_arn = spec.alias.arn(&spec.region, &spec.owner);
+    let plaintext = Blob::new(proof.sample.plaintext.to_vec());
+    match kms
+        .encrypt()
+        .key_id(&alias_arn)
+        .plaintext(plaintext)
+        .send()
+        .await
+    {
+        Ok(out) if out.key_id() == Some(proof.new_arn) => Check::new(
+            name,
+            true,
+            format!(
+                "encrypted through {alias_arn} with the new key {}",
+                proof.new_arn
+            ),
+        ),
+        Ok(out) => Check::new(
+            name,
+            false,
+            format!(
+                "encrypted through {alias_arn} with {}, not the new key",
+                out.key_id().unwrap_or("?")
+            ),
+        ),
+        Err(e) => Check::new(
+            name,
+            false,
+            s.kms_error("kms:Encrypt (as the role)", e).to_string(),
+        ),
+    }
+}
+
+async fn decrypt_old_data(s: &Session, kms: &aws_sdk_kms::Client, proof: &Proof<'_>) -> Check {
+    let name = "decrypt-old-data";
+    let retired_arn = proof.retired_arn();
+    let sample = proof.sample;
+    let result = kms
+        .decrypt()
+        .key_id(&retired_arn)
+        .ciphertext_blob(sample.ciphertext.clone())
+        .send()
+        .await;
+    match result {
+        Ok(out) if out.plaintext().map(|p| p.as_ref()) == Some(&sample.plaintext[..]) => {
+            let detail =
+                format!("data encrypted before the rotation decrypts through {retired_arn}");
+            Check::new(name, true, detail)
+        }
+        Ok(_) => Check::new(name, false, "decrypted, but the bytes differ"),
+        Err(e) => Check::new(
+            name,
+            false,
+            s.kms_error("kms:Decrypt of old data (as the role)", e)
+                .to_string(),
+        ),
+    }
+}
+
+/// Prints the changes, the checks and the outcome.
+fn report(
+    ctx: &Context,
+    args: &RotateArgs,
+    proof: &Proof<'_>,
+    changes: &[Change],
+    checks: &[Check],
+) -> Result<()> {
+    let ok = checks.iter().all(|c| c.ok);
+    ctx.printer.changes(changes);
+    ctx.printer.checks(checks);
+    ctx.printer.json(
+        &Report {
+            command: "rotate",
+            ok,
+            old_key: &proof.old.arn,
+            new_key: proof.new_arn,
+            retired_alias: proof.retired_alias,
+            changes,
+            checks,
+        },
+        ctx.calls.snapshot(),
+    );
+    if !ok {
+        return Err(Error::Failed(format!(
+            "rotate moved the alias but the continuity proof failed ({} check(s)); the old key was kept",
+            checks.iter().filter(|c| !c.ok).count()
+        )));
+    }
+    ctx.printer.line(format!(
+        "rotate: {} now points at {}; {} keeps the old key readable{}",
+        proof.spec.alias,
+        proof.new_arn,
+        proof.retired_alias,
+        if args.retire_old {
+            " until its deletion"
+        } else {
+            ""
+        }
+    ));
+    Ok(())
 }

@@ -128,7 +128,7 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
             u.role_arn = arn.clone();
         }
     })?;
-    report(ctx, &seen.spec, &applied);
+    report(ctx, &seen, &applied);
     Ok(())
 }
 
@@ -507,7 +507,8 @@ async fn remove_leaving(
 }
 
 /// Prints what changed, and the JSON report.
-fn report(ctx: &Context, spec: &GrantSpec, applied: &Applied) {
+fn report(ctx: &Context, seen: &Seen, applied: &Applied) {
+    let spec = &seen.spec;
     let changed = applied.changes.iter().any(Change::is_change);
     ctx.printer.changes(&applied.changes);
     let alias_arn = spec.alias.arn(&spec.region, &spec.owner);
@@ -515,7 +516,7 @@ fn report(ctx: &Context, spec: &GrantSpec, applied: &Applied) {
         ctx.printer.line(format!(
             "setup complete: {} reached through {alias_arn} by {} user account(s); recorded in {}",
             applied.key_arn,
-            spec.users.len(),
+            seen.users.len(),
             ctx.config.display()
         ));
     } else {
@@ -527,7 +528,7 @@ fn report(ctx: &Context, spec: &GrantSpec, applied: &Applied) {
             command: "setup",
             changed,
             owner_account: spec.owner.to_string(),
-            user_accounts: spec.users.iter().map(|u| u.to_string()).collect(),
+            user_accounts: seen.users.iter().map(|(u, _)| u.to_string()).collect(),
             key_arn: &applied.key_arn,
             role_arns: &applied.role_arns,
             alias_arn,

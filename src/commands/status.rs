@@ -1,6 +1,6 @@
 //! `kmsxacct status`: what the recorded deployment looks like now in every account.
 
-use super::{Context, Target, TargetArgs};
+use super::{Context, Sides, Target, TargetArgs};
 use crate::error::Result;
 use crate::owner::KeyReads;
 use crate::record::LastVerify;
@@ -46,22 +46,27 @@ struct Report<'a> {
 pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<()> {
     let target = Target::resolve(&args.target, &ctx.config)?;
     let sides = target.open(ctx).await?;
+    let report = read(ctx, &target, &sides).await?;
+    print_text(ctx, &target, &report);
+    ctx.printer.json(&report, ctx.calls.snapshot());
+    Ok(())
+}
+
+/// Learns the accounts and reads the alias's key and every role at once.
+async fn read<'a>(ctx: &Context, target: &'a Target, sides: &Sides) -> Result<Report<'a>> {
     let role_reads = sides
         .users
         .iter()
         .map(|u| user::read_role(u, target.role.as_str(), false))
         .collect();
+    let reads = KeyReads {
+        tags: false,
+        policy: false,
+        aliases: true,
+    };
     let (ids, key, roles) = tokio::join!(
         sides.identify(ctx),
-        owner::read_key(
-            &sides.owner,
-            target.alias.as_str(),
-            KeyReads {
-                tags: false,
-                policy: false,
-                aliases: true
-            }
-        ),
+        owner::read_key(&sides.owner, target.alias.as_str(), reads),
         ctx.bounded(role_reads),
     );
     let (owner_account, users) = ids?;
@@ -82,57 +87,64 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<()> {
             role_arn: role.map(|r| r.arn),
         });
     }
-    let last_verify = target
-        .record
-        .as_ref()
-        .and_then(|r| r.raw.last_verify.as_ref());
-    ctx.printer.line(format!(
-        "deployment {} of account {owner_account} in {}{}",
-        target.alias,
-        sides.region(),
-        if target.record.is_some() {
-            format!(" (record {})", ctx.config.display())
-        } else {
-            String::new()
-        }
+    Ok(Report {
+        command: "status",
+        alias: target.alias.as_str(),
+        owner_account: owner_account.to_string(),
+        region: sides.region().to_string(),
+        key,
+        users: user_status,
+        last_verify: target
+            .record
+            .as_ref()
+            .and_then(|r| r.raw.last_verify.as_ref()),
+    })
+}
+
+/// One line for the deployment, the key, the alias, each role and the last verify.
+fn print_text(ctx: &Context, target: &Target, report: &Report<'_>) {
+    let owner = &report.owner_account;
+    let record = match target.record {
+        Some(_) => format!(" (record {})", ctx.config.display()),
+        None => String::new(),
+    };
+    let p = &ctx.printer;
+    p.line(format!(
+        "deployment {} of account {owner} in {}{record}",
+        target.alias, report.region
     ));
-    match &key {
+    match &report.key {
         Some(k) => {
-            ctx.printer.line(format!(
-                "owner {owner_account}  key    {}  {}{}",
-                k.arn,
-                k.state,
-                match k.is_recorded_key {
-                    Some(false) => "  (not the recorded key!)",
-                    _ => "",
-                }
+            let not_recorded = match k.is_recorded_key {
+                Some(false) => "  (not the recorded key!)",
+                _ => "",
+            };
+            p.line(format!(
+                "owner {owner}  key    {}  {}{not_recorded}",
+                k.arn, k.state
             ));
-            ctx.printer.line(format!(
-                "owner {owner_account}  alias  {} -> the key; its aliases: {}",
+            p.line(format!(
+                "owner {owner}  alias  {} -> the key; its aliases: {}",
                 target.alias,
                 k.aliases.join(", ")
             ));
         }
-        None => ctx.printer.line(format!(
-            "owner {owner_account}  alias  {} does not exist",
+        None => p.line(format!(
+            "owner {owner}  alias  {} does not exist",
             target.alias
         )),
     }
-    for u in &user_status {
-        ctx.printer.line(match &u.role_arn {
+    for u in &report.users {
+        p.line(match &u.role_arn {
+            Some(arn) if u.role_policy => format!("user  {}  role   {arn}", u.account),
             Some(arn) => format!(
-                "user  {}  role   {arn}{}",
-                u.account,
-                if u.role_policy {
-                    ""
-                } else {
-                    "  (its kmsxacct policy is missing)"
-                }
+                "user  {}  role   {arn}  (its kmsxacct policy is missing)",
+                u.account
             ),
             None => format!("user  {}  role   {} does not exist", u.account, target.role),
         });
     }
-    ctx.printer.line(match last_verify {
+    p.line(match report.last_verify {
         Some(v) => format!(
             "last verify: {} at {}",
             if v.ok { "passed" } else { "FAILED" },
@@ -140,17 +152,4 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<()> {
         ),
         None => "last verify: none recorded".to_string(),
     });
-    ctx.printer.json(
-        &Report {
-            command: "status",
-            alias: target.alias.as_str(),
-            owner_account: owner_account.to_string(),
-            region: sides.region().to_string(),
-            key,
-            users: user_status,
-            last_verify,
-        },
-        ctx.calls.snapshot(),
-    );
-    Ok(())
 }

@@ -3,7 +3,8 @@
 
 mod live;
 
-use super::{Context, Target, TargetArgs};
+use super::{Context, Sides, Target, TargetArgs};
+use crate::aws::Session;
 use crate::error::{Error, Result};
 use crate::names::AccountId;
 use crate::output::{Check, diff};
@@ -13,8 +14,9 @@ use crate::policy::PolicyDocument;
 use crate::policy::build::{self, GrantSpec, KeyAction};
 use crate::policy::eval::{self, Decision, NamedPolicy, Request};
 use crate::record::LastVerify;
+use crate::writes::rfc3339;
 use crate::{owner, user};
-use live::{Live, exercise, wait_for_propagation};
+use live::{Live, RoundTrip, exercise, wait_for_propagation};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
@@ -39,210 +41,28 @@ struct Report<'a> {
     checks: &'a [Check],
 }
 
-/// Runs verify.
+/// Runs verify: resolve → read (with the live round trips) → check → record → report.
 pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
     let started = Instant::now();
     let target = Target::resolve(&args.target, &ctx.config)?;
     let sides = target.open(ctx).await?;
-    // With a record, the role and alias ARNs are known before STS answers, so the live checks
-    // start at once; without one, they need the accounts first.
-    let known = target.record.as_ref().and_then(|r| {
-        let roles: Option<Vec<String>> = (0..r.raw.users.len())
-            .map(|i| target.recorded_role(i).map(String::from))
-            .collect();
-        roles.map(|roles| (roles, target.alias.arn(&r.region, &r.owner_account)))
-    });
-    let (role_arns, alias_arn, early_ids) = match known {
-        Some((roles, alias_arn)) => (roles, alias_arn, None),
-        None => {
-            let (owner, users) = sides.identify(ctx).await?;
-            let region = sides.region();
-            let roles = users.iter().map(|u| target.role.arn(&region, u)).collect();
-            (
-                roles,
-                target.alias.arn(&region, &owner),
-                Some((owner, users)),
-            )
-        }
-    };
+    let names = Names::learn(ctx, &target, &sides).await?;
     ctx.printer
         .step("evaluating the policies and calling KMS as each role");
-    let actions = target.settings.actions.clone();
-    let live_work = sides
-        .users
-        .iter()
-        .zip(&role_arns)
-        .map(|(u, role_arn)| exercise(u, &sides.owner, role_arn, &alias_arn, &actions))
-        .collect();
-    let policy_reads = sides
-        .users
-        .iter()
-        .map(|u| user::role_documents(u, target.role.as_str()))
-        .collect();
-    let reads = KeyReads::verify(target.record.is_none());
-    // Keys an earlier rotate retired: data they encrypted must stay readable.
-    let retired_reads = futures_util::future::join_all(
-        target
-            .record
-            .iter()
-            .flat_map(|r| r.raw.previous_keys.iter())
-            .filter(|k| k.deletion_scheduled.is_none())
-            .map(|r| async {
-                let key = owner::read_key(
-                    &sides.owner,
-                    &r.arn,
-                    KeyReads {
-                        tags: false,
-                        policy: true,
-                        aliases: true,
-                    },
-                )
-                .await;
-                (r.alias.clone(), r.arn.clone(), key)
-            }),
-    );
-    let (key, trips, role_policies, retired) = tokio::join!(
-        owner::read_key(&sides.owner, target.alias.as_str(), reads),
-        ctx.bounded(live_work),
-        ctx.bounded(policy_reads),
-        retired_reads,
-    );
-    let (owner_account, users) = match early_ids {
-        Some((owner, users)) => (Some(owner), users),
-        None => (None, Vec::new()),
-    };
-    // With a record, the user accounts come from the roles read above (STS only for a missing one).
-    let users = if users.is_empty() {
-        let arns: Vec<Option<&str>> = role_policies
-            .iter()
-            .map(|d| d.as_ref().ok().and_then(|d| d.arn.as_deref()))
-            .collect();
-        sides.user_accounts(ctx, &arns).await?
-    } else {
-        users
-    };
-    let owner_account = match owner_account {
-        Some(a) => a,
-        None => {
-            sides
-                .owner_account(key.as_ref().ok().and_then(Option::as_ref))
-                .await?
-        }
-    };
-    sides.check_distinct(&owner_account, &users)?;
-    target.check_accounts(&owner_account, &users)?;
-    let spec = &target.spec(owner_account, users.clone(), sides.region());
-    let mut checks = owner_checks(&key, spec, target.recorded_key());
-    let key = key.ok().flatten();
-    if let Some(k) = &key {
-        checks.push(drift_check(
-            "drift-key-policy",
-            k.policy.as_ref(),
-            converge_key_policy(spec, k).as_ref(),
-        ));
-    }
+    let seen = read(ctx, &target, &sides, &names).await?;
     let deadline = started + Duration::from_secs(args.wait);
-    for (((session, account), (trip, policies)), role_arn) in sides
-        .users
-        .iter()
-        .zip(&users)
-        .zip(trips.into_iter().zip(role_policies))
-        .zip(&role_arns)
-    {
-        let mut drift = Vec::new();
-        if let Ok(docs) = &policies {
-            let trust = build::role_trust_policy(spec, account);
-            let access = build::role_access_policy(spec);
-            for (name, live, wanted) in [
-                ("drift-trust-policy", docs.trust.as_ref(), &trust),
-                ("drift-role-policy", docs.access_policy(), &access),
-            ] {
-                let differs = live.is_none_or(|l| !l.same_as(wanted));
-                drift.push(
-                    drift_check(name, live, differs.then_some(wanted)).in_account(account.as_str()),
-                );
-            }
-        }
-        if spec.actions.contains(&KeyAction::Decrypt) {
-            for (alias, arn, k) in &retired {
-                checks.push(
-                    retired_check(alias, arn, k, &policies, role_arn).in_account(account.as_str()),
-                );
-            }
-        }
-        let policy_checks = policy_checks(
-            key.as_ref(),
-            policies.map(|d| d.policies),
-            role_arn,
-            account,
-            spec,
-        );
-        checks.extend(drift);
-        // Denied although every static check passes: propagation, not a wrong policy. Wait.
-        let static_ok = checks.iter().chain(&policy_checks).all(|c| c.ok);
-        let trip = if trip.denied && static_ok && args.wait > 0 {
-            wait_for_propagation(
-                ctx,
-                Live {
-                    user: session,
-                    owner: &sides.owner,
-                    role_arn,
-                    alias_arn: &alias_arn,
-                    actions: &actions,
-                },
-                deadline,
-                trip,
-            )
-            .await
-        } else {
-            trip
-        };
-        checks.extend(policy_checks);
-        checks.extend(
-            trip.checks
-                .into_iter()
-                .map(|c| c.in_account(account.as_str())),
-        );
-    }
+    let checks = check(ctx, args, &sides, &names, seen, deadline).await;
     let ok = checks.iter().all(|c| c.ok);
-    ctx.printer.checks(&checks);
-    ctx.printer.json(
-        &Report {
-            command: "verify",
-            ok,
-            alias_arn: &alias_arn,
-            role_arns: &role_arns,
-            checks: &checks,
-        },
-        ctx.calls.snapshot(),
-    );
-    // Remember the outcome in the record, for `kmsxacct status`.
-    if let Some(record) = &target.record {
-        let mut raw = record.raw.clone();
-        raw.last_verify = Some(LastVerify {
-            at: aws_smithy_types::DateTime::from(std::time::SystemTime::now())
-                .fmt(aws_smithy_types::date_time::Format::DateTime)
-                .unwrap_or_default(),
-            ok,
-            failed: checks
-                .iter()
-                .filter(|c| !c.ok)
-                .map(|c| match &c.account {
-                    Some(a) => format!("{} [{a}]", c.name),
-                    None => c.name.clone(),
-                })
-                .collect(),
-        });
-        if let Err(e) = raw.save(&ctx.config) {
-            ctx.printer
-                .note(format!("could not record this verify: {e}"));
-        }
-    }
+    report(ctx, &names, &checks);
+    record_outcome(ctx, &target, &checks);
     if ok {
         ctx.printer.line(format!(
-            "verify: {} role(s) use the key through {alias_arn} for {}",
-            role_arns.len(),
-            actions
+            "verify: {} role(s) use the key through {} for {}",
+            names.role_arns.len(),
+            names.alias_arn,
+            target
+                .settings
+                .actions
                 .iter()
                 .map(|a| a.name())
                 .collect::<Vec<_>>()
@@ -255,6 +75,252 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
             "verify: {failed} of {} checks failed",
             checks.len()
         )))
+    }
+}
+
+/// The ARNs the live checks call, known before any read: from the record, else from the
+/// accounts STS names.
+struct Names {
+    role_arns: Vec<String>,
+    alias_arn: String,
+    /// The accounts, when STS was asked for them.
+    ids: Option<(AccountId, Vec<AccountId>)>,
+}
+
+impl Names {
+    /// With a record, the role and alias ARNs are known before STS answers, so the live checks
+    /// start at once; without one, they need the accounts first.
+    async fn learn(ctx: &Context, target: &Target, sides: &Sides) -> Result<Names> {
+        if let Some(r) = &target.record {
+            let roles: Option<Vec<String>> = (0..r.raw.users.len())
+                .map(|i| target.recorded_role(i).map(String::from))
+                .collect();
+            if let Some(role_arns) = roles {
+                let alias_arn = target.alias.arn(&r.region, &r.owner_account);
+                return Ok(Names {
+                    role_arns,
+                    alias_arn,
+                    ids: None,
+                });
+            }
+        }
+        let (owner, users) = sides.identify(ctx).await?;
+        let region = sides.region();
+        Ok(Names {
+            role_arns: users.iter().map(|u| target.role.arn(&region, u)).collect(),
+            alias_arn: target.alias.arn(&region, &owner),
+            ids: Some((owner, users)),
+        })
+    }
+}
+
+/// What verify read, the live round trips it made, and the spec of the accounts it learnt.
+struct Seen {
+    spec: GrantSpec,
+    /// The user accounts, in the order of their sessions (the spec's are sorted).
+    users: Vec<AccountId>,
+    recorded_key: Option<String>,
+    key: Result<Option<KeyState>>,
+    trips: Vec<RoundTrip>,
+    role_docs: Vec<Result<user::RoleDocuments>>,
+    retired: Vec<(String, String, Result<Option<KeyState>>)>,
+}
+
+/// Reads the key, every role's documents and the retired keys while the live checks run.
+async fn read(ctx: &Context, target: &Target, sides: &Sides, names: &Names) -> Result<Seen> {
+    let actions = &target.settings.actions;
+    let live_work = sides
+        .users
+        .iter()
+        .zip(&names.role_arns)
+        .map(|(u, role_arn)| exercise(u, &sides.owner, role_arn, &names.alias_arn, actions))
+        .collect();
+    let policy_reads = sides
+        .users
+        .iter()
+        .map(|u| user::role_documents(u, target.role.as_str()))
+        .collect();
+    let reads = KeyReads::verify(target.record.is_none());
+    let (key, trips, role_docs, retired) = tokio::join!(
+        owner::read_key(&sides.owner, target.alias.as_str(), reads),
+        ctx.bounded(live_work),
+        ctx.bounded(policy_reads),
+        read_retired(target, &sides.owner),
+    );
+    let (owner_account, users) = match &names.ids {
+        Some((owner, users)) => (owner.clone(), users.clone()),
+        None => {
+            // With a record, the user accounts come from the roles read above (STS only for
+            // a missing one), the owner account from the key.
+            let arns: Vec<Option<&str>> = role_docs
+                .iter()
+                .map(|d| d.as_ref().ok().and_then(|d| d.arn.as_deref()))
+                .collect();
+            let users = sides.user_accounts(ctx, &arns).await?;
+            let at_alias = key.as_ref().ok().and_then(Option::as_ref);
+            (sides.owner_account(at_alias).await?, users)
+        }
+    };
+    sides.check_distinct(&owner_account, &users)?;
+    target.check_accounts(&owner_account, &users)?;
+    Ok(Seen {
+        spec: target.spec(owner_account, users.clone(), sides.region()),
+        users,
+        recorded_key: target.recorded_key().map(String::from),
+        key,
+        trips,
+        role_docs,
+        retired,
+    })
+}
+
+/// Keys an earlier rotate retired: data they encrypted must stay readable.
+async fn read_retired(
+    target: &Target,
+    owner: &Session,
+) -> Vec<(String, String, Result<Option<KeyState>>)> {
+    let reads = KeyReads {
+        tags: false,
+        policy: true,
+        aliases: true,
+    };
+    let work = target
+        .record
+        .iter()
+        .flat_map(|r| r.raw.previous_keys.iter())
+        .filter(|k| k.deletion_scheduled.is_none())
+        .map(|r| async move {
+            let key = owner::read_key(owner, &r.arn, reads).await;
+            (r.alias.clone(), r.arn.clone(), key)
+        });
+    futures_util::future::join_all(work).await
+}
+
+/// Every check: the owner side, then each user account's drift, retired keys, policy engine and
+/// live round trip (waiting out propagation when AWS denies what the policies allow).
+async fn check(
+    ctx: &Context,
+    args: &VerifyArgs,
+    sides: &Sides,
+    names: &Names,
+    seen: Seen,
+    deadline: Instant,
+) -> Vec<Check> {
+    let spec = &seen.spec;
+    let mut checks = owner_checks(&seen.key, spec, seen.recorded_key.as_deref());
+    let key = seen.key.ok().flatten();
+    if let Some(k) = &key {
+        let wanted = converge_key_policy(spec, k);
+        checks.push(drift_check(
+            "drift-key-policy",
+            k.policy.as_ref(),
+            wanted.as_ref(),
+        ));
+    }
+    let accounts = sides
+        .users
+        .iter()
+        .zip(&seen.users)
+        .zip(seen.trips.into_iter().zip(seen.role_docs))
+        .zip(&names.role_arns);
+    for (((session, account), (trip, docs)), role_arn) in accounts {
+        let in_account = |c: Check| c.in_account(account.as_str());
+        if spec.actions.contains(&KeyAction::Decrypt) {
+            let retired = seen
+                .retired
+                .iter()
+                .map(|(alias, arn, k)| in_account(retired_check(alias, arn, k, &docs, role_arn)));
+            checks.extend(retired);
+        }
+        checks.extend(role_drift(spec, account, &docs).into_iter().map(in_account));
+        let policy_checks = policy_checks(
+            key.as_ref(),
+            docs.map(|d| d.policies),
+            role_arn,
+            account,
+            spec,
+        );
+        // Denied although every static check passes: propagation, not a wrong policy. Wait.
+        let static_ok = checks.iter().chain(&policy_checks).all(|c| c.ok);
+        let trip = if trip.denied && static_ok && args.wait > 0 {
+            let live = Live {
+                user: session,
+                owner: &sides.owner,
+                role_arn,
+                alias_arn: &names.alias_arn,
+                actions: &spec.actions,
+            };
+            wait_for_propagation(ctx, live, deadline, trip).await
+        } else {
+            trip
+        };
+        checks.extend(policy_checks);
+        checks.extend(trip.checks.into_iter().map(in_account));
+    }
+    checks
+}
+
+/// Drift of the role's trust policy and of kmsxacct's inline policy.
+fn role_drift(
+    spec: &GrantSpec,
+    account: &AccountId,
+    docs: &Result<user::RoleDocuments>,
+) -> Vec<Check> {
+    let Ok(docs) = docs else {
+        return Vec::new();
+    };
+    let trust = build::role_trust_policy(spec, account);
+    let access = build::role_access_policy(spec);
+    [
+        ("drift-trust-policy", docs.trust.as_ref(), &trust),
+        ("drift-role-policy", docs.access_policy(), &access),
+    ]
+    .into_iter()
+    .map(|(name, live, wanted)| {
+        let differs = live.is_none_or(|l| !l.same_as(wanted));
+        drift_check(name, live, differs.then_some(wanted))
+    })
+    .collect()
+}
+
+/// Prints the checks, and the JSON report.
+fn report(ctx: &Context, names: &Names, checks: &[Check]) {
+    ctx.printer.checks(checks);
+    ctx.printer.json(
+        &Report {
+            command: "verify",
+            ok: checks.iter().all(|c| c.ok),
+            alias_arn: &names.alias_arn,
+            role_arns: &names.role_arns,
+            checks,
+        },
+        ctx.calls.snapshot(),
+    );
+}
+
+/// Remembers the outcome in the record, for `kmsxacct status`.
+fn record_outcome(ctx: &Context, target: &Target, checks: &[Check]) {
+    let Some(record) = &target.record else {
+        return;
+    };
+    let mut raw = record.raw.clone();
+    raw.last_verify = Some(LastVerify {
+        at: rfc3339(&aws_smithy_types::DateTime::from(
+            std::time::SystemTime::now(),
+        )),
+        ok: checks.iter().all(|c| c.ok),
+        failed: checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| match &c.account {
+                Some(a) => format!("{} [{a}]", c.name),
+                None => c.name.clone(),
+            })
+            .collect(),
+    });
+    if let Err(e) = raw.save(&ctx.config) {
+        ctx.printer
+            .note(format!("could not record this verify: {e}"));
     }
 }
 

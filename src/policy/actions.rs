@@ -107,7 +107,8 @@ pub fn is_known_kms_action(action: &str) -> Option<bool> {
     Some(KMS_ACTIONS.iter().any(|a| a.eq_ignore_ascii_case(name)))
 }
 
-/// Whether `action` (e.g. `kms:Encrypt`) may be called across accounts.
+/// Whether `action` (e.g. `kms:Encrypt`) may be called across accounts: exactly the operations
+/// that use the key for cryptography or read it, as opposed to managing it.
 pub fn is_cross_account(action: &str) -> bool {
     action.split_once(':').is_some_and(|(s, n)| {
         s.eq_ignore_ascii_case("kms")
@@ -115,12 +116,6 @@ pub fn is_cross_account(action: &str) -> bool {
                 .iter()
                 .any(|a| a.eq_ignore_ascii_case(n))
     })
-}
-
-/// Whether `action` uses the key for cryptography or reads it (as opposed to managing it):
-/// exactly the operations that may cross accounts.
-pub fn is_key_use(action: &str) -> bool {
-    is_cross_account(action)
 }
 
 /// Whether `action` (any case, with `kms:` prefix) is an alias operation.

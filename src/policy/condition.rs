@@ -34,11 +34,6 @@ impl RequestContext {
             .push(value);
     }
 
-    /// Removes a key.
-    pub fn remove(&mut self, key: &str) {
-        self.values.remove(&key.to_ascii_lowercase());
-    }
-
     /// A key's values; `None` when the request does not carry it.
     pub fn get(&self, key: &str) -> Option<&[String]> {
         self.values

@@ -297,6 +297,38 @@ pub fn evaluate(
     key_policy: &PolicyDocument,
     identity: &[NamedPolicy<'_>],
 ) -> Result<Evaluation, PolicyError> {
+    let (caller, key_account) = check_request(req, identity)?;
+    let scan = scan(req, &caller, key_policy, identity)?;
+    if !scan.denies.is_empty() {
+        return Ok(Evaluation {
+            decision: Decision::ExplicitDeny,
+            reasons: scan.denies,
+        });
+    }
+    let cross_account = caller.account != key_account;
+    if cross_account && !is_cross_account(&req.action) {
+        return Ok(Evaluation {
+            decision: Decision::ImplicitDeny,
+            reasons: vec![Reason {
+                policy: "kms".into(),
+                statement: String::new(),
+                kind: "rule",
+                message: format!(
+                    "{} cannot be called from another account: KMS allows only its cryptographic operations and a few reads (DescribeKey, GetPublicKey, grants) across accounts",
+                    req.action
+                ),
+            }],
+        });
+    }
+    Ok(decide(req, &caller, &key_account, scan))
+}
+
+/// Checks the request's principal, key and action, and that no identity policy names a
+/// Principal. Returns the caller and the key's account.
+fn check_request(
+    req: &Request,
+    identity: &[NamedPolicy<'_>],
+) -> Result<(Caller, String), PolicyError> {
     let caller = parse_caller(&req.principal)?;
     let key = Arn::parse(&req.key_arn)
         .filter(|k| k.service == "kms" && k.resource.starts_with("key/"))
@@ -326,7 +358,12 @@ pub fn evaluate(
             )));
         }
     }
+    Ok((caller, key.account.to_string()))
+}
 
+/// The request context of the key policy, and that of identity policies, which alone carry
+/// `kms:ResourceAliases`.
+fn contexts(req: &Request, caller: &Caller) -> (RequestContext, RequestContext) {
     let mut base = RequestContext::default();
     base.set("aws:PrincipalArn", vec![caller.principal_arn.clone()]);
     base.set("aws:PrincipalAccount", vec![caller.account.clone()]);
@@ -349,151 +386,161 @@ pub fn evaluate(
             req.key_aliases.iter().map(|a| normalise_alias(a)).collect(),
         );
     }
+    (key_ctx, identity_ctx)
+}
 
-    let mut denies = Vec::new();
-    let mut key_allow: Option<(Reason, PrincipalMatch)> = None;
-    let mut identity_allow: Option<Reason> = None;
-    let mut near = Vec::new();
-    let mut consider = |policy: &str,
-                        i: usize,
-                        s: &Statement,
-                        m: &Match,
-                        is_key: bool|
-     -> Option<(Reason, PrincipalMatch)> {
-        let name = statement_name(s, i);
-        if m.matched() {
-            let reason = Reason {
-                policy: policy.to_string(),
-                statement: name,
-                kind: if s.effect == Effect::Deny {
-                    "deny"
-                } else {
-                    "allow"
-                },
-                message: match (s.effect, is_key, m.principal) {
-                    (Effect::Deny, _, _) => format!("explicitly denies {}", req.action),
-                    (Effect::Allow, true, PrincipalMatch::Account) => format!(
-                        "allows {} to account {} (its root), which delegates to that account's IAM policies",
-                        req.action, caller.account
-                    ),
-                    (Effect::Allow, true, _) => {
-                        format!("allows {} to {} directly", req.action, req.principal)
-                    }
-                    (Effect::Allow, false, _) => {
-                        format!("allows {} on {}", req.action, req.key_arn)
-                    }
-                },
-            };
-            return Some((reason, m.principal));
-        }
-        if let Some(miss) = m.miss() {
-            near.push(Reason {
-                policy: policy.to_string(),
-                statement: name,
-                kind: "near-miss",
-                message: format!("{:?} for {} but {miss}", s.effect, req.action),
-            });
-        }
-        None
-    };
+/// What the statements of every policy said about the request.
+#[derive(Default)]
+struct Scan {
+    denies: Vec<Reason>,
+    key_allow: Option<(Reason, PrincipalMatch)>,
+    identity_allow: Option<Reason>,
+    near: Vec<Reason>,
+}
+
+/// Matches every statement of the key policy and of each identity policy.
+fn scan(
+    req: &Request,
+    caller: &Caller,
+    key_policy: &PolicyDocument,
+    identity: &[NamedPolicy<'_>],
+) -> Result<Scan, PolicyError> {
+    let (key_ctx, identity_ctx) = contexts(req, caller);
+    let mut scan = Scan::default();
     for (i, s) in key_policy.statements().enumerate() {
-        let m = match_statement(s, req, &caller, &key_ctx, true)?;
-        if let Some((reason, pm)) = consider("key-policy", i, s, &m, true) {
-            match s.effect {
-                Effect::Deny => denies.push(reason),
-                Effect::Allow => {
-                    // Prefer a direct grant over a delegation when both exist.
-                    if key_allow
-                        .as_ref()
-                        .is_none_or(|(_, p)| *p != PrincipalMatch::Direct)
-                    {
-                        key_allow = Some((reason, pm));
-                    }
-                }
+        let m = match_statement(s, req, caller, &key_ctx, true)?;
+        let Some(reason) = scan.consider(req, caller, "key-policy", i, s, &m, true) else {
+            continue;
+        };
+        match s.effect {
+            Effect::Deny => scan.denies.push(reason),
+            // Prefer a direct grant over a delegation when both exist.
+            Effect::Allow
+                if scan
+                    .key_allow
+                    .as_ref()
+                    .is_none_or(|(_, p)| *p != PrincipalMatch::Direct) =>
+            {
+                scan.key_allow = Some((reason, m.principal));
             }
+            Effect::Allow => {}
         }
     }
     for p in identity {
         for (i, s) in p.document.statements().enumerate() {
-            let m = match_statement(s, req, &caller, &identity_ctx, false)?;
-            if let Some((reason, _)) = consider(p.name, i, s, &m, false) {
-                match s.effect {
-                    Effect::Deny => denies.push(reason),
-                    Effect::Allow => {
-                        identity_allow.get_or_insert(reason);
-                    }
+            let m = match_statement(s, req, caller, &identity_ctx, false)?;
+            let Some(reason) = scan.consider(req, caller, p.name, i, s, &m, false) else {
+                continue;
+            };
+            match s.effect {
+                Effect::Deny => scan.denies.push(reason),
+                Effect::Allow => {
+                    scan.identity_allow.get_or_insert(reason);
                 }
             }
         }
     }
+    Ok(scan)
+}
 
-    if !denies.is_empty() {
-        return Ok(Evaluation {
-            decision: Decision::ExplicitDeny,
-            reasons: denies,
-        });
+impl Scan {
+    /// The reason a matched statement gives; a near miss is kept for an implicit deny.
+    #[allow(clippy::too_many_arguments)]
+    fn consider(
+        &mut self,
+        req: &Request,
+        caller: &Caller,
+        policy: &str,
+        i: usize,
+        s: &Statement,
+        m: &Match,
+        is_key: bool,
+    ) -> Option<Reason> {
+        let statement = statement_name(s, i);
+        if !m.matched() {
+            if let Some(miss) = m.miss() {
+                self.near.push(Reason {
+                    policy: policy.to_string(),
+                    statement,
+                    kind: "near-miss",
+                    message: format!("{:?} for {} but {miss}", s.effect, req.action),
+                });
+            }
+            return None;
+        }
+        let message = match (s.effect, is_key, m.principal) {
+            (Effect::Deny, _, _) => format!("explicitly denies {}", req.action),
+            (Effect::Allow, true, PrincipalMatch::Account) => format!(
+                "allows {} to account {} (its root), which delegates to that account's IAM policies",
+                req.action, caller.account
+            ),
+            (Effect::Allow, true, _) => {
+                format!("allows {} to {} directly", req.action, req.principal)
+            }
+            (Effect::Allow, false, _) => format!("allows {} on {}", req.action, req.key_arn),
+        };
+        Some(Reason {
+            policy: policy.to_string(),
+            statement,
+            kind: if s.effect == Effect::Deny {
+                "deny"
+            } else {
+                "allow"
+            },
+            message,
+        })
     }
-    let cross_account = caller.account != key.account;
-    if cross_account && !is_cross_account(&req.action) {
-        return Ok(Evaluation {
-            decision: Decision::ImplicitDeny,
-            reasons: vec![Reason {
-                policy: "kms".into(),
-                statement: String::new(),
-                kind: "rule",
-                message: format!(
-                    "{} cannot be called from another account: KMS allows only its cryptographic operations and a few reads (DescribeKey, GetPublicKey, grants) across accounts",
-                    req.action
-                ),
-            }],
-        });
-    }
-    let mut reasons = Vec::new();
-    let key_ok = key_allow.as_ref().map(|(_, pm)| *pm);
-    let allowed = match (key_ok, &identity_allow) {
+}
+
+/// The decision when nothing denies: the key policy must allow, and across accounts (or
+/// through a delegation to the account) an identity policy must allow too.
+fn decide(req: &Request, caller: &Caller, key_account: &str, scan: Scan) -> Evaluation {
+    let cross_account = caller.account != key_account;
+    let key_ok = scan.key_allow.as_ref().map(|(_, pm)| *pm);
+    let allowed = match (key_ok, &scan.identity_allow) {
         (Some(PrincipalMatch::Direct), _) if !cross_account => true,
         (Some(_), Some(_)) => true,
         _ => false,
     };
-    if let Some((r, _)) = &key_allow {
-        reasons.push(r.clone());
-    }
-    if let Some(r) = &identity_allow {
-        reasons.push(r.clone());
-    }
-    if !allowed {
-        let missing = match (key_ok, &identity_allow) {
-            (None, _) => format!(
-                "no key policy statement allows {} for {} (the key policy must always allow, directly or through the caller's account)",
-                req.action, req.principal
-            ),
-            (Some(_), None) if cross_account => format!(
-                "the key is in account {} and the caller in account {}: a cross-account request also needs an identity policy of account {} that allows {} on the key, and none does",
-                key.account, caller.account, caller.account, req.action
-            ),
-            (Some(_), _) => format!(
-                "the key policy allows account {} (its root), which delegates to its IAM policies, but no identity policy allows {} on the key",
-                caller.account, req.action
-            ),
+    let mut reasons: Vec<Reason> = scan
+        .key_allow
+        .map(|(r, _)| r)
+        .into_iter()
+        .chain(scan.identity_allow.clone())
+        .collect();
+    if allowed {
+        return Evaluation {
+            decision: Decision::Allow,
+            reasons,
         };
-        reasons.push(Reason {
-            policy: if key_ok.is_none() {
-                "key-policy".into()
-            } else {
-                "identity".into()
-            },
-            statement: String::new(),
-            kind: "missing",
-            message: missing,
-        });
-        reasons.extend(near);
     }
-    Ok(Evaluation {
-        decision: if allowed {
-            Decision::Allow
+    let missing = match (key_ok, &scan.identity_allow) {
+        (None, _) => format!(
+            "no key policy statement allows {} for {} (the key policy must always allow, directly or through the caller's account)",
+            req.action, req.principal
+        ),
+        (Some(_), None) if cross_account => format!(
+            "the key is in account {key_account} and the caller in account {}: a cross-account request also needs an identity policy of account {} that allows {} on the key, and none does",
+            caller.account, caller.account, req.action
+        ),
+        (Some(_), _) => format!(
+            "the key policy allows account {} (its root), which delegates to its IAM policies, but no identity policy allows {} on the key",
+            caller.account, req.action
+        ),
+    };
+    reasons.push(Reason {
+        policy: if key_ok.is_none() {
+            "key-policy".into()
         } else {
-            Decision::ImplicitDeny
+            "identity".into()
         },
+        statement: String::new(),
+        kind: "missing",
+        message: missing,
+    });
+    reasons.extend(scan.near);
+    Evaluation {
+        decision: Decision::ImplicitDeny,
         reasons,
-    })
+    }
 }

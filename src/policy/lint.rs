@@ -1,9 +1,9 @@
 //! The linter: mistakes in KMS key policies and identity policies, each with a stable code, a
 //! severity, the statement, and how to fix it.
 
-use super::actions::{KMS_ACTIONS, is_alias_action, is_key_use, is_multivalued};
+use super::actions::{KMS_ACTIONS, is_alias_action, is_cross_account, is_multivalued};
 use super::condition::check_operators;
-use super::document::{PolicyDocument, Principal, PrincipalKind, Statement};
+use super::document::{ConditionBlock, PolicyDocument, Principal, PrincipalKind, Statement};
 use super::matching::{Arn, action_matches};
 use super::{Effect, OneOrMany};
 use serde::Serialize;
@@ -196,6 +196,36 @@ fn lint_statement(
     owner: Option<&str>,
     out: &mut Vec<Finding>,
 ) {
+    lint_actions(s, name, out);
+    let covered = kms_actions_covered(s);
+    lint_alias_resource(s, name, &covered, out);
+    if let Some(block) = &s.condition {
+        if let Err(e) = check_operators(block) {
+            out.push(finding("unknown-operator", Severity::Error, name, e.0));
+        }
+        for (op, keys) in block {
+            for (key, values) in keys {
+                let texts: Vec<String> = values.iter().map(|v| v.as_text()).collect();
+                let at = ConditionAt {
+                    s,
+                    name,
+                    block,
+                    op,
+                    key,
+                };
+                lint_condition(&at, &texts, kind, out);
+            }
+        }
+    }
+    if s.effect != Effect::Allow {
+        return;
+    }
+    lint_wildcard_principal(s, name, out);
+    lint_broad_cross_account(s, name, kind, owner, &covered, out);
+}
+
+/// unknown-action: an action pattern that is not SERVICE:ACTION, or matches no KMS action.
+fn lint_actions(s: &Statement, name: &str, out: &mut Vec<Finding>) {
     // unknown-action
     for pattern in s
         .action
@@ -236,9 +266,10 @@ fn lint_statement(
             ));
         }
     }
+}
 
-    let covered = kms_actions_covered(s);
-    // alias-arn-in-resource
+/// alias-arn-in-resource: an alias ARN in Resource authorises no key operation.
+fn lint_alias_resource(s: &Statement, name: &str, covered: &[String], out: &mut Vec<Finding>) {
     if let Some(resources) = &s.resource {
         let key_ops: Vec<&String> = covered.iter().filter(|a| !is_alias_action(a)).collect();
         for r in resources.iter() {
@@ -269,90 +300,101 @@ fn lint_statement(
             }
         }
     }
+}
 
-    if let Some(block) = &s.condition {
-        if let Err(e) = check_operators(block) {
-            out.push(finding("unknown-operator", Severity::Error, name, e.0));
-        }
-        for (op, keys) in block {
-            let set = op.starts_with("ForAnyValue:") || op.starts_with("ForAllValues:");
-            let base = op.split_once(':').map(|x| x.1).unwrap_or(op);
-            for (key, values) in keys {
-                let texts: Vec<String> = values.iter().map(|v| v.as_text()).collect();
-                if is_multivalued(key) && !set && base != "Null" {
-                    out.push(finding(
-                        "missing-set-operator",
-                        Severity::Error,
-                        name,
-                        format!(
-                            "{key} is multivalued (a key can have several aliases), so {op} needs a set operator: write \"ForAnyValue:{op}\""
-                        ),
-                    ));
-                }
-                let alias_key = key.eq_ignore_ascii_case("kms:ResourceAliases")
-                    || key.eq_ignore_ascii_case("kms:RequestAlias");
-                if alias_key {
-                    for t in texts.iter().filter(|t| t.starts_with("arn:")) {
-                        let short = Arn::parse(t)
-                            .map(|a| a.resource.to_string())
-                            .unwrap_or_default();
-                        out.push(finding(
-                            "alias-arn-in-condition",
-                            Severity::Error,
-                            name,
-                            format!(
-                                "{key} holds alias names, never ARNs: replace {t} with {short}"
-                            ),
-                        ));
-                    }
-                }
-                if kind == PolicyKind::KeyPolicy && key.eq_ignore_ascii_case("kms:ResourceAliases")
-                {
-                    out.push(finding(
-                        "resource-aliases-in-key-policy",
-                        Severity::Error,
-                        name,
-                        "kms:ResourceAliases is evaluated only in IAM policies, never in a key policy: move this condition to the user role's policy, or use kms:RequestAlias here".into(),
-                    ));
-                }
-                if (base.starts_with("StringEquals") || base.starts_with("StringNotEquals"))
-                    && let Some(t) = texts.iter().find(|t| t.contains('*') || t.contains('?'))
-                {
-                    let like = base
-                        .replace("StringEquals", "StringLike")
-                        .replace("StringNotEquals", "StringNotLike")
-                        .replace("IgnoreCase", "");
-                    out.push(finding(
-                            "wildcard-without-like",
-                            Severity::Warning,
-                            name,
-                            format!("{op} compares {key} with '{t}' literally, wildcard included; use {like} for a pattern"),
-                        ));
-                }
-                if op.starts_with("ForAllValues:") && s.effect == Effect::Allow {
-                    let guarded = block.get("Null").is_some_and(|n| {
-                        n.iter().any(|(k, v)| {
-                            k.eq_ignore_ascii_case(key)
-                                && v.iter().any(|x| x.as_text().eq_ignore_ascii_case("false"))
-                        })
-                    });
-                    if !guarded {
-                        out.push(finding(
-                            "forallvalues-vacuous",
-                            Severity::Warning,
-                            name,
-                            format!("{op} on {key} is true when the request has no {key} at all, so this Allow also matches such requests; use ForAnyValue, or add \"Null\": {{\"{key}\": \"false\"}}"),
-                        ));
-                    }
-                }
-            }
+/// One condition key of one statement, as the condition rules see it.
+struct ConditionAt<'a> {
+    s: &'a Statement,
+    name: &'a str,
+    block: &'a ConditionBlock,
+    op: &'a str,
+    key: &'a str,
+}
+
+/// The rules on one condition key: missing-set-operator, alias-arn-in-condition,
+/// resource-aliases-in-key-policy, wildcard-without-like, forallvalues-vacuous.
+fn lint_condition(
+    at: &ConditionAt<'_>,
+    texts: &[String],
+    kind: PolicyKind,
+    out: &mut Vec<Finding>,
+) {
+    let ConditionAt {
+        s,
+        name,
+        block,
+        op,
+        key,
+    } = *at;
+    let set = op.starts_with("ForAnyValue:") || op.starts_with("ForAllValues:");
+    let base = op.split_once(':').map(|x| x.1).unwrap_or(op);
+    if is_multivalued(key) && !set && base != "Null" {
+        out.push(finding(
+            "missing-set-operator",
+            Severity::Error,
+            name,
+            format!(
+                "{key} is multivalued (a key can have several aliases), so {op} needs a set operator: write \"ForAnyValue:{op}\""
+            ),
+        ));
+    }
+    let alias_key = key.eq_ignore_ascii_case("kms:ResourceAliases")
+        || key.eq_ignore_ascii_case("kms:RequestAlias");
+    if alias_key {
+        for t in texts.iter().filter(|t| t.starts_with("arn:")) {
+            let short = Arn::parse(t)
+                .map(|a| a.resource.to_string())
+                .unwrap_or_default();
+            out.push(finding(
+                "alias-arn-in-condition",
+                Severity::Error,
+                name,
+                format!("{key} holds alias names, never ARNs: replace {t} with {short}"),
+            ));
         }
     }
-
-    if s.effect != Effect::Allow {
-        return;
+    if kind == PolicyKind::KeyPolicy && key.eq_ignore_ascii_case("kms:ResourceAliases") {
+        out.push(finding(
+            "resource-aliases-in-key-policy",
+            Severity::Error,
+            name,
+            "kms:ResourceAliases is evaluated only in IAM policies, never in a key policy: move this condition to the user role's policy, or use kms:RequestAlias here".into(),
+        ));
     }
-    // wildcard-principal
+    if (base.starts_with("StringEquals") || base.starts_with("StringNotEquals"))
+        && let Some(t) = texts.iter().find(|t| t.contains('*') || t.contains('?'))
+    {
+        let like = base
+            .replace("StringEquals", "StringLike")
+            .replace("StringNotEquals", "StringNotLike")
+            .replace("IgnoreCase", "");
+        out.push(finding(
+                "wildcard-without-like",
+                Severity::Warning,
+                name,
+                format!("{op} compares {key} with '{t}' literally, wildcard included; use {like} for a pattern"),
+            ));
+    }
+    if op.starts_with("ForAllValues:") && s.effect == Effect::Allow {
+        let guarded = block.get("Null").is_some_and(|n| {
+            n.iter().any(|(k, v)| {
+                k.eq_ignore_ascii_case(key)
+                    && v.iter().any(|x| x.as_text().eq_ignore_ascii_case("false"))
+            })
+        });
+        if !guarded {
+            out.push(finding(
+                "forallvalues-vacuous",
+                Severity::Warning,
+                name,
+                format!("{op} on {key} is true when the request has no {key} at all, so this Allow also matches such requests; use ForAnyValue, or add \"Null\": {{\"{key}\": \"false\"}}"),
+            ));
+        }
+    }
+}
+
+/// wildcard-principal: an Allow to every principal with no condition.
+fn lint_wildcard_principal(s: &Statement, name: &str, out: &mut Vec<Finding>) {
     if let Some(p) = &s.principal {
         let everyone = matches!(p, Principal::Wildcard(_))
             || aws_values(&s.principal).iter().any(|v| v == "*");
@@ -365,7 +407,17 @@ fn lint_statement(
             ));
         }
     }
-    // broad-cross-account
+}
+
+/// broad-cross-account: a key policy granting another account more than using the key.
+fn lint_broad_cross_account(
+    s: &Statement,
+    name: &str,
+    kind: PolicyKind,
+    owner: Option<&str>,
+    covered: &[String],
+    out: &mut Vec<Finding>,
+) {
     if kind == PolicyKind::KeyPolicy
         && let (Some(owner), Some(p)) = (owner, &s.principal)
     {
@@ -373,7 +425,7 @@ fn lint_statement(
             .into_iter()
             .filter(|a| a != owner && a != "*")
             .collect();
-        let management: Vec<&String> = covered.iter().filter(|a| !is_key_use(a)).collect();
+        let management: Vec<&String> = covered.iter().filter(|a| !is_cross_account(a)).collect();
         if !foreign.is_empty() && !management.is_empty() {
             out.push(finding(
                     "broad-cross-account",

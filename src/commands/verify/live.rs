@@ -49,180 +49,201 @@ pub(super) async fn exercise(
     .await
 }
 
+/// The operations after Encrypt, in the order they are checked.
+const AFTER_ENCRYPT: [KeyAction; 5] = [
+    KeyAction::Decrypt,
+    KeyAction::GenerateDataKey,
+    KeyAction::GenerateDataKeyWithoutPlaintext,
+    KeyAction::ReEncrypt,
+    KeyAction::DescribeKey,
+];
+
+/// Ciphertext to work on, and the key ARN KMS reported for it.
+struct Sealed {
+    plaintext: [u8; PLAINTEXT_BYTES],
+    ciphertext: Option<Blob>,
+    source_key: Option<String>,
+}
+
+impl RoundTrip {
+    /// Adds a check from its outcome; an AccessDenied marks the trip as denied.
+    fn record(&mut self, name: &str, result: Result<String>) {
+        let check = match result {
+            Ok(detail) => Check::new(name, true, detail),
+            Err(e) => {
+                self.denied |= e.is_denied();
+                Check::new(name, false, e.to_string())
+            }
+        };
+        self.checks.push(check);
+    }
+}
+
 /// Assumes the role, then calls each granted operation through the alias ARN as the role:
 /// Encrypt random bytes, Decrypt them naming the alias ARN (and compare), GenerateDataKey,
 /// GenerateDataKeyWithoutPlaintext, ReEncrypt, DescribeKey. Ciphertext for Decrypt and ReEncrypt
 /// comes from the role's Encrypt when granted, else from the owner's. Nothing is printed of any
 /// plaintext.
 async fn live_checks(live: Live<'_>) -> RoundTrip {
-    let s = live.user;
-    let mut checks = Vec::new();
-    let mut denied = false;
-    let mut record = |checks: &mut Vec<Check>, name: &str, result: Result<String>| {
-        let check = match result {
-            Ok(detail) => Check::new(name, true, detail),
-            Err(e) => {
-                denied |= e.is_denied();
-                Check::new(name, false, e.to_string())
-            }
-        };
-        checks.push(check);
+    let mut trip = RoundTrip {
+        checks: Vec::new(),
+        denied: false,
     };
-    let credentials = match user::assume_role(s, live.role_arn).await {
-        Ok(c) => {
-            record(
-                &mut checks,
-                "assume-role",
-                Ok(format!("assumed {}", live.role_arn)),
-            );
-            c
-        }
+    let credentials = match user::assume_role(live.user, live.role_arn).await {
+        Ok(c) => c,
         Err(e) => {
-            record(&mut checks, "assume-role", Err(e));
+            trip.record("assume-role", Err(e));
             for a in live.actions {
-                checks.push(Check::new(a.name(), false, "not run: assume-role failed"));
+                trip.checks
+                    .push(Check::new(a.name(), false, "not run: assume-role failed"));
             }
-            return RoundTrip { checks, denied };
+            return trip;
         }
     };
-    let kms = s.kms_with_credentials(credentials);
-    let alias_arn = live.alias_arn;
-    let mut plaintext = [0u8; PLAINTEXT_BYTES];
-    let _ = getrandom::fill(&mut plaintext);
-    let granted = |a: KeyAction| live.actions.contains(&a);
+    trip.record("assume-role", Ok(format!("assumed {}", live.role_arn)));
+    let kms = live.user.kms_with_credentials(credentials);
+    let sealed = seal(live, &kms, &mut trip).await;
+    for action in AFTER_ENCRYPT {
+        if live.actions.contains(&action) {
+            let result = call(live, &kms, action, &sealed).await;
+            trip.record(action.name(), result);
+        }
+    }
+    trip
+}
 
-    // Ciphertext under the key: the role's own Encrypt when granted, else the owner's.
-    let mut ciphertext: Option<Blob> = None;
-    let mut source_key: Option<String> = None;
+/// Random bytes under the key: encrypted by the role when Encrypt is granted (a check of its
+/// own), else by the owner when Decrypt or ReEncrypt needs ciphertext.
+async fn seal(live: Live<'_>, kms: &aws_sdk_kms::Client, trip: &mut RoundTrip) -> Sealed {
+    let mut sealed = Sealed {
+        plaintext: [0u8; PLAINTEXT_BYTES],
+        ciphertext: None,
+        source_key: None,
+    };
+    let _ = getrandom::fill(&mut sealed.plaintext);
+    let granted = |a: KeyAction| live.actions.contains(&a);
+    let plaintext = Blob::new(sealed.plaintext.to_vec());
+    let alias_arn = live.alias_arn;
     if granted(KeyAction::Encrypt) {
         let result = kms
             .encrypt()
             .key_id(alias_arn)
-            .plaintext(Blob::new(plaintext.to_vec()))
+            .plaintext(plaintext)
             .send()
             .await;
         let result = match result {
             Ok(out) => {
                 let key = out.key_id().unwrap_or("?").to_string();
-                source_key = out.key_id().map(String::from);
-                ciphertext = out.ciphertext_blob;
+                sealed.source_key = out.key_id().map(String::from);
+                sealed.ciphertext = out.ciphertext_blob;
                 Ok(format!(
                     "encrypted {PLAINTEXT_BYTES} random bytes through {alias_arn} with key {key}"
                 ))
             }
-            Err(e) => Err(s.kms_error("kms:Encrypt (as the role)", e)),
+            Err(e) => Err(live.user.kms_error("kms:Encrypt (as the role)", e)),
         };
-        record(&mut checks, "encrypt", result);
+        trip.record("encrypt", result);
     } else if granted(KeyAction::Decrypt) || granted(KeyAction::ReEncrypt) {
         let alias = alias_arn.rsplit(':').next().unwrap_or_default();
-        if let Ok(out) = live
-            .owner
-            .kms
+        let owner = &live.owner.kms;
+        if let Ok(out) = owner
             .encrypt()
             .key_id(alias)
-            .plaintext(Blob::new(plaintext.to_vec()))
+            .plaintext(plaintext)
             .send()
             .await
         {
-            source_key = out.key_id().map(String::from);
-            ciphertext = out.ciphertext_blob;
+            sealed.source_key = out.key_id().map(String::from);
+            sealed.ciphertext = out.ciphertext_blob;
         }
     }
+    sealed
+}
+
+/// Calls one operation through the alias ARN as the role; the check's detail, or why it failed.
+async fn call(
+    live: Live<'_>,
+    kms: &aws_sdk_kms::Client,
+    action: KeyAction,
+    sealed: &Sealed,
+) -> Result<String> {
+    let (s, alias_arn) = (live.user, live.alias_arn);
     let no_ciphertext =
         || Error::Failed("not run: no ciphertext to work on (encrypt failed)".into());
-    if granted(KeyAction::Decrypt) {
-        let result = match &ciphertext {
-            None => Err(no_ciphertext()),
+    let incomplete = |what: &str| Err(Error::Failed(what.to_string()));
+    match action {
+        KeyAction::Decrypt => {
+            let blob = sealed.ciphertext.clone().ok_or_else(no_ciphertext)?;
             // Naming the key on Decrypt is AWS's recommendation, and needed across accounts on
             // LocalStack.
-            Some(blob) => match kms
+            let out = kms
                 .decrypt()
                 .key_id(alias_arn)
-                .ciphertext_blob(blob.clone())
+                .ciphertext_blob(blob)
                 .send()
-                .await
-            {
-                Ok(out) if out.plaintext().map(|p| p.as_ref()) == Some(&plaintext[..]) => {
-                    Ok(format!("decrypted through {alias_arn}; the bytes match"))
-                }
-                Ok(_) => Err(Error::Failed(
-                    "decrypted, but the bytes differ from what was encrypted".into(),
-                )),
-                Err(e) => Err(s.kms_error("kms:Decrypt (as the role)", e)),
-            },
-        };
-        record(&mut checks, "decrypt", result);
-    }
-    if granted(KeyAction::GenerateDataKey) {
-        let result = match kms
-            .generate_data_key()
-            .key_id(alias_arn)
-            .key_spec(DataKeySpec::Aes256)
-            .send()
-            .await
-        {
-            Ok(out)
-                if out.plaintext().map(|p| p.as_ref().len()) == Some(32)
-                    && out.ciphertext_blob().is_some() =>
+                .await;
+            let out = out.map_err(|e| s.kms_error("kms:Decrypt (as the role)", e))?;
+            if out.plaintext().map(|p| p.as_ref()) == Some(&sealed.plaintext[..]) {
+                Ok(format!("decrypted through {alias_arn}; the bytes match"))
+            } else {
+                incomplete("decrypted, but the bytes differ from what was encrypted")
+            }
+        }
+        KeyAction::GenerateDataKey => {
+            let out = kms
+                .generate_data_key()
+                .key_id(alias_arn)
+                .key_spec(DataKeySpec::Aes256);
+            let out = out.send().await;
+            let out = out.map_err(|e| s.kms_error("kms:GenerateDataKey (as the role)", e))?;
+            if out.plaintext().map(|p| p.as_ref().len()) == Some(32)
+                && out.ciphertext_blob().is_some()
             {
                 Ok(format!("generated an AES-256 data key through {alias_arn}"))
+            } else {
+                incomplete("the data key came back incomplete")
             }
-            Ok(_) => Err(Error::Failed("the data key came back incomplete".into())),
-            Err(e) => Err(s.kms_error("kms:GenerateDataKey (as the role)", e)),
-        };
-        record(&mut checks, "generate-data-key", result);
-    }
-    if granted(KeyAction::GenerateDataKeyWithoutPlaintext) {
-        let result = match kms
-            .generate_data_key_without_plaintext()
-            .key_id(alias_arn)
-            .key_spec(DataKeySpec::Aes256)
-            .send()
-            .await
-        {
-            Ok(out) if out.ciphertext_blob().is_some() => Ok(format!(
-                "generated an encrypted data key through {alias_arn}"
-            )),
-            Ok(_) => Err(Error::Failed("no encrypted data key came back".into())),
-            Err(e) => Err(s.kms_error("kms:GenerateDataKeyWithoutPlaintext (as the role)", e)),
-        };
-        record(&mut checks, "generate-data-key-without-plaintext", result);
-    }
-    if granted(KeyAction::ReEncrypt) {
-        let result = match &ciphertext {
-            None => Err(no_ciphertext()),
+        }
+        KeyAction::GenerateDataKeyWithoutPlaintext => {
+            let out = kms.generate_data_key_without_plaintext().key_id(alias_arn);
+            let out = out.key_spec(DataKeySpec::Aes256).send().await;
+            let op = "kms:GenerateDataKeyWithoutPlaintext (as the role)";
+            let out = out.map_err(|e| s.kms_error(op, e))?;
+            match out.ciphertext_blob() {
+                Some(_) => Ok(format!(
+                    "generated an encrypted data key through {alias_arn}"
+                )),
+                None => incomplete("no encrypted data key came back"),
+            }
+        }
+        KeyAction::ReEncrypt => {
+            let blob = sealed.ciphertext.clone().ok_or_else(no_ciphertext)?;
             // The source is named by the key ARN KMS reported for the ciphertext, the
             // destination by the alias ARN.
-            Some(blob) => match kms
+            let out = kms
                 .re_encrypt()
-                .ciphertext_blob(blob.clone())
-                .set_source_key_id(source_key.clone())
+                .ciphertext_blob(blob)
+                .set_source_key_id(sealed.source_key.clone())
                 .destination_key_id(alias_arn)
                 .send()
-                .await
-            {
-                Ok(out) if out.ciphertext_blob().is_some() => {
-                    Ok(format!("re-encrypted through {alias_arn}"))
-                }
-                Ok(_) => Err(Error::Failed("no ciphertext came back".into())),
-                Err(e) => Err(s.kms_error("kms:ReEncrypt (as the role)", e)),
-            },
-        };
-        record(&mut checks, "re-encrypt", result);
-    }
-    if granted(KeyAction::DescribeKey) {
-        let result = match kms.describe_key().key_id(alias_arn).send().await {
-            Ok(out) => Ok(format!(
+                .await;
+            let out = out.map_err(|e| s.kms_error("kms:ReEncrypt (as the role)", e))?;
+            match out.ciphertext_blob() {
+                Some(_) => Ok(format!("re-encrypted through {alias_arn}")),
+                None => incomplete("no ciphertext came back"),
+            }
+        }
+        KeyAction::DescribeKey => {
+            let out = kms.describe_key().key_id(alias_arn).send().await;
+            let out = out.map_err(|e| s.kms_error("kms:DescribeKey (as the role)", e))?;
+            let arn = out.key_metadata().and_then(|m| m.arn());
+            Ok(format!(
                 "described {} through {alias_arn}",
-                out.key_metadata()
-                    .and_then(|m| m.arn())
-                    .unwrap_or("the key")
-            )),
-            Err(e) => Err(s.kms_error("kms:DescribeKey (as the role)", e)),
-        };
-        record(&mut checks, "describe-key", result);
+                arn.unwrap_or("the key")
+            ))
+        }
+        KeyAction::Encrypt => incomplete("encrypt is checked first, by seal"),
     }
-    RoundTrip { checks, denied }
 }
 
 /// Repeats the live checks while AWS denies what the policies allow: IAM and KMS changes take
