@@ -45,10 +45,7 @@ pub async fn run(cli: Cli) -> error::Result<()> {
         match &cli.command {
             Command::Setup(args) => commands::setup::run(&ctx, args).await,
             Command::Plan(args) => {
-                let args = commands::setup::SetupArgs {
-                    dry_run: true,
-                    ..args.clone()
-                };
+                let args = commands::setup::SetupArgs { dry_run: true, ..args.clone() };
                 commands::setup::run(&ctx, &args).await
             }
             Command::Verify(args) => commands::verify::run(&ctx, args).await,
@@ -73,19 +70,16 @@ pub async fn run(cli: Cli) -> error::Result<()> {
 /// Log filter: RUST_LOG if set, else from -v/-q. Crates that could log request headers or bodies
 /// (signatures, tokens, plaintext) are capped whatever is asked for.
 pub fn log_filter(verbose: u8, quiet: bool) -> tracing_subscriber::EnvFilter {
-    let base = std::env::var("RUST_LOG")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| {
-            match (quiet, verbose) {
-                (true, _) => "error",
-                (false, 0) => "warn",
-                (false, 1) => "kmsxacct=info,warn",
-                (false, 2) => "kmsxacct=debug,warn",
-                _ => "trace",
-            }
-            .to_string()
-        });
+    let base = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| {
+        match (quiet, verbose) {
+            (true, _) => "error",
+            (false, 0) => "warn",
+            (false, 1) => "kmsxacct=info,warn",
+            (false, 2) => "kmsxacct=debug,warn",
+            _ => "trace",
+        }
+        .to_string()
+    });
     let caps = "aws_sigv4=warn,aws_smithy_runtime=warn,aws_smithy_http_client=warn,aws_smithy_runtime_api=warn,aws_config=warn,aws_runtime=warn,hyper=warn,hyper_util=warn,h2=warn,rustls=warn";
     tracing_subscriber::EnvFilter::builder().parse_lossy(format!("{base},{caps}"))
 }

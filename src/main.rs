@@ -32,10 +32,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -50,11 +47,8 @@ fn main() -> ExitCode {
         Err(e) => {
             // Errors are one line, whatever the SDK's messages hold.
             let text = e.to_string();
-            let message: Vec<&str> = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect();
+            let message: Vec<&str> =
+                text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
             eprintln!("error: {}", message.join(" "));
             ExitCode::from(e.exit_code() as u8)
         }

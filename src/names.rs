@@ -31,13 +31,7 @@ impl AliasName {
 
     /// The alias ARN, `arn:PARTITION:kms:REGION:ACCOUNT:alias/NAME`.
     pub fn arn(&self, region: &Region, account: &AccountId) -> String {
-        format!(
-            "arn:{}:kms:{}:{}:{}",
-            region.partition(),
-            region,
-            account,
-            self.0
-        )
+        format!("arn:{}:kms:{}:{}:{}", region.partition(), region, account, self.0)
     }
 }
 
@@ -46,11 +40,8 @@ impl FromStr for AliasName {
 
     /// Accepts `NAME` or `alias/NAME`.
     fn from_str(input: &str) -> Result<Self, InputError> {
-        let full = if input.starts_with("alias/") {
-            input.to_string()
-        } else {
-            format!("alias/{input}")
-        };
+        let full =
+            if input.starts_with("alias/") { input.to_string() } else { format!("alias/{input}") };
         let short = &full["alias/".len()..];
         let bad = |why: &str| {
             Err(InputError(format!(
@@ -61,14 +52,10 @@ impl FromStr for AliasName {
             return bad("the name after alias/ is empty");
         }
         if short.len() > 250 {
-            return bad(&format!(
-                "the name after alias/ is {} characters long",
-                short.len()
-            ));
+            return bad(&format!("the name after alias/ is {} characters long", short.len()));
         }
-        if let Some(c) = short
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-')))
+        if let Some(c) =
+            short.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-')))
         {
             return bad(&format!("character {c:?} is not allowed"));
         }
@@ -105,12 +92,7 @@ impl RoleName {
 
     /// The role ARN in `account`. Roles created by kmsxacct live at path `/`.
     pub fn arn(&self, region: &Region, account: &AccountId) -> String {
-        format!(
-            "arn:{}:iam::{}:role/{}",
-            region.partition(),
-            account,
-            self.0
-        )
+        format!("arn:{}:iam::{}:role/{}", region.partition(), account, self.0)
     }
 }
 
@@ -219,9 +201,7 @@ impl FromStr for AccountId {
         if input.len() == 12 && input.chars().all(|c| c.is_ascii_digit()) {
             Ok(AccountId(input.to_string()))
         } else {
-            Err(InputError(format!(
-                "invalid account id '{input}' (expected 12 digits)"
-            )))
+            Err(InputError(format!("invalid account id '{input}' (expected 12 digits)")))
         }
     }
 }
@@ -280,14 +260,8 @@ mod tests {
 
     #[test]
     fn alias_length_limits() {
-        assert!(
-            format!("alias/{}", "a".repeat(250))
-                .parse::<AliasName>()
-                .is_ok()
-        );
-        let err = format!("alias/{}", "a".repeat(251))
-            .parse::<AliasName>()
-            .unwrap_err();
+        assert!(format!("alias/{}", "a".repeat(250)).parse::<AliasName>().is_ok());
+        let err = format!("alias/{}", "a".repeat(251)).parse::<AliasName>().unwrap_err();
         assert!(err.0.contains("251 characters"), "{err}");
         assert!("alias/".parse::<AliasName>().is_err());
         assert!("".parse::<AliasName>().is_err());
@@ -295,14 +269,9 @@ mod tests {
 
     #[test]
     fn alias_rejects_bad_characters_and_reserved_prefix() {
-        for bad in [
-            "has space",
-            "alias/dot.name",
-            "alias/ünïcode",
-            "x:y",
-            "alias/aws/foo",
-            "aws/foo",
-        ] {
+        for bad in
+            ["has space", "alias/dot.name", "alias/ünïcode", "x:y", "alias/aws/foo", "aws/foo"]
+        {
             let err = bad.parse::<AliasName>().unwrap_err();
             assert!(err.0.contains(bad), "message must name '{bad}': {err}");
         }
@@ -331,19 +300,13 @@ mod tests {
         assert!("a".repeat(65).parse::<RoleName>().is_err());
         assert!("".parse::<RoleName>().is_err());
         let err = "bad/name".parse::<RoleName>().unwrap_err();
-        assert!(
-            err.0.contains("'bad/name'") && err.0.contains("'/'"),
-            "{err}"
-        );
+        assert!(err.0.contains("'bad/name'") && err.0.contains("'/'"), "{err}");
     }
 
     #[test]
     fn default_role_name_is_valid_and_bounded() {
         let a: AliasName = "team/production-data-key".parse().unwrap();
-        assert_eq!(
-            RoleName::default_for(&a).as_str(),
-            "kmsxacct-team-production-data-key"
-        );
+        assert_eq!(RoleName::default_for(&a).as_str(), "kmsxacct-team-production-data-key");
         let long: AliasName = "x".repeat(250).parse().unwrap();
         let role = RoleName::default_for(&long);
         assert_eq!(role.as_str().len(), 64);
@@ -352,13 +315,7 @@ mod tests {
 
     #[test]
     fn regions() {
-        for ok in [
-            "us-east-1",
-            "eu-west-2",
-            "us-gov-west-1",
-            "ap-southeast-4",
-            "cn-north-1",
-        ] {
+        for ok in ["us-east-1", "eu-west-2", "us-gov-west-1", "ap-southeast-4", "cn-north-1"] {
             assert!(ok.parse::<Region>().is_ok(), "{ok}");
         }
         for bad in ["", "us-east", "US-EAST-1", "useast1", "us-east-1a", "mars"] {

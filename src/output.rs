@@ -146,13 +146,7 @@ pub struct Check {
 impl Check {
     /// A check about the deployment as a whole.
     pub fn new(name: impl Into<String>, ok: bool, detail: impl Into<String>) -> Check {
-        Check {
-            name: name.into(),
-            account: None,
-            ok,
-            detail: detail.into(),
-            diff: None,
-        }
+        Check { name: name.into(), account: None, ok, detail: detail.into(), diff: None }
     }
 
     /// The same check, about one user account.
@@ -219,11 +213,7 @@ impl Printer {
                     pb.enable_steady_tick(std::time::Duration::from_millis(100));
                     pb
                 });
-        Printer {
-            format,
-            quiet,
-            spinner,
-        }
+        Printer { format, quiet, spinner }
     }
 
     /// Names the step under way on the spinner.
@@ -284,10 +274,7 @@ impl Printer {
                 c.action.name(),
                 c.resource.name(),
                 c.id,
-                c.detail
-                    .as_deref()
-                    .map(|d| format!("  ({d})"))
-                    .unwrap_or_default()
+                c.detail.as_deref().map(|d| format!("  ({d})")).unwrap_or_default()
             ));
         }
     }
@@ -299,18 +286,11 @@ impl Printer {
                 "{}  {:<18} {}{}",
                 if c.ok { "PASS" } else { "FAIL" },
                 c.name,
-                c.account
-                    .as_deref()
-                    .map(|a| format!("[{a}] "))
-                    .unwrap_or_default(),
+                c.account.as_deref().map(|a| format!("[{a}] ")).unwrap_or_default(),
                 c.detail
             ));
             if let Some(d) = &c.diff {
-                let shown = if self.color() {
-                    colorize_diff(d)
-                } else {
-                    d.clone()
-                };
+                let shown = if self.color() { colorize_diff(d) } else { d.clone() };
                 for line in shown.lines() {
                     self.line(format!("      {line}"));
                 }
@@ -325,10 +305,7 @@ impl Printer {
         }
         let mut value = serde_json::to_value(report).unwrap_or(serde_json::Value::Null);
         if let serde_json::Value::Object(map) = &mut value {
-            map.insert(
-                "calls".into(),
-                serde_json::to_value(calls).unwrap_or_default(),
-            );
+            map.insert("calls".into(), serde_json::to_value(calls).unwrap_or_default());
         }
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{value}");

@@ -5,7 +5,7 @@ use crate::aws::Session;
 use crate::error::{Error, Result};
 use crate::names::PendingWindow;
 use crate::output::{Change, Printer, Resource};
-use crate::plan::{KEY_PENDING_DELETION, KeyPlan, KeyState, OwnerPlan, is_ours};
+use crate::plan::{DeploymentKeys, KEY_PENDING_DELETION, KeyPlan, KeyState, OwnerPlan, is_ours};
 use crate::policy::PolicyDocument;
 use crate::policy::build::GrantSpec;
 use crate::writes::{self, KEY_POLICY_NAME, Propagation, Write, apply_to};
@@ -27,24 +27,12 @@ pub struct KeyReads {
 
 impl KeyReads {
     /// Setup: ownership and the policy to converge.
-    pub const SETUP: KeyReads = KeyReads {
-        tags: true,
-        policy: true,
-        aliases: false,
-    };
+    pub const SETUP: KeyReads = KeyReads { tags: true, policy: true, aliases: false };
     /// Teardown: ownership and the aliases that would go with the key.
-    pub const TEARDOWN: KeyReads = KeyReads {
-        tags: true,
-        policy: false,
-        aliases: true,
-    };
+    pub const TEARDOWN: KeyReads = KeyReads { tags: true, policy: false, aliases: true };
     /// Verify: the policy and aliases to evaluate; tags only when no record names the key.
     pub fn verify(with_tags: bool) -> KeyReads {
-        KeyReads {
-            tags: with_tags,
-            policy: true,
-            aliases: true,
-        }
+        KeyReads { tags: with_tags, policy: true, aliases: true }
     }
 }
 
@@ -56,39 +44,33 @@ pub async fn read_key(s: &Session, key: &str, reads: KeyReads) -> Result<Option<
     };
     let key_id = meta.key_id().to_string();
     let (tags, policy, aliases) = tokio::try_join!(
-        async {
-            if reads.tags {
-                key_tags(s, &key_id).await
-            } else {
-                Ok(Vec::new())
-            }
-        },
-        async {
-            if reads.policy {
-                key_policy(s, &key_id).await.map(Some)
-            } else {
-                Ok(None)
-            }
-        },
-        async {
-            if reads.aliases {
-                key_aliases(s, &key_id).await
-            } else {
-                Ok(Vec::new())
-            }
-        },
+        async { if reads.tags { key_tags(s, &key_id).await } else { Ok(Vec::new()) } },
+        async { if reads.policy { key_policy(s, &key_id).await.map(Some) } else { Ok(None) } },
+        async { if reads.aliases { key_aliases(s, &key_id).await } else { Ok(Vec::new()) } },
     )?;
     Ok(Some(KeyState {
         arn: meta.arn().unwrap_or_default().to_string(),
-        state: meta
-            .key_state()
-            .map(|k| k.as_str().to_string())
-            .unwrap_or_default(),
+        state: meta.key_state().map(|k| k.as_str().to_string()).unwrap_or_default(),
         key_id,
         tags,
         policy,
         aliases,
     }))
+}
+
+/// The key behind `alias`, and the key at `recorded` (an ARN) when the alias leads to none.
+pub async fn read_deployment_keys(
+    s: &Session,
+    alias: &str,
+    recorded: Option<&str>,
+    reads: KeyReads,
+) -> Result<DeploymentKeys> {
+    let at_alias = read_key(s, alias, reads).await?;
+    let recorded = match (&at_alias, recorded) {
+        (None, Some(arn)) => read_key(s, arn, reads).await?,
+        _ => None,
+    };
+    Ok(DeploymentKeys { at_alias, recorded })
 }
 
 /// DescribeKey: the key's metadata, or None when no such key or alias exists.
@@ -113,16 +95,8 @@ pub async fn deletion_date(s: &Session, key: &str) -> Result<Option<String>> {
 }
 
 async fn key_tags(s: &Session, key_id: &str) -> Result<Vec<(String, String)>> {
-    let tags = s
-        .kms
-        .list_resource_tags()
-        .key_id(key_id)
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| s.kms_error("kms:ListResourceTags", e))?;
+    let items = s.kms.list_resource_tags().key_id(key_id).into_paginator().items().send();
+    let tags = s.kms_all("kms:ListResourceTags", items).await?;
     Ok(tags.into_iter().map(|t| (t.tag_key, t.tag_value)).collect())
 }
 
@@ -141,16 +115,8 @@ pub async fn key_policy(s: &Session, key_id: &str) -> Result<PolicyDocument> {
 }
 
 async fn key_aliases(s: &Session, key_id: &str) -> Result<Vec<String>> {
-    let aliases = s
-        .kms
-        .list_aliases()
-        .key_id(key_id)
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| s.kms_error("kms:ListAliases", e))?;
+    let items = s.kms.list_aliases().key_id(key_id).into_paginator().items().send();
+    let aliases = s.kms_all("kms:ListAliases", items).await?;
     Ok(aliases.into_iter().filter_map(|a| a.alias_name).collect())
 }
 
@@ -185,10 +151,7 @@ pub async fn apply_setup(
     journal: KeyJournal<'_>,
     changes: &mut Vec<Change>,
 ) -> Result<String> {
-    let wait = Propagation {
-        until: opts.wait_until,
-        printer: opts.printer,
-    };
+    let wait = Propagation { until: opts.wait_until, printer: opts.printer };
     let arn = match &plan.key {
         KeyPlan::Existing { arn, .. } => {
             changes.push(Change::unchanged(s, Resource::Key, arn));
@@ -196,43 +159,26 @@ pub async fn apply_setup(
         }
         KeyPlan::Create { policy } => {
             (journal.creating)()?;
-            let write = Write::CreateKey {
-                alias: opts.alias,
-                policy,
-                tags: opts.tags,
-            };
+            let write = Write::CreateKey { alias: opts.alias, policy, tags: opts.tags };
             let done = writes::apply(s, &write, Some(wait)).await?;
-            let arn = done
-                .key()
-                .map(|(_, arn)| arn.to_string())
-                .unwrap_or_default();
+            let arn = done.key().map(|(_, arn)| arn.to_string()).unwrap_or_default();
             (journal.created)(&arn)?;
             changes.push(done.change);
             arn
         }
     };
     if plan.create_alias {
-        let write = Write::CreateAlias {
-            alias: opts.alias,
-            key_arn: &arn,
-        };
+        let write = Write::CreateAlias { alias: opts.alias, key_arn: &arn };
         apply_to(changes, s, write).await?;
     } else {
         changes.push(Change::unchanged(s, Resource::Alias, opts.alias));
     }
     for orphan in &plan.retire {
-        let write = Write::ScheduleKeyDeletion {
-            key_arn: orphan,
-            days: opts.retire_window.days(),
-        };
+        let write = Write::ScheduleKeyDeletion { key_arn: orphan, days: opts.retire_window.days() };
         apply_to(changes, s, write).await?;
     }
     if let Some(policy) = &plan.put_policy {
-        let write = Write::PutKeyPolicy {
-            key_arn: &arn,
-            policy,
-            note: None,
-        };
+        let write = Write::PutKeyPolicy { key_arn: &arn, policy, note: None };
         changes.push(writes::apply(s, &write, Some(wait)).await?.change);
     } else if matches!(plan.key, KeyPlan::Existing { .. }) {
         changes.push(Change::unchanged(s, Resource::KeyPolicy, &arn));
@@ -244,18 +190,8 @@ pub async fn apply_setup(
 /// for each key, 8 at a time). Used only to recover from a CreateKey whose answer a previous run
 /// never recorded.
 pub async fn find_deployment_keys(s: &Session, spec: &GrantSpec) -> Result<Vec<KeyState>> {
-    let ids: Vec<String> = s
-        .kms
-        .list_keys()
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| s.kms_error("kms:ListKeys", e))?
-        .into_iter()
-        .filter_map(|k| k.key_id)
-        .collect();
+    let keys = s.kms_all("kms:ListKeys", s.kms.list_keys().into_paginator().items().send()).await?;
+    let ids: Vec<String> = keys.into_iter().filter_map(|k| k.key_id).collect();
     let limit = Arc::new(Semaphore::new(8));
     let mut tasks = JoinSet::new();
     for id in ids {
@@ -299,9 +235,6 @@ pub async fn ensure_key_rotation(
         );
         return Ok(());
     }
-    let write = Write::EnableKeyRotation {
-        key_arn,
-        period_days,
-    };
+    let write = Write::EnableKeyRotation { key_arn, period_days };
     apply_to(changes, s, write).await.map(drop)
 }

@@ -32,9 +32,7 @@ pub fn deployment_tags(spec: &GrantSpec) -> Vec<(String, String)> {
 
 /// Whether `tags` carry every one of this deployment's tags.
 pub fn is_ours(tags: &[(String, String)], spec: &GrantSpec) -> bool {
-    deployment_tags(spec)
-        .iter()
-        .all(|wanted| tags.iter().any(|t| t == wanted))
+    deployment_tags(spec).iter().all(|wanted| tags.iter().any(|t| t == wanted))
 }
 
 /// A KMS key as read from the owner account.
@@ -52,6 +50,15 @@ pub struct KeyState {
     pub policy: Option<PolicyDocument>,
     /// Every alias pointing at it (read by teardown).
     pub aliases: Vec<String>,
+}
+
+/// The key the alias points at, and the key the record names when the alias leads to none.
+#[derive(Debug, Clone, Default)]
+pub struct DeploymentKeys {
+    /// The key behind the alias.
+    pub at_alias: Option<KeyState>,
+    /// The recorded key, read only when the alias is missing.
+    pub recorded: Option<KeyState>,
 }
 
 /// The user role as read from the user account.
@@ -146,31 +153,19 @@ pub fn plan_owner_setup(
 ) -> Result<OwnerPlan, String> {
     let Some(key) = alias_key else {
         let usable = |k: &&KeyState| is_ours(&k.tags, spec) && k.state == KEY_ENABLED;
-        let orphans: Vec<&KeyState> = found
-            .iter()
-            .filter(usable)
-            .filter(|k| k.aliases.is_empty())
-            .collect();
+        let orphans: Vec<&KeyState> =
+            found.iter().filter(usable).filter(|k| k.aliases.is_empty()).collect();
         let reuse = recorded_key.filter(usable).or(orphans.first().copied());
         if let Some(k) = reuse {
             return Ok(OwnerPlan {
-                key: KeyPlan::Existing {
-                    key_id: k.key_id.clone(),
-                    arn: k.arn.clone(),
-                },
+                key: KeyPlan::Existing { key_id: k.key_id.clone(), arn: k.arn.clone() },
                 create_alias: true,
                 put_policy: converge_key_policy(spec, k),
-                retire: orphans
-                    .iter()
-                    .filter(|o| o.arn != k.arn)
-                    .map(|o| o.arn.clone())
-                    .collect(),
+                retire: orphans.iter().filter(|o| o.arn != k.arn).map(|o| o.arn.clone()).collect(),
             });
         }
         return Ok(OwnerPlan {
-            key: KeyPlan::Create {
-                policy: Box::new(build::key_policy(spec)),
-            },
+            key: KeyPlan::Create { policy: Box::new(build::key_policy(spec)) },
             create_alias: true,
             put_policy: None,
             retire: Vec::new(),
@@ -193,10 +188,7 @@ pub fn plan_owner_setup(
         ));
     }
     Ok(OwnerPlan {
-        key: KeyPlan::Existing {
-            key_id: key.key_id.clone(),
-            arn: key.arn.clone(),
-        },
+        key: KeyPlan::Existing { key_id: key.key_id.clone(), arn: key.arn.clone() },
         create_alias: false,
         put_policy: converge_key_policy(spec, key),
         retire: found
@@ -211,13 +203,8 @@ pub fn plan_owner_setup(
 /// The key policy with kmsxacct's grant statement put in (every other statement kept), or None
 /// when it already holds the grant (no drift).
 pub fn converge_key_policy(spec: &GrantSpec, key: &KeyState) -> Option<PolicyDocument> {
-    let mut policy = key
-        .policy
-        .clone()
-        .unwrap_or_else(|| build::key_policy(spec));
-    policy
-        .upsert_statement(build::key_policy_grant(spec))
-        .then_some(policy)
+    let mut policy = key.policy.clone().unwrap_or_else(|| build::key_policy(spec));
+    policy.upsert_statement(build::key_policy_grant(spec)).then_some(policy)
 }
 
 /// Plans the user side of setup in `user` from the role as it is there (None: no such role).
@@ -256,10 +243,8 @@ pub fn plan_user_setup(
 /// What setup found, as its planning needs it.
 #[derive(Debug, Clone, Copy)]
 pub struct SetupSeen<'a> {
-    /// The key the alias points at now.
-    pub alias_key: Option<&'a KeyState>,
-    /// The key the record names, when the alias is missing.
-    pub recorded_key: Option<&'a KeyState>,
+    /// The alias's key and the recorded one.
+    pub keys: &'a DeploymentKeys,
     /// Keys of this deployment found by their tags after an unrecorded CreateKey.
     pub found: &'a [KeyState],
     /// Each user account and its role as it is.
@@ -285,39 +270,26 @@ pub struct SetupPlan {
 /// nothing is changed anywhere.
 pub fn plan_setup(spec: &GrantSpec, seen: &SetupSeen<'_>) -> Result<SetupPlan, Vec<String>> {
     let mut conflicts = Vec::new();
-    let owner = plan_owner_setup(
-        spec,
-        seen.alias_key,
-        seen.recorded_key,
-        seen.found,
-        seen.adopt,
-    )
-    .map_err(|c| conflicts.push(c))
-    .ok();
+    let (at_alias, recorded) = (seen.keys.at_alias.as_ref(), seen.keys.recorded.as_ref());
+    let owner = plan_owner_setup(spec, at_alias, recorded, seen.found, seen.adopt)
+        .map_err(|c| conflicts.push(c))
+        .ok();
     let users: Vec<UserPlan> = seen
         .users
         .iter()
         .filter_map(|(account, role)| {
-            plan_user_setup(spec, account, role.as_ref())
-                .map_err(|c| conflicts.push(c))
-                .ok()
+            plan_user_setup(spec, account, role.as_ref()).map_err(|c| conflicts.push(c)).ok()
         })
         .collect();
     let leaving: Vec<UserTeardown> = seen
         .leaving
         .iter()
         .filter_map(|(account, role)| {
-            plan_user_teardown(spec, account, role.as_ref())
-                .map_err(|c| conflicts.push(c))
-                .ok()
+            plan_user_teardown(spec, account, role.as_ref()).map_err(|c| conflicts.push(c)).ok()
         })
         .collect();
     match owner {
-        Some(owner) if conflicts.is_empty() => Ok(SetupPlan {
-            owner,
-            users,
-            leaving,
-        }),
+        Some(owner) if conflicts.is_empty() => Ok(SetupPlan { owner, users, leaving }),
         _ => Err(conflicts),
     }
 }
@@ -364,11 +336,7 @@ pub fn plan_user_teardown(
         .iter()
         .filter(|n| n.as_str() != build::ROLE_POLICY_NAME)
         .map(|n| format!("inline policy {n}"))
-        .chain(
-            role.attached_policy_arns
-                .iter()
-                .map(|a| format!("attached policy {a}")),
-        )
+        .chain(role.attached_policy_arns.iter().map(|a| format!("attached policy {a}")))
         .collect();
     if !foreign.is_empty() {
         return Err(format!(
@@ -378,10 +346,7 @@ pub fn plan_user_teardown(
         ));
     }
     Ok(UserTeardown {
-        delete_role_policy: role
-            .inline_policy_names
-            .iter()
-            .any(|n| n == build::ROLE_POLICY_NAME),
+        delete_role_policy: role.inline_policy_names.iter().any(|n| n == build::ROLE_POLICY_NAME),
         delete_role: Some(role.arn.clone()),
     })
 }
@@ -435,12 +400,8 @@ pub fn plan_owner_teardown(
         None => recorded_key.filter(|k| is_ours(&k.tags, spec)),
     };
     if let Some(k) = key.filter(|k| k.state != KEY_PENDING_DELETION) {
-        let others: Vec<&str> = k
-            .aliases
-            .iter()
-            .map(String::as_str)
-            .filter(|a| *a != spec.alias.as_str())
-            .collect();
+        let others: Vec<&str> =
+            k.aliases.iter().map(String::as_str).filter(|a| *a != spec.alias.as_str()).collect();
         if !others.is_empty() {
             return Err(format!(
                 "key {} also carries aliases kmsxacct did not create ({}); its deletion was not scheduled",
@@ -467,12 +428,8 @@ pub fn plan_retired_teardown(
             key.arn
         ));
     }
-    let others: Vec<&str> = key
-        .aliases
-        .iter()
-        .map(String::as_str)
-        .filter(|a| *a != retired_alias)
-        .collect();
+    let others: Vec<&str> =
+        key.aliases.iter().map(String::as_str).filter(|a| *a != retired_alias).collect();
     if !others.is_empty() {
         return Err(format!(
             "retired key {} carries aliases kmsxacct did not create ({}); it was left in place",
@@ -480,11 +437,7 @@ pub fn plan_retired_teardown(
             others.join(", ")
         ));
     }
-    let alias = key
-        .aliases
-        .iter()
-        .any(|a| a == retired_alias)
-        .then(|| retired_alias.to_string());
+    let alias = key.aliases.iter().any(|a| a == retired_alias).then(|| retired_alias.to_string());
     let schedule = (key.state != KEY_PENDING_DELETION).then(|| key.arn.clone());
     Ok((alias, schedule))
 }
@@ -492,10 +445,8 @@ pub fn plan_retired_teardown(
 /// What teardown found, as its planning needs it.
 #[derive(Debug, Clone, Copy)]
 pub struct TeardownSeen<'a> {
-    /// The key the alias points at now.
-    pub alias_key: Option<&'a KeyState>,
-    /// The key the record names (when the alias is gone, or the key was adopted).
-    pub recorded_key: Option<&'a KeyState>,
+    /// The alias's key and the recorded one (also when the alias points at an adopted key).
+    pub keys: &'a DeploymentKeys,
     /// Keys an earlier rotate retired, each with its retirement alias.
     pub retired: &'a [(String, KeyState)],
     /// Each user account and its role as it is.
@@ -531,16 +482,15 @@ pub fn plan_teardown(
     seen: &TeardownSeen<'_>,
 ) -> Result<TeardownPlan, Vec<String>> {
     let mut conflicts = Vec::new();
-    let owner = plan_owner_teardown(spec, seen.alias_key, seen.recorded_key, seen.adopted)
+    let (at_alias, recorded) = (seen.keys.at_alias.as_ref(), seen.keys.recorded.as_ref());
+    let owner = plan_owner_teardown(spec, at_alias, recorded, seen.adopted)
         .map_err(|c| conflicts.push(c))
         .unwrap_or_default();
     let retired = seen
         .retired
         .iter()
         .filter_map(|(alias, k)| {
-            plan_retired_teardown(spec, alias, k)
-                .map_err(|c| conflicts.push(c))
-                .ok()
+            plan_retired_teardown(spec, alias, k).map_err(|c| conflicts.push(c)).ok()
         })
         .collect();
     let users = seen
@@ -552,23 +502,11 @@ pub fn plan_teardown(
                 .unwrap_or_default()
         })
         .collect();
-    if conflicts.is_empty() {
-        Ok(TeardownPlan {
-            owner,
-            retired,
-            users,
-        })
-    } else {
-        Err(conflicts)
-    }
+    if conflicts.is_empty() { Ok(TeardownPlan { owner, retired, users }) } else { Err(conflicts) }
 }
 
 fn tag_list(spec: &GrantSpec) -> String {
-    deployment_tags(spec)
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    deployment_tags(spec).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
@@ -623,17 +561,9 @@ mod tests {
     #[test]
     fn converged_setup_is_a_noop() {
         let k = key(deployment_tags(&spec()), KEY_ENABLED);
-        assert!(
-            plan_owner_setup(&spec(), Some(&k), None, &[], false)
-                .unwrap()
-                .is_noop()
-        );
+        assert!(plan_owner_setup(&spec(), Some(&k), None, &[], false).unwrap().is_noop());
         let r = role(deployment_tags(&spec()));
-        assert!(
-            plan_user_setup(&spec(), &user(), Some(&r))
-                .unwrap()
-                .is_noop()
-        );
+        assert!(plan_user_setup(&spec(), &user(), Some(&r)).unwrap().is_noop());
     }
 
     #[test]
@@ -646,10 +576,7 @@ mod tests {
         );
 
         let mut k = key(deployment_tags(&spec()), KEY_ENABLED);
-        k.policy
-            .as_mut()
-            .unwrap()
-            .remove_statement(build::USER_GRANT_SID);
+        k.policy.as_mut().unwrap().remove_statement(build::USER_GRANT_SID);
         let plan = plan_owner_setup(&spec(), Some(&k), None, &[], false).unwrap();
         let put = plan.put_policy.unwrap();
         assert!(put.statement_by_sid(build::USER_GRANT_SID).is_some());
@@ -667,10 +594,8 @@ mod tests {
                 .actions(&["kms:DescribeKey"])
                 .resources(vec!["*".into()]),
         );
-        let put = plan_owner_setup(&spec(), Some(&k), None, &[], false)
-            .unwrap()
-            .put_policy
-            .unwrap();
+        let put =
+            plan_owner_setup(&spec(), Some(&k), None, &[], false).unwrap().put_policy.unwrap();
         assert!(put.statement_by_sid("Auditors").is_some());
         assert_eq!(put.statements().count(), 3);
     }
@@ -684,16 +609,12 @@ mod tests {
         // A recorded key that is being deleted, or is not ours, is not reused.
         let pending = key(deployment_tags(&spec()), KEY_PENDING_DELETION);
         assert!(matches!(
-            plan_owner_setup(&spec(), None, Some(&pending), &[], false)
-                .unwrap()
-                .key,
+            plan_owner_setup(&spec(), None, Some(&pending), &[], false).unwrap().key,
             KeyPlan::Create { .. }
         ));
         let foreign = key(vec![], KEY_ENABLED);
         assert!(matches!(
-            plan_owner_setup(&spec(), None, Some(&foreign), &[], false)
-                .unwrap()
-                .key,
+            plan_owner_setup(&spec(), None, Some(&foreign), &[], false).unwrap().key,
             KeyPlan::Create { .. }
         ));
     }
@@ -705,10 +626,7 @@ mod tests {
         let mut b = a.clone();
         b.key_id = "k2".into();
         b.arn = "arn:aws:kms:us-east-1:111111111111:key/k2".into();
-        let foreign = KeyState {
-            tags: vec![],
-            ..b.clone()
-        };
+        let foreign = KeyState { tags: vec![], ..b.clone() };
         let plan =
             plan_owner_setup(&spec(), None, None, &[a.clone(), b.clone(), foreign], false).unwrap();
         assert!(matches!(plan.key, KeyPlan::Existing { ref key_id, .. } if key_id == "k1"));
@@ -725,21 +643,12 @@ mod tests {
     fn foreign_alias_or_role_is_a_conflict() {
         let err = plan_owner_setup(&spec(), Some(&key(vec![], KEY_ENABLED)), None, &[], false)
             .unwrap_err();
-        assert!(
-            err.contains("alias/data") && err.contains("did not create"),
-            "{err}"
-        );
+        assert!(err.contains("alias/data") && err.contains("did not create"), "{err}");
         let mut other_alias = deployment_tags(&spec());
         other_alias[2].1 = "alias/other".into();
         assert!(
-            plan_owner_setup(
-                &spec(),
-                Some(&key(other_alias, KEY_ENABLED)),
-                None,
-                &[],
-                false
-            )
-            .is_err()
+            plan_owner_setup(&spec(), Some(&key(other_alias, KEY_ENABLED)), None, &[], false)
+                .is_err()
         );
         let err = plan_user_setup(&spec(), &user(), Some(&role(vec![]))).unwrap_err();
         assert!(err.contains("role r"), "{err}");
@@ -777,18 +686,13 @@ mod tests {
             plan_owner_teardown(&spec(), None, None, false).unwrap(),
             OwnerTeardown::default()
         );
-        assert_eq!(
-            plan_user_teardown(&spec(), &user(), None).unwrap(),
-            UserTeardown::default()
-        );
+        assert_eq!(plan_user_teardown(&spec(), &user(), None).unwrap(), UserTeardown::default());
     }
 
     #[test]
     fn adoption_grants_then_takes_back_only_the_statement() {
         let mut foreign = key(vec![], KEY_ENABLED);
-        foreign.policy = Some(PolicyDocument::new(vec![build::owner_admin_statement(
-            &spec(),
-        )]));
+        foreign.policy = Some(PolicyDocument::new(vec![build::owner_admin_statement(&spec())]));
         assert!(plan_owner_setup(&spec(), Some(&foreign), None, &[], false).is_err());
         let plan = plan_owner_setup(&spec(), Some(&foreign), None, &[], true).unwrap();
         assert!(!plan.create_alias && plan.retire.is_empty());
@@ -821,9 +725,7 @@ mod tests {
         assert!(err.contains("alias/someone-elses"));
 
         let mut extra = role(deployment_tags(&spec()));
-        extra
-            .attached_policy_arns
-            .push("arn:aws:iam::aws:policy/ReadOnlyAccess".into());
+        extra.attached_policy_arns.push("arn:aws:iam::aws:policy/ReadOnlyAccess".into());
         let err = plan_user_teardown(&spec(), &user(), Some(&extra)).unwrap_err();
         assert!(err.contains("ReadOnlyAccess"));
     }

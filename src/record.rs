@@ -162,11 +162,7 @@ impl Deployment {
                 return Err(RecordError::Missing(shown));
             }
             Err(source) => {
-                return Err(RecordError::Io {
-                    action: "read",
-                    path: shown,
-                    source,
-                });
+                return Err(RecordError::Io { action: "read", path: shown, source });
             }
         };
         Deployment::parse(&text).map_err(|why| RecordError::Malformed { path: shown, why })
@@ -185,10 +181,7 @@ impl Deployment {
             return Err("users: the record names no user account".into());
         }
         Ok(CheckedDeployment {
-            owner_account: self
-                .owner_account
-                .parse()
-                .map_err(|x| e("owner_account", x))?,
+            owner_account: self.owner_account.parse().map_err(|x| e("owner_account", x))?,
             user_accounts: self
                 .users
                 .iter()
@@ -209,11 +202,8 @@ impl Deployment {
     /// Writes the record atomically (temporary file, then rename), so that an interrupted write
     /// never leaves half a record.
     pub fn save(&self, path: &Path) -> Result<(), RecordError> {
-        let io = |source| RecordError::Io {
-            action: "write",
-            path: path.display().to_string(),
-            source,
-        };
+        let io =
+            |source| RecordError::Io { action: "write", path: path.display().to_string(), source };
         let text = format!(
             "# kmsxacct deployment record: written by `kmsxacct setup`, read by verify and teardown.\n{}",
             toml::to_string(self).expect("a deployment record always serialises")
@@ -236,10 +226,7 @@ impl<'a> Journal<'a> {
     /// Saves `record` at `path` and keeps it for updates.
     pub fn start(record: Deployment, path: &'a Path) -> Result<Journal<'a>, RecordError> {
         record.save(path)?;
-        Ok(Journal {
-            record: std::sync::Mutex::new(record),
-            path,
-        })
+        Ok(Journal { record: std::sync::Mutex::new(record), path })
     }
 
     /// Changes the record and saves it.
@@ -299,18 +286,12 @@ mod tests {
         assert!(err.to_string().contains("none.toml"));
 
         std::fs::write(&path, "owner_profile = ").unwrap();
-        assert!(matches!(
-            Deployment::load(&path).unwrap_err(),
-            RecordError::Malformed { .. }
-        ));
+        assert!(matches!(Deployment::load(&path).unwrap_err(), RecordError::Malformed { .. }));
 
         let mut bad = sample();
         bad.alias = "alias/aws/x".into();
         std::fs::write(&path, toml::to_string(&bad).unwrap()).unwrap();
         let err = Deployment::load(&path).unwrap_err().to_string();
-        assert!(
-            err.contains("alias") && err.contains("alias/aws/x"),
-            "{err}"
-        );
+        assert!(err.contains("alias") && err.contains("alias/aws/x"), "{err}");
     }
 }

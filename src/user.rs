@@ -8,6 +8,7 @@ use crate::plan::{RoleState, UserPlan, UserTeardown};
 use crate::policy::PolicyDocument;
 use crate::policy::build::ROLE_POLICY_NAME;
 use crate::writes::{self, Output, Write, apply_to};
+use futures_util::future::try_join_all;
 
 /// Reads the role with its trust policy, tags and kmsxacct's inline policy; with `all_policies`
 /// the names of every inline and attached policy instead of that policy's text (teardown needs
@@ -33,7 +34,7 @@ pub async fn read_role(
             None => return Ok(None),
             Some(role) => (
                 Ok(Some(role)),
-                role_policy(s, role_name).await,
+                inline_policy(s, role_name, ROLE_POLICY_NAME).await,
                 Ok(Vec::new()),
                 Ok(Vec::new()),
             ),
@@ -45,11 +46,7 @@ pub async fn read_role(
         &format!("trust policy of role {role_name}"),
     )?;
     Ok(Some(RoleState {
-        tags: role
-            .tags()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect(),
+        tags: role.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
         arn: role.arn,
         trust,
         access_policy: access_policy?,
@@ -80,9 +77,8 @@ pub async fn confirm_role(
             s.account()
         )));
     };
-    let has_tags = tags
-        .iter()
-        .all(|(k, v)| role.tags().iter().any(|t| t.key() == k && t.value() == v));
+    let has_tags =
+        tags.iter().all(|(k, v)| role.tags().iter().any(|t| t.key() == k && t.value() == v));
     let live_trust = parse_iam_document(
         role.assume_role_policy_document().unwrap_or_default(),
         &format!("trust policy of role {name}"),
@@ -103,47 +99,36 @@ fn parse_iam_document(encoded: &str, what: &str) -> Result<PolicyDocument> {
     PolicyDocument::parse(&text).map_err(|e| Error::Failed(format!("{what}: {}", e.0)))
 }
 
-async fn role_policy(s: &Session, role_name: &str) -> Result<Option<PolicyDocument>> {
-    match s
-        .iam
-        .get_role_policy()
-        .role_name(role_name)
-        .policy_name(ROLE_POLICY_NAME)
-        .send()
-        .await
-    {
-        Ok(out) => parse_iam_document(
-            out.policy_document(),
-            &format!("inline policy {ROLE_POLICY_NAME} of role {role_name}"),
-        )
-        .map(Some),
+/// The role's inline policy `name`, or None when it has none of that name.
+async fn inline_policy(s: &Session, role: &str, name: &str) -> Result<Option<PolicyDocument>> {
+    match s.iam.get_role_policy().role_name(role).policy_name(name).send().await {
+        Ok(out) => {
+            let what = format!("inline policy {name} of role {role}");
+            parse_iam_document(out.policy_document(), &what).map(Some)
+        }
         Err(e) => s.iam_error("iam:GetRolePolicy", e).none_if_not_found(),
     }
 }
 
+/// The default version of the managed policy at `arn`.
+async fn managed_policy(s: &Session, arn: &str) -> Result<PolicyDocument> {
+    let policy = s.iam.get_policy().policy_arn(arn).send().await;
+    let policy = policy.map_err(|e| s.iam_error("iam:GetPolicy", e))?;
+    let version = policy.policy().and_then(|p| p.default_version_id()).unwrap_or("v1");
+    let doc = s.iam.get_policy_version().policy_arn(arn).version_id(version).send().await;
+    let doc = doc.map_err(|e| s.iam_error("iam:GetPolicyVersion", e))?;
+    let text = doc.policy_version().and_then(|v| v.document()).unwrap_or_default();
+    parse_iam_document(text, &format!("managed policy {arn}"))
+}
+
 async fn inline_policy_names(s: &Session, role_name: &str) -> Result<Vec<String>> {
-    s.iam
-        .list_role_policies()
-        .role_name(role_name)
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| s.iam_error("iam:ListRolePolicies", e))
+    let items = s.iam.list_role_policies().role_name(role_name).into_paginator().items().send();
+    s.iam_all("iam:ListRolePolicies", items).await
 }
 
 async fn attached_policy_arns(s: &Session, role_name: &str) -> Result<Vec<String>> {
-    let attached = s
-        .iam
-        .list_attached_role_policies()
-        .role_name(role_name)
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| s.iam_error("iam:ListAttachedRolePolicies", e))?;
+    let listing = s.iam.list_attached_role_policies().role_name(role_name).into_paginator();
+    let attached = s.iam_all("iam:ListAttachedRolePolicies", listing.items().send()).await?;
     Ok(attached.into_iter().filter_map(|p| p.policy_arn).collect())
 }
 
@@ -158,11 +143,7 @@ pub async fn apply_setup(
     changes: &mut Vec<Change>,
 ) -> Result<String> {
     let arn = if let Some(trust) = &plan.create_role {
-        let write = Write::CreateRole {
-            name: role_name,
-            trust,
-            tags,
-        };
+        let write = Write::CreateRole { name: role_name, trust, tags };
         let done = writes::apply(s, &write, None).await?;
         let arn = done.role_arn().unwrap_or_default().to_string();
         role_created(&arn)?;
@@ -174,11 +155,7 @@ pub async fn apply_setup(
         arn
     };
     if let Some(trust) = &plan.update_trust {
-        let write = Write::UpdateTrust {
-            name: role_name,
-            role_arn: &arn,
-            trust,
-        };
+        let write = Write::UpdateTrust { name: role_name, role_arn: &arn, trust };
         apply_to(changes, s, write).await?;
     }
     if let Some(policy) = &plan.put_policy {
@@ -210,18 +187,11 @@ pub async fn apply_teardown(
     };
     let mut result = Ok(());
     if plan.delete_role_policy {
-        let write = Write::DeleteRolePolicy {
-            role: role_name,
-            role_arn,
-            name: ROLE_POLICY_NAME,
-        };
+        let write = Write::DeleteRolePolicy { role: role_name, role_arn, name: ROLE_POLICY_NAME };
         result = apply_to(&mut changes, s, write).await.map(drop);
     }
     if result.is_ok() {
-        let write = Write::DeleteRole {
-            name: role_name,
-            role_arn,
-        };
+        let write = Write::DeleteRole { name: role_name, role_arn };
         result = apply_to(&mut changes, s, write).await.map(drop);
     }
     (result, changes)
@@ -267,10 +237,7 @@ impl RoleDocuments {
     /// kmsxacct's own inline policy, if present.
     pub fn access_policy(&self) -> Option<&PolicyDocument> {
         let name = format!("inline:{ROLE_POLICY_NAME}");
-        self.policies
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, d)| d)
+        self.policies.iter().find(|(n, _)| *n == name).map(|(_, d)| d)
     }
 }
 
@@ -279,54 +246,16 @@ pub async fn role_documents(s: &Session, role_name: &str) -> Result<RoleDocument
     // Each policy is read as soon as its listing names it, all of them at once.
     let inline = async {
         let names = inline_policy_names(s, role_name).await?;
-        futures_util::future::try_join_all(names.into_iter().map(|name| async move {
-            let doc = s
-                .iam
-                .get_role_policy()
-                .role_name(role_name)
-                .policy_name(&name)
-                .send()
-                .await
-                .map_err(|e| s.iam_error("iam:GetRolePolicy", e))?;
-            let what = format!("inline policy {name} of role {role_name}");
-            Ok::<_, Error>((
-                format!("inline:{name}"),
-                parse_iam_document(doc.policy_document(), &what)?,
-            ))
-        }))
-        .await
+        let docs = try_join_all(names.into_iter().map(|name| async move {
+            let doc = inline_policy(s, role_name, &name).await?;
+            Ok::<_, Error>(doc.map(|d| (format!("inline:{name}"), d)))
+        }));
+        Ok::<_, Error>(docs.await?.into_iter().flatten().collect::<Vec<_>>())
     };
     let attached = async {
         let arns = attached_policy_arns(s, role_name).await?;
-        futures_util::future::try_join_all(arns.into_iter().map(|arn| async move {
-            let policy = s
-                .iam
-                .get_policy()
-                .policy_arn(&arn)
-                .send()
-                .await
-                .map_err(|e| s.iam_error("iam:GetPolicy", e))?;
-            let version = policy
-                .policy()
-                .and_then(|p| p.default_version_id())
-                .unwrap_or("v1")
-                .to_string();
-            let doc = s
-                .iam
-                .get_policy_version()
-                .policy_arn(&arn)
-                .version_id(&version)
-                .send()
-                .await
-                .map_err(|e| s.iam_error("iam:GetPolicyVersion", e))?;
-            let text = doc
-                .policy_version()
-                .and_then(|v| v.document())
-                .unwrap_or_default();
-            Ok::<_, Error>((
-                format!("attached:{arn}"),
-                parse_iam_document(text, &format!("managed policy {arn}"))?,
-            ))
+        try_join_all(arns.into_iter().map(|arn| async move {
+            Ok::<_, Error>((format!("attached:{arn}"), managed_policy(s, &arn).await?))
         }))
         .await
     };
@@ -341,9 +270,5 @@ pub async fn role_documents(s: &Session, role_name: &str) -> Result<RoleDocument
     )?;
     let mut policies = inline?;
     policies.extend(attached?);
-    Ok(RoleDocuments {
-        arn: Some(role.arn),
-        trust: Some(trust),
-        policies,
-    })
+    Ok(RoleDocuments { arn: Some(role.arn), trust: Some(trust), policies })
 }

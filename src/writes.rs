@@ -13,16 +13,20 @@ use crate::output::{Action, Change, Printer, Resource};
 use crate::policy::PolicyDocument;
 use aws_config::retry::RetryConfig;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::time::{Duration, Instant};
 
 /// The only key policy name KMS has.
 pub const KEY_POLICY_NAME: &str = "default";
 
-/// One AWS write and what it needs.
-#[derive(Debug, Clone, Copy)]
+/// One AWS write and what it needs; each variant is named for its operation.
+#[derive(Debug, Clone, Copy, strum::IntoStaticStr)]
 pub enum Write<'a> {
     /// kms:CreateKey, a symmetric encrypt/decrypt key. Not idempotent: never retried after an
     /// answer that does not prove nothing was made (the caller journals it; see `setup`).
+    #[strum(serialize = "kms:CreateKey")]
     CreateKey {
         /// The alias it is made for (its description).
         alias: &'a str,
@@ -32,6 +36,7 @@ pub enum Write<'a> {
         tags: &'a [(String, String)],
     },
     /// kms:PutKeyPolicy. Idempotent.
+    #[strum(serialize = "kms:PutKeyPolicy")]
     PutKeyPolicy {
         /// The key's ARN.
         key_arn: &'a str,
@@ -41,6 +46,7 @@ pub enum Write<'a> {
         note: Option<&'a str>,
     },
     /// kms:CreateAlias. "Already exists" is accepted only when the alias points at this key.
+    #[strum(serialize = "kms:CreateAlias")]
     CreateAlias {
         /// `alias/NAME`.
         alias: &'a str,
@@ -48,6 +54,7 @@ pub enum Write<'a> {
         key_arn: &'a str,
     },
     /// kms:UpdateAlias. Idempotent.
+    #[strum(serialize = "kms:UpdateAlias")]
     UpdateAlias {
         /// `alias/NAME`.
         alias: &'a str,
@@ -55,11 +62,13 @@ pub enum Write<'a> {
         key_arn: &'a str,
     },
     /// kms:DeleteAlias. "Not found" is what we want.
+    #[strum(serialize = "kms:DeleteAlias")]
     DeleteAlias {
         /// `alias/NAME`.
         alias: &'a str,
     },
     /// kms:ScheduleKeyDeletion. "Invalid state" is accepted when the key is pending deletion.
+    #[strum(serialize = "kms:ScheduleKeyDeletion")]
     ScheduleKeyDeletion {
         /// The key's ARN.
         key_arn: &'a str,
@@ -67,6 +76,7 @@ pub enum Write<'a> {
         days: i32,
     },
     /// kms:EnableKeyRotation. Idempotent.
+    #[strum(serialize = "kms:EnableKeyRotation")]
     EnableKeyRotation {
         /// The key's ARN.
         key_arn: &'a str,
@@ -74,6 +84,7 @@ pub enum Write<'a> {
         period_days: i32,
     },
     /// iam:CreateRole. "Already exists" is accepted only for a role with our tags and trust.
+    #[strum(serialize = "iam:CreateRole")]
     CreateRole {
         /// The role name.
         name: &'a str,
@@ -83,6 +94,7 @@ pub enum Write<'a> {
         tags: &'a [(String, String)],
     },
     /// iam:UpdateAssumeRolePolicy. Idempotent.
+    #[strum(serialize = "iam:UpdateAssumeRolePolicy")]
     UpdateTrust {
         /// The role name.
         name: &'a str,
@@ -92,6 +104,7 @@ pub enum Write<'a> {
         trust: &'a PolicyDocument,
     },
     /// iam:PutRolePolicy. Idempotent.
+    #[strum(serialize = "iam:PutRolePolicy")]
     PutRolePolicy {
         /// The role name.
         role: &'a str,
@@ -105,6 +118,7 @@ pub enum Write<'a> {
         new_role: bool,
     },
     /// iam:DeleteRolePolicy. "No such entity" is what we want.
+    #[strum(serialize = "iam:DeleteRolePolicy")]
     DeleteRolePolicy {
         /// The role name.
         role: &'a str,
@@ -114,6 +128,7 @@ pub enum Write<'a> {
         name: &'a str,
     },
     /// iam:DeleteRole. "No such entity" is what we want.
+    #[strum(serialize = "iam:DeleteRole")]
     DeleteRole {
         /// The role name.
         name: &'a str,
@@ -249,20 +264,7 @@ pub async fn apply_to(changes: &mut Vec<Change>, s: &Session, w: Write<'_>) -> R
 impl Write<'_> {
     /// The AWS operation, e.g. `kms:CreateAlias`.
     pub fn operation(&self) -> &'static str {
-        match self {
-            Write::CreateKey { .. } => "kms:CreateKey",
-            Write::PutKeyPolicy { .. } => "kms:PutKeyPolicy",
-            Write::CreateAlias { .. } => "kms:CreateAlias",
-            Write::UpdateAlias { .. } => "kms:UpdateAlias",
-            Write::DeleteAlias { .. } => "kms:DeleteAlias",
-            Write::ScheduleKeyDeletion { .. } => "kms:ScheduleKeyDeletion",
-            Write::EnableKeyRotation { .. } => "kms:EnableKeyRotation",
-            Write::CreateRole { .. } => "iam:CreateRole",
-            Write::UpdateTrust { .. } => "iam:UpdateAssumeRolePolicy",
-            Write::PutRolePolicy { .. } => "iam:PutRolePolicy",
-            Write::DeleteRolePolicy { .. } => "iam:DeleteRolePolicy",
-            Write::DeleteRole { .. } => "iam:DeleteRole",
-        }
+        self.into()
     }
 
     /// Answers after which the work may already be done: [`Write::confirm`] decides.
@@ -327,12 +329,9 @@ impl Write<'_> {
                 };
                 (Action::Created, resource, id, None)
             }
-            Write::PutKeyPolicy { key_arn, note, .. } => (
-                Action::Updated,
-                Resource::KeyPolicy,
-                key_arn.to_string(),
-                note.map(String::from),
-            ),
+            Write::PutKeyPolicy { key_arn, note, .. } => {
+                (Action::Updated, Resource::KeyPolicy, key_arn.to_string(), note.map(String::from))
+            }
             Write::CreateAlias { alias, key_arn } | Write::UpdateAlias { alias, key_arn } => (
                 if matches!(self, Write::CreateAlias { .. }) {
                     Action::Created
@@ -353,42 +352,24 @@ impl Write<'_> {
                     _ => None,
                 },
             ),
-            Write::EnableKeyRotation {
-                key_arn,
-                period_days,
-            } => (
+            Write::EnableKeyRotation { key_arn, period_days } => (
                 Action::Updated,
                 Resource::KeyRotation,
                 key_arn.to_string(),
                 Some(format!("automatic rotation every {period_days} days")),
             ),
-            Write::UpdateTrust { role_arn, .. } => (
-                Action::Updated,
-                Resource::TrustPolicy,
-                role_arn.to_string(),
-                None,
-            ),
-            Write::PutRolePolicy {
-                role_arn,
-                name,
-                new_role,
-                ..
-            } => (
-                if new_role {
-                    Action::Created
-                } else {
-                    Action::Updated
-                },
+            Write::UpdateTrust { role_arn, .. } => {
+                (Action::Updated, Resource::TrustPolicy, role_arn.to_string(), None)
+            }
+            Write::PutRolePolicy { role_arn, name, new_role, .. } => (
+                if new_role { Action::Created } else { Action::Updated },
                 Resource::RolePolicy,
                 format!("{role_arn}/{name}"),
                 None,
             ),
-            Write::DeleteRolePolicy { role_arn, name, .. } => (
-                Action::Deleted,
-                Resource::RolePolicy,
-                format!("{role_arn}/{name}"),
-                None,
-            ),
+            Write::DeleteRolePolicy { role_arn, name, .. } => {
+                (Action::Deleted, Resource::RolePolicy, format!("{role_arn}/{name}"), None)
+            }
             Write::DeleteRole { role_arn, .. } => {
                 (Action::Deleted, Resource::Role, role_arn.into(), None)
             }
@@ -402,99 +383,47 @@ impl Write<'_> {
 
     /// Sends the write once (the SDK retries it, except CreateKey).
     async fn send(&self, s: &Session) -> Result<Output> {
+        let (op, kms) = (self.operation(), &s.kms);
         match *self {
             Write::CreateKey { .. } => self.send_create_key(s).await,
-            Write::PutKeyPolicy {
-                key_arn, policy, ..
-            } => s
-                .kms
-                .put_key_policy()
-                .key_id(key_arn)
-                .policy_name(KEY_POLICY_NAME)
-                .policy(policy.render())
-                .send()
-                .await
-                .map(|_| Output::Nothing)
-                .map_err(|e| s.kms_error(self.operation(), e)),
-            Write::CreateAlias { alias, key_arn } => s
-                .kms
-                .create_alias()
-                .alias_name(alias)
-                .target_key_id(key_id(key_arn))
-                .send()
-                .await
-                .map(|_| Output::Nothing)
-                .map_err(|e| s.kms_error(self.operation(), e)),
+            Write::PutKeyPolicy { key_arn, policy, .. } => {
+                let call = kms.put_key_policy().key_id(key_arn).policy_name(KEY_POLICY_NAME);
+                kms_answer(s, op, call.policy(policy.render()).send().await)
+            }
+            Write::CreateAlias { alias, key_arn } => {
+                let call = kms.create_alias().alias_name(alias).target_key_id(key_id(key_arn));
+                kms_answer(s, op, call.send().await)
+            }
             // Aliases are pointed by key id (AWS takes an ARN too; LocalStack mis-stores one on
             // UpdateAlias).
-            Write::UpdateAlias { alias, key_arn } => s
-                .kms
-                .update_alias()
-                .alias_name(alias)
-                .target_key_id(key_id(key_arn))
-                .send()
-                .await
-                .map(|_| Output::Nothing)
-                .map_err(|e| s.kms_error(self.operation(), e)),
-            Write::DeleteAlias { alias } => s
-                .kms
-                .delete_alias()
-                .alias_name(alias)
-                .send()
-                .await
-                .map(|_| Output::Nothing)
-                .map_err(|e| s.kms_error(self.operation(), e)),
-            Write::ScheduleKeyDeletion { key_arn, days } => {
-                let out = s
-                    .kms
-                    .schedule_key_deletion()
-                    .key_id(key_arn)
-                    .pending_window_in_days(days)
-                    .send()
-                    .await
-                    .map_err(|e| s.kms_error(self.operation(), e))?;
-                Ok(Output::DeletionDate(
-                    out.deletion_date()
-                        .map(rfc3339)
-                        .unwrap_or_else(|| format!("in {days} days")),
-                ))
+            Write::UpdateAlias { alias, key_arn } => {
+                let call = kms.update_alias().alias_name(alias).target_key_id(key_id(key_arn));
+                kms_answer(s, op, call.send().await)
             }
-            Write::EnableKeyRotation {
-                key_arn,
-                period_days,
-            } => s
-                .kms
-                .enable_key_rotation()
-                .key_id(key_arn)
-                .rotation_period_in_days(period_days)
-                .send()
-                .await
-                .map(|_| Output::Nothing)
-                .map_err(|e| s.kms_error(self.operation(), e)),
+            Write::DeleteAlias { alias } => {
+                kms_answer(s, op, kms.delete_alias().alias_name(alias).send().await)
+            }
+            Write::ScheduleKeyDeletion { key_arn, days } => {
+                let call = kms.schedule_key_deletion().key_id(key_arn).pending_window_in_days(days);
+                let out = call.send().await.map_err(|e| s.kms_error(op, e))?;
+                let date = out.deletion_date().map(rfc3339);
+                Ok(Output::DeletionDate(date.unwrap_or_else(|| format!("in {days} days"))))
+            }
+            Write::EnableKeyRotation { key_arn, period_days } => {
+                let call = kms.enable_key_rotation().key_id(key_arn);
+                kms_answer(s, op, call.rotation_period_in_days(period_days).send().await)
+            }
             _ => self.send_iam(s).await,
         }
     }
 
     async fn send_create_key(&self, s: &Session) -> Result<Output> {
-        let Write::CreateKey {
-            alias,
-            policy,
-            tags,
-        } = *self
-        else {
-            return Err(Error::Failed(format!(
-                "{}: not CreateKey",
-                self.operation()
-            )));
+        let Write::CreateKey { alias, policy, tags } = *self else {
+            return Err(Error::Failed(format!("{}: not CreateKey", self.operation())));
         };
         let tags = tags
             .iter()
-            .map(|(k, v)| {
-                aws_sdk_kms::types::Tag::builder()
-                    .tag_key(k)
-                    .tag_value(v)
-                    .build()
-            })
+            .map(|(k, v)| aws_sdk_kms::types::Tag::builder().tag_key(k).tag_value(v).build())
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| Error::Failed(format!("kms:CreateKey: {e}")))?;
         let out = s
@@ -502,9 +431,7 @@ impl Write<'_> {
             .create_key()
             .key_spec(KeySpec::SymmetricDefault)
             .key_usage(KeyUsageType::EncryptDecrypt)
-            .description(format!(
-                "kmsxacct: shared with other accounts through {alias}"
-            ))
+            .description(format!("kmsxacct: shared with other accounts through {alias}"))
             .policy(policy.render())
             .set_tags(Some(tags))
             .customize()
@@ -524,7 +451,7 @@ impl Write<'_> {
     }
 
     async fn send_iam(&self, s: &Session) -> Result<Output> {
-        let op = self.operation();
+        let (op, iam) = (self.operation(), &s.iam);
         match *self {
             Write::CreateRole { name, trust, tags } => {
                 let tags = tags
@@ -532,62 +459,55 @@ impl Write<'_> {
                     .map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build())
                     .collect::<std::result::Result<Vec<_>, _>>()
                     .map_err(|e| Error::Failed(format!("{op}: {e}")))?;
-                let out = s
-                    .iam
-                    .create_role()
-                    .role_name(name)
+                let call = iam.create_role().role_name(name).set_tags(Some(tags));
+                let out = call
                     .assume_role_policy_document(trust.render())
                     .description("kmsxacct: uses a KMS key of another account through its alias")
-                    .set_tags(Some(tags))
                     .send()
                     .await
                     .map_err(|e| s.iam_error(op, e))?;
-                Ok(Output::Role(
-                    out.role().map(|r| r.arn().to_string()).unwrap_or_default(),
-                ))
+                Ok(Output::Role(out.role().map(|r| r.arn().to_string()).unwrap_or_default()))
             }
-            Write::UpdateTrust { name, trust, .. } => s
-                .iam
-                .update_assume_role_policy()
-                .role_name(name)
-                .policy_document(trust.render())
-                .send()
-                .await
-                .map(|_| Output::Nothing)
-                .map_err(|e| s.iam_error(op, e)),
-            Write::PutRolePolicy {
-                role, name, policy, ..
-            } => s
-                .iam
-                .put_role_policy()
-                .role_name(role)
-                .policy_name(name)
-                .policy_document(policy.render())
-                .send()
-                .await
-                .map(|_| Output::Nothing)
-                .map_err(|e| s.iam_error(op, e)),
-            Write::DeleteRolePolicy { role, name, .. } => s
-                .iam
-                .delete_role_policy()
-                .role_name(role)
-                .policy_name(name)
-                .send()
-                .await
-                .map(|_| Output::Nothing)
-                .map_err(|e| s.iam_error(op, e)),
-            Write::DeleteRole { name, .. } => s
-                .iam
-                .delete_role()
-                .role_name(name)
-                .send()
-                .await
-                .map(|_| Output::Nothing)
-                .map_err(|e| s.iam_error(op, e)),
+            Write::UpdateTrust { name, trust, .. } => {
+                let call = iam.update_assume_role_policy().role_name(name);
+                iam_answer(s, op, call.policy_document(trust.render()).send().await)
+            }
+            Write::PutRolePolicy { role, name, policy, .. } => {
+                let call = iam.put_role_policy().role_name(role).policy_name(name);
+                iam_answer(s, op, call.policy_document(policy.render()).send().await)
+            }
+            Write::DeleteRolePolicy { role, name, .. } => {
+                let call = iam.delete_role_policy().role_name(role).policy_name(name);
+                iam_answer(s, op, call.send().await)
+            }
+            Write::DeleteRole { name, .. } => {
+                iam_answer(s, op, iam.delete_role().role_name(name).send().await)
+            }
             _ => Err(Error::Failed(format!("{op}: not an IAM write"))),
         }
     }
 }
+
+/// A KMS write's answer as [`Output::Nothing`], or its error classified.
+fn kms_answer<O, E>(s: &Session, op: &str, answer: SdkResult<O, E>) -> Result<Output>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    aws_sdk_kms::Error: From<E>,
+{
+    answer.map(|_| Output::Nothing).map_err(|e| s.kms_error(op, e))
+}
+
+/// An IAM write's answer as [`Output::Nothing`], or its error classified.
+fn iam_answer<O, E>(s: &Session, op: &str, answer: SdkResult<O, E>) -> Result<Output>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    aws_sdk_iam::Error: From<E>,
+{
+    answer.map(|_| Output::Nothing).map_err(|e| s.iam_error(op, e))
+}
+
+/// What an SDK call answers.
+type SdkResult<O, E> = std::result::Result<O, SdkError<E, HttpResponse>>;
 
 /// The key id at the end of a key ARN (or the argument itself when it is an id).
 fn key_id(key: &str) -> &str {
@@ -596,8 +516,7 @@ fn key_id(key: &str) -> &str {
 
 /// An AWS timestamp as RFC 3339.
 pub fn rfc3339(t: &aws_smithy_types::DateTime) -> String {
-    t.fmt(aws_smithy_types::date_time::Format::DateTime)
-        .unwrap_or_default()
+    t.fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_default()
 }
 
 /// Bounded waiting for IAM changes to reach KMS: polls at most once a second until a deadline,

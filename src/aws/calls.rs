@@ -44,10 +44,7 @@ pub struct CallLog {
 
 impl Default for CallLog {
     fn default() -> Self {
-        CallLog {
-            start: Instant::now(),
-            calls: Arc::default(),
-        }
+        CallLog { start: Instant::now(), calls: Arc::default() }
     }
 }
 

@@ -154,10 +154,8 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     tracing::info!(operation = site.operation, side = site.side, error = %DisplayErrorContext(&err), "aws call failed");
-    let context = format!(
-        "{} in the {} side (profile {})",
-        site.operation, site.side, site.profile
-    );
+    let context =
+        format!("{} in the {} side (profile {})", site.operation, site.side, site.profile);
     if let Some(cause) = credentials_cause(&err) {
         return AwsError {
             kind: AwsErrorKind::Credentials,
@@ -186,18 +184,11 @@ where
     if kind == AwsErrorKind::Credentials {
         return AwsError {
             kind,
-            context: format!(
-                "the credentials of profile '{}' were rejected",
-                site.profile
-            ),
+            context: format!("the credentials of profile '{}' were rejected", site.profile),
             detail,
         };
     }
-    AwsError {
-        kind,
-        context,
-        detail,
-    }
+    AwsError { kind, context, detail }
 }
 
 /// The kind of a service answer: typed first, then the codes no model names, then the status.
@@ -222,9 +213,7 @@ fn kind_of<S: ServiceError>(e: &S, code: &str, status: Option<u16>) -> AwsErrorK
 fn credentials_cause(err: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = source {
-        if e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
-            .is_some()
-        {
+        if e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>().is_some() {
             return Some(e.to_string().lines().next().unwrap_or_default().to_string());
         }
         source = e.source();
@@ -272,26 +261,15 @@ mod tests {
         let unhandled = |code: &str| {
             aws_sdk_kms::Error::from(
                 aws_sdk_kms::operation::describe_key::DescribeKeyError::generic(
-                    aws_smithy_types::error::ErrorMetadata::builder()
-                        .code(code)
-                        .build(),
+                    aws_smithy_types::error::ErrorMetadata::builder().code(code).build(),
                 ),
             )
         };
         let kind = |code: &str, status| kind_of(&unhandled(code), code, status);
-        assert_eq!(
-            kind("AccessDeniedException", Some(400)),
-            AwsErrorKind::Denied
-        );
-        assert_eq!(
-            kind("ThrottlingException", Some(400)),
-            AwsErrorKind::Throttled
-        );
+        assert_eq!(kind("AccessDeniedException", Some(400)), AwsErrorKind::Denied);
+        assert_eq!(kind("ThrottlingException", Some(400)), AwsErrorKind::Throttled);
         assert_eq!(kind("ExpiredToken", Some(400)), AwsErrorKind::Credentials);
-        assert_eq!(
-            kind("InternalFailure", Some(500)),
-            AwsErrorKind::ServiceFault
-        );
+        assert_eq!(kind("InternalFailure", Some(500)), AwsErrorKind::ServiceFault);
         assert_eq!(kind("Whatever", Some(400)), AwsErrorKind::InvalidInput);
     }
 
@@ -304,9 +282,6 @@ mod tests {
             std::io::ErrorKind::ConnectionRefused,
             "Connection refused (os error 111)",
         ));
-        assert_eq!(
-            plain_chain(&e),
-            "dispatch failure: Connection refused (os error 111)"
-        );
+        assert_eq!(plain_chain(&e), "dispatch failure: Connection refused (os error 111)");
     }
 }

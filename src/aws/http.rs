@@ -16,11 +16,7 @@ use aws_smithy_runtime_api::shared::IntoShared;
 
 /// A client that sends `http://` requests over plain TCP and everything else over TLS.
 pub fn client() -> SharedHttpClient {
-    SchemeClient {
-        plain: connector_client(false),
-        tls: connector_client(true),
-    }
-    .into_shared()
+    SchemeClient { plain: connector_client(false), tls: connector_client(true) }.into_shared()
 }
 
 /// The SDK's default client (see `aws_smithy_runtime::client::http::default_https_client`), with
@@ -34,9 +30,7 @@ fn connector_client(tls: bool) -> SharedHttpClient {
         }
         builder.set_proxy_config(Some(ProxyConfig::from_env()));
         if tls {
-            builder
-                .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-                .build()
+            builder.tls_provider(Provider::Rustls(CryptoMode::AwsLc)).build()
         } else {
             builder.build_http()
         }
@@ -77,16 +71,12 @@ struct SchemeConnector {
 
 impl HttpConnector for SchemeConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let plain = request
-            .uri()
-            .get(..7)
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"));
+        let plain =
+            request.uri().get(..7).is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"));
         if plain {
             self.plain.call(request)
         } else {
-            self.tls
-                .http_connector(&self.settings, &self.components)
-                .call(request)
+            self.tls.http_connector(&self.settings, &self.components).call(request)
         }
     }
 }

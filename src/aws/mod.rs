@@ -25,6 +25,11 @@ use std::time::Duration;
 /// 5xx answers and transient network errors are retried.
 pub const MAX_ATTEMPTS: u32 = 3;
 
+/// The items of a paginated listing, as the SDK's paginators stream them.
+pub type Listing<T, E> = aws_smithy_async::future::pagination_stream::PaginationStream<
+    std::result::Result<T, SdkError<E, HttpResponse>>,
+>;
+
 /// Which account a session acts in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -79,11 +84,7 @@ pub async fn check_profiles(names: &[&str]) -> Result<()> {
             known.sort();
             return Err(Error::Input(format!(
                 "unknown profile '{name}' (profiles in the AWS config and credentials files: {})",
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
             )));
         }
     }
@@ -191,10 +192,7 @@ impl Session {
 
     /// The account, or `unknown` before [`Session::identify`] has answered.
     pub fn account(&self) -> String {
-        self.account
-            .get()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "unknown".into())
+        self.account.get().map(|a| a.to_string()).unwrap_or_else(|| "unknown".into())
     }
 
     /// A KMS client in this session's region that acts with other credentials (an assumed role's).
@@ -237,6 +235,24 @@ impl Session {
         error::classify::<aws_sdk_sts::Error, E>(&self.site(operation), err).into()
     }
 
+    /// Every item of a KMS listing (all pages), or the first error classified.
+    pub async fn kms_all<T, E>(&self, operation: &str, items: Listing<T, E>) -> Result<Vec<T>>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        aws_sdk_kms::Error: From<E>,
+    {
+        items.try_collect().await.map_err(|e| self.kms_error(operation, e))
+    }
+
+    /// Every item of an IAM listing (all pages), or the first error classified.
+    pub async fn iam_all<T, E>(&self, operation: &str, items: Listing<T, E>) -> Result<Vec<T>>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        aws_sdk_iam::Error: From<E>,
+    {
+        items.try_collect().await.map_err(|e| self.iam_error(operation, e))
+    }
+
     fn site<'a>(&'a self, operation: &'a str) -> error::CallSite<'a> {
         error::CallSite {
             operation,
@@ -252,8 +268,6 @@ fn kms_client(
     interceptor: &CallInterceptor,
 ) -> aws_sdk_kms::Client {
     aws_sdk_kms::Client::from_conf(
-        aws_sdk_kms::config::Builder::from(config)
-            .interceptor(interceptor.clone())
-            .build(),
+        aws_sdk_kms::config::Builder::from(config).interceptor(interceptor.clone()).build(),
     )
 }

@@ -26,14 +26,12 @@ pub fn completions(args: &CompletionsArgs) -> Result<()> {
 /// Writes the man page (roff) to stdout.
 pub fn man() -> Result<()> {
     let mut out = std::io::stdout().lock();
-    clap_mangen::Man::new(Cli::command())
-        .render(&mut out)
-        .or_else(|e| {
-            // A closed pipe is a normal way for a reader to stop.
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                Ok(())
-            } else {
-                Err(Error::Failed(format!("cannot write the man page: {e}")))
-            }
-        })
+    clap_mangen::Man::new(Cli::command()).render(&mut out).or_else(|e| {
+        // A closed pipe is a normal way for a reader to stop.
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Ok(())
+        } else {
+            Err(Error::Failed(format!("cannot write the man page: {e}")))
+        }
+    })
 }

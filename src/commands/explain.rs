@@ -58,10 +58,8 @@ pub fn run(ctx: &Context, args: &ExplainArgs) -> Result<()> {
         .iter()
         .map(|p| Ok((p.display().to_string(), read_policy(p)?)))
         .collect::<Result<_>>()?;
-    let named: Vec<NamedPolicy<'_>> = identity
-        .iter()
-        .map(|(name, document)| NamedPolicy { name, document })
-        .collect();
+    let named: Vec<NamedPolicy<'_>> =
+        identity.iter().map(|(name, document)| NamedPolicy { name, document }).collect();
     let request = Request {
         principal: args.principal.clone(),
         action: args.action.clone(),
@@ -72,16 +70,14 @@ pub fn run(ctx: &Context, args: &ExplainArgs) -> Result<()> {
     };
     let evaluation =
         eval::evaluate(&request, &key_policy, &named).map_err(|e| Error::Input(e.0))?;
-    ctx.printer
-        .line(format!("decision: {}", evaluation.decision.as_str()));
+    ctx.printer.line(format!("decision: {}", evaluation.decision.as_str()));
     for r in &evaluation.reasons {
         let at = if r.statement.is_empty() {
             r.policy.clone()
         } else {
             format!("{} statement {}", r.policy, r.statement)
         };
-        ctx.printer
-            .line(format!("  [{}] {at}: {}", r.kind, r.message));
+        ctx.printer.line(format!("  [{}] {at}: {}", r.kind, r.message));
     }
     ctx.printer.json(&evaluation, Vec::new());
     match evaluation.decision {

@@ -43,24 +43,10 @@ pub fn run(ctx: &Context, args: &LintArgs) -> Result<()> {
     for path in &args.files {
         let doc = read_policy(path)?;
         let kind = args.kind.unwrap_or_else(|| PolicyKind::guess(&doc));
-        let findings = lint(
-            &doc,
-            kind,
-            args.owner_account.as_ref().map(AccountId::as_str),
-        );
-        files.push(FileReport {
-            file: path.display().to_string(),
-            kind,
-            findings,
-        });
+        let findings = lint(&doc, kind, args.owner_account.as_ref().map(AccountId::as_str));
+        files.push(FileReport { file: path.display().to_string(), kind, findings });
     }
-    let count = |sev| {
-        files
-            .iter()
-            .flat_map(|f| &f.findings)
-            .filter(|f| f.severity == sev)
-            .count()
-    };
+    let count = |sev| files.iter().flat_map(|f| &f.findings).filter(|f| f.severity == sev).count();
     let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
     for f in &files {
         for x in &f.findings {
@@ -77,21 +63,8 @@ pub fn run(ctx: &Context, args: &LintArgs) -> Result<()> {
             ));
         }
     }
-    ctx.printer.line(format!(
-        "lint: {} file(s), {errors} error(s), {warnings} warning(s)",
-        files.len()
-    ));
-    ctx.printer.json(
-        &Report {
-            files,
-            errors,
-            warnings,
-        },
-        Vec::new(),
-    );
-    if errors > 0 {
-        Err(Error::Failed(format!("lint found {errors} error(s)")))
-    } else {
-        Ok(())
-    }
+    ctx.printer
+        .line(format!("lint: {} file(s), {errors} error(s), {warnings} warning(s)", files.len()));
+    ctx.printer.json(&Report { files, errors, warnings }, Vec::new());
+    if errors > 0 { Err(Error::Failed(format!("lint found {errors} error(s)"))) } else { Ok(()) }
 }

@@ -42,10 +42,7 @@ impl Context {
     pub async fn bounded<T, F: Future<Output = T>>(&self, futures: Vec<F>) -> Vec<T> {
         let mut results: Vec<Option<T>> = futures.iter().map(|_| None).collect();
         let mut running = futures_util::stream::iter(
-            futures
-                .into_iter()
-                .enumerate()
-                .map(|(i, f)| async move { (i, f.await) }),
+            futures.into_iter().enumerate().map(|(i, f)| async move { (i, f.await) }),
         )
         .buffer_unordered(self.concurrency.max(1));
         while let Some((i, result)) = running.next().await {
@@ -187,21 +184,12 @@ impl Target {
 
     /// Opens every side of this deployment (see [`open`]).
     pub async fn open(&self, ctx: &Context) -> Result<Sides> {
-        open(
-            ctx,
-            &self.owner_profile,
-            &self.user_profiles,
-            self.region.as_ref(),
-        )
-        .await
+        open(ctx, &self.owner_profile, &self.user_profiles, self.region.as_ref()).await
     }
 
     /// The recorded key ARN, if any.
     pub fn recorded_key(&self) -> Option<&str> {
-        self.record
-            .as_ref()
-            .map(|r| r.raw.key_arn.as_str())
-            .filter(|k| !k.is_empty())
+        self.record.as_ref().map(|r| r.raw.key_arn.as_str()).filter(|k| !k.is_empty())
     }
 
     /// The recorded role ARN of the `i`th user, if any.
@@ -213,16 +201,16 @@ impl Target {
             .filter(|a| !a.is_empty())
     }
 
+    /// Keys an earlier rotate retired whose deletion is not scheduled yet: still readable
+    /// through their retirement alias.
+    pub fn retired_keys(&self) -> impl Iterator<Item = &crate::record::RetiredKey> {
+        let keys = self.record.iter().flat_map(|r| r.raw.previous_keys.iter());
+        keys.filter(|k| k.deletion_scheduled.is_none())
+    }
+
     /// The spec for the identified accounts.
     pub fn spec(&self, owner: AccountId, users: Vec<AccountId>, region: Region) -> GrantSpec {
-        spec_from(
-            region,
-            owner,
-            users,
-            self.alias.clone(),
-            self.role.clone(),
-            &self.settings,
-        )
+        spec_from(region, owner, users, self.alias.clone(), self.role.clone(), &self.settings)
     }
 
     /// Refuses to act when the record's profiles now lead to other accounts than it recorded:
@@ -283,9 +271,7 @@ pub async fn open(
     region: Option<&Region>,
 ) -> Result<Sides> {
     if user_profiles.is_empty() {
-        return Err(Error::Input(
-            "no user account: give at least one --user PROFILE".into(),
-        ));
+        return Err(Error::Input("no user account: give at least one --user PROFILE".into()));
     }
     let mut names: Vec<&str> = vec![owner_profile];
     names.extend(user_profiles.iter().map(String::as_str));
@@ -316,9 +302,7 @@ impl Sides {
     /// Learns the user accounts concurrently (the owner's may come from elsewhere, see
     /// [`Sides::owner_account`]).
     pub async fn identify_users(&self, ctx: &Context) -> Result<Vec<AccountId>> {
-        let users = ctx
-            .bounded(self.users.iter().map(|u| u.identify()).collect())
-            .await;
+        let users = ctx.bounded(self.users.iter().map(|u| u.identify()).collect()).await;
         users.into_iter().collect()
     }
 
@@ -342,9 +326,7 @@ impl Sides {
     /// resolved in the caller's own account, so its key's ARN names that account), else asked of
     /// STS: one call fewer on the common path.
     pub async fn owner_account(&self, alias_key: Option<&KeyState>) -> Result<AccountId> {
-        self.owner
-            .account_from(alias_key.map(|k| k.arn.as_str()))
-            .await
+        self.owner.account_from(alias_key.map(|k| k.arn.as_str())).await
     }
 
     /// Refuses a user profile in the owner's account and two user profiles in one account.
@@ -391,8 +373,7 @@ async fn profile_region(profile: &str) -> Result<Region> {
 
 /// The role name for a deployment: the given one, or the default derived from the alias.
 pub fn role_name(role: Option<&RoleName>, alias: &AliasName) -> RoleName {
-    role.cloned()
-        .unwrap_or_else(|| RoleName::default_for(alias))
+    role.cloned().unwrap_or_else(|| RoleName::default_for(alias))
 }
 
 /// Loads the record at `path` if there is one; a missing record is not an error here.

@@ -40,12 +40,7 @@ pub struct PlanView<'a> {
     /// The owner plan.
     pub owner_plan: &'a OwnerPlan,
     /// Each user account: session, account, role as it is, plan.
-    pub users: Vec<(
-        &'a Session,
-        &'a AccountId,
-        Option<&'a RoleState>,
-        &'a UserPlan,
-    )>,
+    pub users: Vec<(&'a Session, &'a AccountId, Option<&'a RoleState>, &'a UserPlan)>,
     /// Each user account leaving the deployment: session and what goes.
     pub removals: Vec<(&'a Session, &'a UserTeardown)>,
 }
@@ -92,11 +87,7 @@ pub fn items(view: &PlanView<'_>) -> Vec<Planned> {
     }
     out.push(item(
         s,
-        if view.owner_plan.create_alias {
-            "create"
-        } else {
-            "no-change"
-        },
+        if view.owner_plan.create_alias { "create" } else { "no-change" },
         "alias",
         alias,
         None,
@@ -116,14 +107,7 @@ pub fn items(view: &PlanView<'_>) -> Vec<Planned> {
             None => out.push(item(u, "no-change", "role", &arn, None, None)),
         }
         if let Some(trust) = &plan.update_trust {
-            out.push(item(
-                u,
-                "update",
-                "trust-policy",
-                &arn,
-                role.map(|r| &r.trust),
-                Some(trust),
-            ));
+            out.push(item(u, "update", "trust-policy", &arn, role.map(|r| &r.trust), Some(trust)));
         }
         let policy_id = format!("{arn}/{}", build::ROLE_POLICY_NAME);
         match &plan.put_policy {
@@ -164,11 +148,7 @@ pub fn show(ctx: &Context, view: &PlanView<'_>) -> Result<()> {
         if p.diff.is_some() {
             // Re-render with colour for the terminal; JSON keeps the plain diff.
             let text = p.diff.as_deref().unwrap_or_default();
-            let shown = if color {
-                colorize_diff(text)
-            } else {
-                text.to_string()
-            };
+            let shown = if color { colorize_diff(text) } else { text.to_string() };
             for line in shown.lines() {
                 ctx.printer.line(format!("    {line}"));
             }
@@ -179,13 +159,6 @@ pub fn show(ctx: &Context, view: &PlanView<'_>) -> Result<()> {
     } else {
         format!("plan: {changes} change(s); run `kmsxacct setup` with the same flags to apply")
     });
-    ctx.printer.json(
-        &Report {
-            command: "plan",
-            changes,
-            plan: &planned,
-        },
-        ctx.calls.snapshot(),
-    );
+    ctx.printer.json(&Report { command: "plan", changes, plan: &planned }, ctx.calls.snapshot());
     Ok(())
 }

@@ -54,9 +54,7 @@ struct Report<'a> {
 }
 
 fn now() -> String {
-    rfc3339(&aws_smithy_types::DateTime::from(
-        std::time::SystemTime::now(),
-    ))
+    rfc3339(&aws_smithy_types::DateTime::from(std::time::SystemTime::now()))
 }
 
 /// Runs rotate: resolve → read → plan → apply → prove → report.
@@ -72,16 +70,7 @@ pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
     ctx.printer.step("creating the new key");
     let journal = Journal::start(record.raw.clone(), &ctx.config)?;
     let mut changes = Vec::new();
-    let new_arn = new_key(
-        ctx,
-        &sides.owner,
-        &spec,
-        &old,
-        &journal,
-        window,
-        &mut changes,
-    )
-    .await?;
+    let new_arn = new_key(ctx, &sides.owner, &spec, &old, &journal, window, &mut changes).await?;
     journal.update(|r| {
         r.key_arn = new_arn.clone();
         r.key_creation_pending = false;
@@ -92,17 +81,8 @@ pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
             deletion_scheduled: None,
         });
     })?;
-    move_alias(
-        &sides.owner,
-        &spec,
-        &old,
-        &new_arn,
-        &retired_alias,
-        &mut changes,
-    )
-    .await?;
-    ctx.printer
-        .step("proving the user accounts still work, old data included");
+    move_alias(&sides.owner, &spec, &old, &new_arn, &retired_alias, &mut changes).await?;
+    ctx.printer.step("proving the user accounts still work, old data included");
     let proof = Proof {
         spec: &spec,
         old: &old,
@@ -113,10 +93,7 @@ pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
     let checks = prove(ctx, &sides, &users, &proof).await?;
     let ok = checks.iter().all(|c| c.ok);
     if args.retire_old && ok {
-        let write = Write::ScheduleKeyDeletion {
-            key_arn: &old.arn,
-            days: window.days(),
-        };
+        let write = Write::ScheduleKeyDeletion { key_arn: &old.arn, days: window.days() };
         apply_to(&mut changes, &sides.owner, write).await?;
         journal.update(|r| {
             if let Some(last) = r.previous_keys.last_mut() {
@@ -191,10 +168,7 @@ impl Sample {
             .map_err(|e| owner.kms_error("kms:Encrypt (before the rotation)", e))?
             .ciphertext_blob
             .ok_or_else(|| Error::Failed("Encrypt returned no ciphertext".into()))?;
-        Ok(Sample {
-            plaintext,
-            ciphertext,
-        })
+        Ok(Sample { plaintext, ciphertext })
     }
 }
 
@@ -208,14 +182,9 @@ async fn new_key(
     window: PendingWindow,
     changes: &mut Vec<Change>,
 ) -> Result<String> {
-    let policy = old
-        .policy
-        .clone()
-        .unwrap_or_else(|| build::key_policy(spec));
+    let policy = old.policy.clone().unwrap_or_else(|| build::key_policy(spec));
     let plan = OwnerPlan {
-        key: KeyPlan::Create {
-            policy: Box::new(policy),
-        },
+        key: KeyPlan::Create { policy: Box::new(policy) },
         create_alias: false,
         put_policy: None,
         retire: Vec::new(),
@@ -230,10 +199,7 @@ async fn new_key(
     };
     let creating = || Ok(journal.update(|r| r.key_creation_pending = true)?);
     let created = |_: &str| Ok(());
-    let key_journal = KeyJournal {
-        creating: &creating,
-        created: &created,
-    };
+    let key_journal = KeyJournal { creating: &creating, created: &created };
     let mut made = Vec::new();
     let arn = owner::apply_setup(owner, &plan, opts, key_journal, &mut made).await?;
     // apply_setup also reports what it left alone (the alias it does not touch here).
@@ -250,15 +216,9 @@ async fn move_alias(
     retired_alias: &str,
     changes: &mut Vec<Change>,
 ) -> Result<()> {
-    let retire = Write::CreateAlias {
-        alias: retired_alias,
-        key_arn: &old.arn,
-    };
+    let retire = Write::CreateAlias { alias: retired_alias, key_arn: &old.arn };
     apply_to(changes, owner, retire).await?;
-    let update = Write::UpdateAlias {
-        alias: spec.alias.as_str(),
-        key_arn: new_arn,
-    };
+    let update = Write::UpdateAlias { alias: spec.alias.as_str(), key_arn: new_arn };
     apply_to(changes, owner, update).await.map(drop)
 }
 
@@ -302,10 +262,7 @@ async fn prove(
             let mut checks = policy_proof(proof, &role_arn, &docs.policies);
             checks.extend(live_proof(session, &role_arn, proof).await);
             Ok::<_, Error>(
-                checks
-                    .into_iter()
-                    .map(|c| c.in_account(account.as_str()))
-                    .collect::<Vec<_>>(),
+                checks.into_iter().map(|c| c.in_account(account.as_str())).collect::<Vec<_>>(),
             )
         })
         .collect();
@@ -322,15 +279,9 @@ fn policy_proof(
     policies: &[(String, PolicyDocument)],
 ) -> Vec<Check> {
     let spec = proof.spec;
-    let named: Vec<NamedPolicy<'_>> = policies
-        .iter()
-        .map(|(name, document)| NamedPolicy { name, document })
-        .collect();
-    let key_policy = proof
-        .old
-        .policy
-        .clone()
-        .unwrap_or_else(|| build::key_policy(spec));
+    let named: Vec<NamedPolicy<'_>> =
+        policies.iter().map(|(name, document)| NamedPolicy { name, document }).collect();
+    let key_policy = proof.old.policy.clone().unwrap_or_else(|| build::key_policy(spec));
     let check = |name: &str, action: &str, key: &str, via: &str| {
         let request = Request {
             principal: role_arn.to_string(),
@@ -358,12 +309,7 @@ fn policy_proof(
     }
     if spec.actions.contains(&KeyAction::Encrypt) {
         let via = spec.alias.as_str();
-        checks.push(check(
-            "policy-encrypt-new",
-            "kms:Encrypt",
-            proof.new_arn,
-            via,
-        ));
+        checks.push(check("policy-encrypt-new", "kms:Encrypt", proof.new_arn, via));
     }
     checks
 }
@@ -392,20 +338,11 @@ async fn encrypt_new_key(s: &Session, kms: &aws_sdk_kms::Client, proof: &Proof<'
     let spec = proof.spec;
     let alias_arn = spec.alias.arn(&spec.region, &spec.owner);
     let plaintext = Blob::new(proof.sample.plaintext.to_vec());
-    match kms
-        .encrypt()
-        .key_id(&alias_arn)
-        .plaintext(plaintext)
-        .send()
-        .await
-    {
+    match kms.encrypt().key_id(&alias_arn).plaintext(plaintext).send().await {
         Ok(out) if out.key_id() == Some(proof.new_arn) => Check::new(
             name,
             true,
-            format!(
-                "encrypted through {alias_arn} with the new key {}",
-                proof.new_arn
-            ),
+            format!("encrypted through {alias_arn} with the new key {}", proof.new_arn),
         ),
         Ok(out) => Check::new(
             name,
@@ -415,11 +352,7 @@ async fn encrypt_new_key(s: &Session, kms: &aws_sdk_kms::Client, proof: &Proof<'
                 out.key_id().unwrap_or("?")
             ),
         ),
-        Err(e) => Check::new(
-            name,
-            false,
-            s.kms_error("kms:Encrypt (as the role)", e).to_string(),
-        ),
+        Err(e) => Check::new(name, false, s.kms_error("kms:Encrypt (as the role)", e).to_string()),
     }
 }
 
@@ -427,12 +360,8 @@ async fn decrypt_old_data(s: &Session, kms: &aws_sdk_kms::Client, proof: &Proof<
     let name = "decrypt-old-data";
     let retired_arn = proof.retired_arn();
     let sample = proof.sample;
-    let result = kms
-        .decrypt()
-        .key_id(&retired_arn)
-        .ciphertext_blob(sample.ciphertext.clone())
-        .send()
-        .await;
+    let result =
+        kms.decrypt().key_id(&retired_arn).ciphertext_blob(sample.ciphertext.clone()).send().await;
     match result {
         Ok(out) if out.plaintext().map(|p| p.as_ref()) == Some(&sample.plaintext[..]) => {
             let detail =
@@ -443,8 +372,7 @@ async fn decrypt_old_data(s: &Session, kms: &aws_sdk_kms::Client, proof: &Proof<
         Err(e) => Check::new(
             name,
             false,
-            s.kms_error("kms:Decrypt of old data (as the role)", e)
-                .to_string(),
+            s.kms_error("kms:Decrypt of old data (as the role)", e).to_string(),
         ),
     }
 }
@@ -483,11 +411,7 @@ fn report(
         proof.spec.alias,
         proof.new_arn,
         proof.retired_alias,
-        if args.retire_old {
-            " until its deletion"
-        } else {
-            ""
-        }
+        if args.retire_old { " until its deletion" } else { "" }
     ));
     Ok(())
 }

@@ -4,12 +4,13 @@ use super::plan::PlanView;
 use super::{
     Context, DEFAULT_ALIAS, GrantArgs, Sides, existing_record, open, role_name, spec_from,
 };
-use crate::aws::Session;
 use crate::error::{Error, Result};
 use crate::names::{AccountId, AliasName, PendingWindow, Region, RoleName};
 use crate::output::Change;
 use crate::owner::{KeyJournal, KeyReads, OwnerApply};
-use crate::plan::{self, KeyPlan, KeyState, RoleState, SetupPlan, SetupSeen, deployment_tags};
+use crate::plan::{
+    self, DeploymentKeys, KeyPlan, KeyState, RoleState, SetupPlan, SetupSeen, deployment_tags,
+};
 use crate::policy::build::{GrantSpec, GrantTo};
 use crate::policy::matching::Arn;
 use crate::record::{CheckedDeployment, Deployment, Journal, UserRecord};
@@ -90,11 +91,7 @@ fn check_trust(trust: &[String], users: &[AccountId]) -> Result<()> {
         if !ok {
             return Err(Error::Input(format!(
                 "invalid --trust '{t}' (expected an IAM role, user or root ARN in one of the user accounts: {})",
-                users
-                    .iter()
-                    .map(|u| u.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                users.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", ")
             )));
         }
     }
@@ -106,13 +103,7 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
     let started = Instant::now();
     let target = resolve(ctx, args)?;
     ctx.printer.step("reading the owner and user accounts");
-    let sides = open(
-        ctx,
-        &args.owner,
-        &target.profiles(args),
-        args.region.as_ref(),
-    )
-    .await?;
+    let sides = open(ctx, &args.owner, &target.profiles(args), args.region.as_ref()).await?;
     let seen = read(ctx, args, &target, &sides).await?;
     let plan = plan::plan_setup(&seen.spec, &seen.view(target.adopt(args)))
         .map_err(|c| Error::Conflict(format!("setup changed nothing: {}", c.join("; "))))?;
@@ -121,7 +112,8 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
     }
     ctx.printer.step("applying changes in every account");
     let journal = Journal::start(first_record(args, &target, &seen, &plan), &ctx.config)?;
-    let applied = apply(ctx, args, &sides, &seen, &plan, &journal, started).await?;
+    let stage = Apply { ctx, args, sides: &sides, seen: &seen, plan: &plan, journal: &journal };
+    let applied = stage.run(started).await?;
     journal.update(|r| {
         r.key_arn = applied.key_arn.clone();
         for (u, arn) in r.users.iter_mut().zip(&applied.role_arns) {
@@ -178,18 +170,13 @@ fn resolve(ctx: &Context, args: &SetupArgs) -> Result<Resolved> {
         .filter(|u| !args.users.contains(&u.profile))
         .cloned()
         .collect();
-    Ok(Resolved {
-        previous,
-        role,
-        leaving,
-    })
+    Ok(Resolved { previous, role, leaving })
 }
 
 /// Everything setup read, and the spec built from the accounts it learnt.
 struct Seen {
     spec: GrantSpec,
-    alias_key: Option<KeyState>,
-    recorded_key: Option<KeyState>,
+    keys: DeploymentKeys,
     found: Vec<KeyState>,
     users: Vec<(AccountId, Option<RoleState>)>,
     leaving: Vec<(AccountId, Option<RoleState>)>,
@@ -198,8 +185,7 @@ struct Seen {
 impl Seen {
     fn view(&self, adopt: bool) -> SetupSeen<'_> {
         SetupSeen {
-            alias_key: self.alias_key.as_ref(),
-            recorded_key: self.recorded_key.as_ref(),
+            keys: &self.keys,
             found: &self.found,
             users: &self.users,
             leaving: &self.leaving,
@@ -211,11 +197,8 @@ impl Seen {
 /// Learns every account and reads every account at once (the reads need no account id).
 async fn read(ctx: &Context, args: &SetupArgs, target: &Resolved, sides: &Sides) -> Result<Seen> {
     let kept = args.users.len();
-    let recorded_arn = target
-        .previous
-        .as_ref()
-        .map(|r| r.raw.key_arn.clone())
-        .filter(|arn| !arn.is_empty());
+    let recorded_arn =
+        target.previous.as_ref().map(|r| r.raw.key_arn.clone()).filter(|arn| !arn.is_empty());
     let role_reads = sides
         .users
         .iter()
@@ -224,11 +207,16 @@ async fn read(ctx: &Context, args: &SetupArgs, target: &Resolved, sides: &Sides)
         .collect();
     let (ids, keys, roles) = tokio::join!(
         sides.identify(ctx),
-        read_keys(&sides.owner, args.alias.as_str(), recorded_arn.as_deref()),
+        owner::read_deployment_keys(
+            &sides.owner,
+            args.alias.as_str(),
+            recorded_arn.as_deref(),
+            KeyReads::SETUP
+        ),
         ctx.bounded(role_reads),
     );
     let (owner, accounts) = ids?;
-    let (alias_key, recorded_key) = keys?;
+    let mut keys = keys?;
     let roles: Vec<Option<RoleState>> = roles.into_iter().collect::<Result<_>>()?;
     for (u, now) in target.leaving.iter().zip(&accounts[kept..]) {
         if u.account != now.as_str() {
@@ -249,8 +237,9 @@ async fn read(ctx: &Context, args: &SetupArgs, target: &Resolved, sides: &Sides)
     );
     let previous = target.previous.as_ref();
     // A key recorded for another owner account is not ours to reuse.
-    let recorded_key =
-        recorded_key.filter(|_| previous.is_some_and(|r| r.owner_account == spec.owner));
+    if previous.is_none_or(|r| r.owner_account != spec.owner) {
+        keys.recorded = None;
+    }
     // A previous run that stopped between CreateKey and recording its answer may have left a
     // key: find it by its tags rather than create a second one.
     let found = if previous.is_some_and(|r| r.raw.key_creation_pending) {
@@ -263,26 +252,11 @@ async fn read(ctx: &Context, args: &SetupArgs, target: &Resolved, sides: &Sides)
     let mut pairs = accounts.into_iter().zip(roles);
     Ok(Seen {
         spec,
-        alias_key,
-        recorded_key,
+        keys,
         found,
         users: pairs.by_ref().take(kept).collect(),
         leaving: pairs.collect(),
     })
-}
-
-/// The key behind the alias, and the recorded key when the alias is missing.
-async fn read_keys(
-    owner: &Session,
-    alias: &str,
-    recorded: Option<&str>,
-) -> Result<(Option<KeyState>, Option<KeyState>)> {
-    let at_alias = owner::read_key(owner, alias, KeyReads::SETUP).await?;
-    let recorded = match (&at_alias, recorded) {
-        (None, Some(arn)) => owner::read_key(owner, arn, KeyReads::SETUP).await?,
-        _ => None,
-    };
-    Ok((at_alias, recorded))
 }
 
 /// What `plan` shows.
@@ -290,7 +264,7 @@ fn plan_view<'a>(sides: &'a Sides, seen: &'a Seen, plan: &'a SetupPlan) -> PlanV
     PlanView {
         spec: &seen.spec,
         owner: &sides.owner,
-        key_now: seen.alias_key.as_ref(),
+        key_now: seen.keys.at_alias.as_ref(),
         owner_plan: &plan.owner,
         users: sides
             .users
@@ -299,10 +273,7 @@ fn plan_view<'a>(sides: &'a Sides, seen: &'a Seen, plan: &'a SetupPlan) -> PlanV
             .zip(&plan.users)
             .map(|((s, (a, r)), p)| (s, a, r.as_ref(), p))
             .collect(),
-        removals: sides.users[seen.users.len()..]
-            .iter()
-            .zip(&plan.leaving)
-            .collect(),
+        removals: sides.users[seen.users.len()..].iter().zip(&plan.leaving).collect(),
     }
 }
 
@@ -339,14 +310,9 @@ fn first_record(args: &SetupArgs, target: &Resolved, seen: &Seen, plan: &SetupPl
             })
             .collect(),
         adopted: target.adopt(args)
-            && seen
-                .alias_key
-                .as_ref()
-                .is_some_and(|k| !plan::is_ours(&k.tags, spec)),
+            && seen.keys.at_alias.as_ref().is_some_and(|k| !plan::is_ours(&k.tags, spec)),
         last_verify: previous.and_then(|r| r.last_verify.clone()),
-        previous_keys: previous
-            .map(|r| r.previous_keys.clone())
-            .unwrap_or_default(),
+        previous_keys: previous.map(|r| r.previous_keys.clone()).unwrap_or_default(),
     }
 }
 
@@ -357,153 +323,135 @@ struct Applied {
     changes: Vec<Change>,
 }
 
-/// Carries out the plan: both sides at once, or the roles first when the key policy names them;
-/// then the roles of user accounts that left. Every new ARN is journaled the moment it exists.
-async fn apply(
-    ctx: &Context,
-    args: &SetupArgs,
-    sides: &Sides,
-    seen: &Seen,
-    plan: &SetupPlan,
-    journal: &Journal<'_>,
-    started: Instant,
-) -> Result<Applied> {
-    let tags = deployment_tags(&seen.spec);
-    let owner = apply_owner(ctx, args, sides, seen, plan, journal, &tags, started);
-    let users = apply_users(ctx, sides, seen, plan, journal, &tags);
-    let ((key_arn, mut changes), user_results) = match seen.spec.grant_to {
-        GrantTo::Role => {
-            let users = users.await;
-            let owner = if users.iter().all(|(r, _)| r.is_ok()) {
-                owner.await
-            } else {
-                let not_all = Error::Failed("the roles were not all created".into());
-                (Err(not_all), Vec::new())
-            };
-            (owner, users)
-        }
-        GrantTo::Account => tokio::join!(owner, users),
-    };
-    let mut errors: Vec<String> = Vec::new();
-    let mut role_arns = Vec::new();
-    for (result, user_changes) in user_results {
-        changes.extend(user_changes);
-        match result {
-            Ok(arn) => role_arns.push(arn),
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    let key_arn = key_arn.map_err(|e| errors.push(e.to_string())).ok();
-    // Users dropped from the deployment: their roles go once the key policy no longer names them.
-    if errors.is_empty() {
-        errors.extend(remove_leaving(ctx, sides, seen, plan, &mut changes).await);
-    }
-    match key_arn {
-        Some(key_arn) if errors.is_empty() => Ok(Applied {
-            key_arn,
-            role_arns,
-            changes,
-        }),
-        _ => {
-            ctx.printer.changes(&changes);
-            Err(Error::Failed(format!(
-                "setup did not finish ({}); run it again to converge",
-                errors.join("; ")
-            )))
-        }
-    }
+/// The apply stage: what it works with.
+struct Apply<'a> {
+    ctx: &'a Context,
+    args: &'a SetupArgs,
+    sides: &'a Sides,
+    seen: &'a Seen,
+    plan: &'a SetupPlan,
+    journal: &'a Journal<'a>,
 }
 
-/// The owner side: key, alias, key policy, then rotation when asked. Returns the key ARN.
-#[allow(clippy::too_many_arguments)]
-async fn apply_owner(
-    ctx: &Context,
-    args: &SetupArgs,
-    sides: &Sides,
-    seen: &Seen,
-    plan: &SetupPlan,
-    journal: &Journal<'_>,
-    tags: &[(String, String)],
-    started: Instant,
-) -> (Result<String>, Vec<Change>) {
-    let mut changes = Vec::new();
-    let creating = || Ok(journal.update(|r| r.key_creation_pending = true)?);
-    let created = |arn: &str| {
-        Ok(journal.update(|r| {
-            r.key_arn = arn.to_string();
-            r.key_creation_pending = false;
-        })?)
-    };
-    let opts = OwnerApply {
-        alias: seen.spec.alias.as_str(),
-        tags,
-        retire_window: args.pending_window_days,
-        wait_until: started + Duration::from_secs(args.wait),
-        printer: &ctx.printer,
-    };
-    let journal = KeyJournal {
-        creating: &creating,
-        created: &created,
-    };
-    let mut arn = owner::apply_setup(&sides.owner, &plan.owner, opts, journal, &mut changes).await;
-    if let (Ok(key), true) = (&arn, args.enable_key_rotation) {
-        let days = i32::from(args.rotation_period_days.unwrap_or(365));
-        let rotation = owner::ensure_key_rotation(&sides.owner, key, days, &mut changes).await;
-        if let Err(e) = rotation {
-            arn = Err(e);
+impl Apply<'_> {
+    /// Carries out the plan: both sides at once, or the roles first when the key policy names them;
+    /// then the roles of user accounts that left. Every new ARN is journaled the moment it exists.
+    async fn run(&self, started: Instant) -> Result<Applied> {
+        let tags = deployment_tags(&self.seen.spec);
+        let owner = self.owner(&tags, started);
+        let users = self.users(&tags);
+        let ((key_arn, mut changes), user_results) = match self.seen.spec.grant_to {
+            GrantTo::Role => {
+                let users = users.await;
+                let owner = if users.iter().all(|(r, _)| r.is_ok()) {
+                    owner.await
+                } else {
+                    let not_all = Error::Failed("the roles were not all created".into());
+                    (Err(not_all), Vec::new())
+                };
+                (owner, users)
+            }
+            GrantTo::Account => tokio::join!(owner, users),
+        };
+        let mut errors: Vec<String> = Vec::new();
+        let mut role_arns = Vec::new();
+        for (result, user_changes) in user_results {
+            changes.extend(user_changes);
+            match result {
+                Ok(arn) => role_arns.push(arn),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        let key_arn = key_arn.map_err(|e| errors.push(e.to_string())).ok();
+        // Users dropped from the deployment: their roles go once the key policy no longer names them.
+        if errors.is_empty() {
+            errors.extend(self.remove_leaving(&mut changes).await);
+        }
+        match key_arn {
+            Some(key_arn) if errors.is_empty() => Ok(Applied { key_arn, role_arns, changes }),
+            _ => {
+                self.ctx.printer.changes(&changes);
+                Err(Error::Failed(format!(
+                    "setup did not finish ({}); run it again to converge",
+                    errors.join("; ")
+                )))
+            }
         }
     }
-    (arn, changes)
-}
 
-/// Each user side: role, trust, role policy. Returns each role's ARN.
-async fn apply_users(
-    ctx: &Context,
-    sides: &Sides,
-    seen: &Seen,
-    plan: &SetupPlan,
-    journal: &Journal<'_>,
-    tags: &[(String, String)],
-) -> Vec<(Result<String>, Vec<Change>)> {
-    let role = seen.spec.role.as_str();
-    let work = sides
-        .users
-        .iter()
-        .zip(&plan.users)
-        .enumerate()
-        .map(|(i, (session, plan))| async move {
-            let mut changes = Vec::new();
-            let created =
-                |arn: &str| Ok(journal.update(|r| r.users[i].role_arn = arn.to_string())?);
-            let arn = user::apply_setup(session, role, plan, tags, created, &mut changes).await;
-            (arn, changes)
-        })
-        .collect();
-    ctx.bounded(work).await
-}
-
-/// Removes the roles of the user accounts that left; returns the errors.
-async fn remove_leaving(
-    ctx: &Context,
-    sides: &Sides,
-    seen: &Seen,
-    plan: &SetupPlan,
-    changes: &mut Vec<Change>,
-) -> Vec<String> {
-    let role = seen.spec.role.as_str();
-    let work = sides.users[seen.users.len()..]
-        .iter()
-        .zip(&plan.leaving)
-        .map(|(session, plan)| user::apply_teardown(session, role, plan))
-        .collect();
-    let mut errors = Vec::new();
-    for (result, c) in ctx.bounded(work).await {
-        changes.extend(c);
-        if let Err(e) = result {
-            errors.push(e.to_string());
+    /// The owner side: key, alias, key policy, then rotation when asked. Returns the key ARN.
+    async fn owner(
+        &self,
+        tags: &[(String, String)],
+        started: Instant,
+    ) -> (Result<String>, Vec<Change>) {
+        let Apply { ctx, args, sides, seen, plan, journal } = *self;
+        let mut changes = Vec::new();
+        let creating = || Ok(journal.update(|r| r.key_creation_pending = true)?);
+        let created = |arn: &str| {
+            Ok(journal.update(|r| {
+                r.key_arn = arn.to_string();
+                r.key_creation_pending = false;
+            })?)
+        };
+        let opts = OwnerApply {
+            alias: seen.spec.alias.as_str(),
+            tags,
+            retire_window: args.pending_window_days,
+            wait_until: started + Duration::from_secs(args.wait),
+            printer: &ctx.printer,
+        };
+        let journal = KeyJournal { creating: &creating, created: &created };
+        let mut arn =
+            owner::apply_setup(&sides.owner, &plan.owner, opts, journal, &mut changes).await;
+        if let (Ok(key), true) = (&arn, args.enable_key_rotation) {
+            let days = i32::from(args.rotation_period_days.unwrap_or(365));
+            let rotation = owner::ensure_key_rotation(&sides.owner, key, days, &mut changes).await;
+            if let Err(e) = rotation {
+                arn = Err(e);
+            }
         }
+        (arn, changes)
     }
-    errors
+
+    /// Each user side: role, trust, role policy. Returns each role's ARN.
+    async fn users(&self, tags: &[(String, String)]) -> Vec<(Result<String>, Vec<Change>)> {
+        let Apply { ctx, sides, seen, plan, journal, .. } = *self;
+        let role = seen.spec.role.as_str();
+        let work = sides
+            .users
+            .iter()
+            .zip(&plan.users)
+            .enumerate()
+            .map(|(i, (session, plan))| async move {
+                let mut changes = Vec::new();
+                let created =
+                    |arn: &str| Ok(journal.update(|r| r.users[i].role_arn = arn.to_string())?);
+                let arn = user::apply_setup(session, role, plan, tags, created, &mut changes).await;
+                (arn, changes)
+            })
+            .collect();
+        ctx.bounded(work).await
+    }
+
+    /// Removes the roles of the user accounts that left; returns the errors.
+    async fn remove_leaving(&self, changes: &mut Vec<Change>) -> Vec<String> {
+        let Apply { ctx, sides, seen, plan, .. } = *self;
+        let role = seen.spec.role.as_str();
+        let work = sides.users[seen.users.len()..]
+            .iter()
+            .zip(&plan.leaving)
+            .map(|(session, plan)| user::apply_teardown(session, role, plan))
+            .collect();
+        let mut errors = Vec::new();
+        for (result, c) in ctx.bounded(work).await {
+            changes.extend(c);
+            if let Err(e) = result {
+                errors.push(e.to_string());
+            }
+        }
+        errors
+    }
 }
 
 /// Prints what changed, and the JSON report.
@@ -520,8 +468,7 @@ fn report(ctx: &Context, seen: &Seen, applied: &Applied) {
             ctx.config.display()
         ));
     } else {
-        ctx.printer
-            .line("setup: nothing to change; the deployment is already as it should be");
+        ctx.printer.line("setup: nothing to change; the deployment is already as it should be");
     }
     ctx.printer.json(
         &Report {

@@ -54,16 +54,9 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<()> {
 
 /// Learns the accounts and reads the alias's key and every role at once.
 async fn read<'a>(ctx: &Context, target: &'a Target, sides: &Sides) -> Result<Report<'a>> {
-    let role_reads = sides
-        .users
-        .iter()
-        .map(|u| user::read_role(u, target.role.as_str(), false))
-        .collect();
-    let reads = KeyReads {
-        tags: false,
-        policy: false,
-        aliases: true,
-    };
+    let role_reads =
+        sides.users.iter().map(|u| user::read_role(u, target.role.as_str(), false)).collect();
+    let reads = KeyReads { tags: false, policy: false, aliases: true };
     let (ids, key, roles) = tokio::join!(
         sides.identify(ctx),
         owner::read_key(&sides.owner, target.alias.as_str(), reads),
@@ -94,10 +87,7 @@ async fn read<'a>(ctx: &Context, target: &'a Target, sides: &Sides) -> Result<Re
         region: sides.region().to_string(),
         key,
         users: user_status,
-        last_verify: target
-            .record
-            .as_ref()
-            .and_then(|r| r.raw.last_verify.as_ref()),
+        last_verify: target.record.as_ref().and_then(|r| r.raw.last_verify.as_ref()),
     })
 }
 
@@ -109,47 +99,33 @@ fn print_text(ctx: &Context, target: &Target, report: &Report<'_>) {
         None => String::new(),
     };
     let p = &ctx.printer;
-    p.line(format!(
-        "deployment {} of account {owner} in {}{record}",
-        target.alias, report.region
-    ));
+    p.line(format!("deployment {} of account {owner} in {}{record}", target.alias, report.region));
     match &report.key {
         Some(k) => {
             let not_recorded = match k.is_recorded_key {
                 Some(false) => "  (not the recorded key!)",
                 _ => "",
             };
-            p.line(format!(
-                "owner {owner}  key    {}  {}{not_recorded}",
-                k.arn, k.state
-            ));
+            p.line(format!("owner {owner}  key    {}  {}{not_recorded}", k.arn, k.state));
             p.line(format!(
                 "owner {owner}  alias  {} -> the key; its aliases: {}",
                 target.alias,
                 k.aliases.join(", ")
             ));
         }
-        None => p.line(format!(
-            "owner {owner}  alias  {} does not exist",
-            target.alias
-        )),
+        None => p.line(format!("owner {owner}  alias  {} does not exist", target.alias)),
     }
     for u in &report.users {
         p.line(match &u.role_arn {
             Some(arn) if u.role_policy => format!("user  {}  role   {arn}", u.account),
-            Some(arn) => format!(
-                "user  {}  role   {arn}  (its kmsxacct policy is missing)",
-                u.account
-            ),
+            Some(arn) => {
+                format!("user  {}  role   {arn}  (its kmsxacct policy is missing)", u.account)
+            }
             None => format!("user  {}  role   {} does not exist", u.account, target.role),
         });
     }
     p.line(match report.last_verify {
-        Some(v) => format!(
-            "last verify: {} at {}",
-            if v.ok { "passed" } else { "FAILED" },
-            v.at
-        ),
+        Some(v) => format!("last verify: {} at {}", if v.ok { "passed" } else { "FAILED" }, v.at),
         None => "last verify: none recorded".to_string(),
     });
 }

@@ -6,7 +6,9 @@ use crate::error::{Error, Result};
 use crate::names::{AccountId, PendingWindow};
 use crate::output::Change;
 use crate::owner::KeyReads;
-use crate::plan::{KeyState, OwnerTeardown, RoleState, TeardownPlan, TeardownSeen, plan_teardown};
+use crate::plan::{
+    DeploymentKeys, KeyState, OwnerTeardown, RoleState, TeardownPlan, TeardownSeen, plan_teardown,
+};
 use crate::policy::build::GrantSpec;
 use crate::writes::{Write, apply_to};
 use crate::{owner, user};
@@ -39,8 +41,7 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
         .or(target.record.as_ref().map(|r| r.pending_window))
         .unwrap_or(PendingWindow::DEFAULT);
     let sides = target.open(ctx).await?;
-    ctx.printer
-        .step("reading what this deployment left in every account");
+    ctx.printer.step("reading what this deployment left in every account");
     let seen = read(ctx, &target, &sides).await?;
     let plan = plan_teardown(&seen.spec, &seen.view(target.adopted()))
         .map_err(|c| Error::Conflict(format!("teardown changed nothing: {}", c.join("; "))))?;
@@ -50,8 +51,7 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
         report(ctx, false, None, &[]);
         return Ok(());
     }
-    ctx.printer
-        .step("removing the roles, the alias and the key");
+    ctx.printer.step("removing the roles, the alias and the key");
     let (deletion_date, changes) = apply(ctx, &sides, &seen.spec, &plan, window).await?;
     match &deletion_date {
         Some(date) => ctx.printer.line(format!(
@@ -73,87 +73,63 @@ impl Target {
 /// Everything teardown read, and the spec built from the accounts it learnt.
 struct Seen {
     spec: GrantSpec,
-    alias_key: Option<KeyState>,
-    recorded_key: Option<KeyState>,
+    keys: DeploymentKeys,
     retired: Vec<(String, KeyState)>,
     users: Vec<(AccountId, Option<RoleState>)>,
 }
 
 impl Seen {
     fn view(&self, adopted: bool) -> TeardownSeen<'_> {
-        TeardownSeen {
-            alias_key: self.alias_key.as_ref(),
-            recorded_key: self.recorded_key.as_ref(),
-            retired: &self.retired,
-            users: &self.users,
-            adopted,
-        }
+        TeardownSeen { keys: &self.keys, retired: &self.retired, users: &self.users, adopted }
     }
 }
 
 /// Reads every side at once, then learns the accounts from what it read (STS only for what is
 /// missing).
 async fn read(ctx: &Context, target: &Target, sides: &Sides) -> Result<Seen> {
-    let role_reads = sides
-        .users
-        .iter()
-        .map(|u| user::read_role(u, target.role.as_str(), true))
-        .collect();
+    let role_reads =
+        sides.users.iter().map(|u| user::read_role(u, target.role.as_str(), true)).collect();
     let (keys, retired, roles) = tokio::join!(
         read_keys(target, &sides.owner),
         read_retired(target, &sides.owner),
         ctx.bounded(role_reads),
     );
-    let (alias_key, recorded_key) = keys?;
+    let keys = keys?;
     let roles: Vec<Option<RoleState>> = roles.into_iter().collect::<Result<_>>()?;
-    let role_arns: Vec<Option<&str>> = roles
-        .iter()
-        .map(|r| r.as_ref().map(|r| r.arn.as_str()))
-        .collect();
+    let role_arns: Vec<Option<&str>> =
+        roles.iter().map(|r| r.as_ref().map(|r| r.arn.as_str())).collect();
     let users = sides.user_accounts(ctx, &role_arns).await?;
-    let owner_account = sides.owner_account(alias_key.as_ref()).await?;
+    let owner_account = sides.owner_account(keys.at_alias.as_ref()).await?;
     sides.check_distinct(&owner_account, &users)?;
     target.check_accounts(&owner_account, &users)?;
     Ok(Seen {
         spec: target.spec(owner_account, users.clone(), sides.region()),
-        alias_key,
-        recorded_key,
+        keys,
         retired: retired?,
         users: users.into_iter().zip(roles).collect(),
     })
 }
 
-/// The key behind the alias, and the recorded key when the alias is gone (or it is the adopted
-/// key the alias still points at).
-async fn read_keys(
-    target: &Target,
-    owner: &Session,
-) -> Result<(Option<KeyState>, Option<KeyState>)> {
+/// The key behind the alias, and the recorded key when the alias is gone (or when it is the
+/// adopted key the alias still points at).
+async fn read_keys(target: &Target, owner: &Session) -> Result<DeploymentKeys> {
     let adopted = target.adopted();
-    let reads = KeyReads {
-        policy: adopted,
-        ..KeyReads::TEARDOWN
-    };
-    let at_alias = owner::read_key(owner, target.alias.as_str(), reads).await?;
-    let recorded = match (&at_alias, target.recorded_key()) {
-        (None, Some(arn)) => owner::read_key(owner, arn, reads).await?,
-        (Some(k), Some(arn)) if adopted && k.arn == arn => Some(k.clone()),
-        _ => None,
-    };
-    Ok((at_alias, recorded))
+    let reads = KeyReads { policy: adopted, ..KeyReads::TEARDOWN };
+    let recorded = target.recorded_key();
+    let mut keys =
+        owner::read_deployment_keys(owner, target.alias.as_str(), recorded, reads).await?;
+    if adopted && keys.at_alias.as_ref().is_some_and(|k| Some(k.arn.as_str()) == recorded) {
+        keys.recorded = keys.at_alias.clone();
+    }
+    Ok(keys)
 }
 
 /// Keys an earlier rotate retired (still readable, not yet scheduled for deletion), all at once.
 async fn read_retired(target: &Target, owner: &Session) -> Result<Vec<(String, KeyState)>> {
-    let reads = target
-        .record
-        .iter()
-        .flat_map(|r| r.raw.previous_keys.iter())
-        .filter(|k| k.deletion_scheduled.is_none())
-        .map(|r| async move {
-            let key = owner::read_key(owner, &r.arn, KeyReads::TEARDOWN).await?;
-            Ok::<_, Error>(key.map(|k| (r.alias.clone(), k)))
-        });
+    let reads = target.retired_keys().map(|r| async move {
+        let key = owner::read_key(owner, &r.arn, KeyReads::TEARDOWN).await?;
+        Ok::<_, Error>(key.map(|k| (r.alias.clone(), k)))
+    });
     let keys = futures_util::future::try_join_all(reads).await?;
     Ok(keys.into_iter().flatten().collect())
 }
@@ -215,9 +191,7 @@ async fn apply_alias(
 ) -> (Result<()>, Vec<Change>) {
     let mut changes = Vec::new();
     let write = if plan.delete_alias {
-        Write::DeleteAlias {
-            alias: spec.alias.as_str(),
-        }
+        Write::DeleteAlias { alias: spec.alias.as_str() }
     } else if let Some((arn, policy)) = &plan.strip_grant {
         Write::PutKeyPolicy {
             key_arn: arn,
@@ -241,10 +215,7 @@ async fn apply_key(
     let Some(key_arn) = &plan.schedule_key_deletion else {
         return (Ok(None), changes);
     };
-    let write = Write::ScheduleKeyDeletion {
-        key_arn,
-        days: window.days(),
-    };
+    let write = Write::ScheduleKeyDeletion { key_arn, days: window.days() };
     let result = apply_to(&mut changes, owner, write).await;
     (result.map(|d| d.deletion_date().map(String::from)), changes)
 }
@@ -257,13 +228,9 @@ async fn apply_retired(
 ) -> (Result<()>, Vec<Change>) {
     let mut changes = Vec::new();
     for (alias, key) in retired {
-        let writes = alias
-            .iter()
-            .map(|a| Write::DeleteAlias { alias: a })
-            .chain(key.iter().map(|k| Write::ScheduleKeyDeletion {
-                key_arn: k,
-                days: window.days(),
-            }));
+        let writes = alias.iter().map(|a| Write::DeleteAlias { alias: a }).chain(
+            key.iter().map(|k| Write::ScheduleKeyDeletion { key_arn: k, days: window.days() }),
+        );
         for write in writes {
             if let Err(e) = apply_to(&mut changes, owner, write).await {
                 return (Err(e), changes);
@@ -276,12 +243,7 @@ async fn apply_retired(
 /// The JSON report.
 fn report(ctx: &Context, changed: bool, key_deletion_date: Option<&str>, changes: &[Change]) {
     ctx.printer.json(
-        &Report {
-            command: "teardown",
-            changed,
-            key_deletion_date,
-            changes,
-        },
+        &Report { command: "teardown", changed, key_deletion_date, changes },
         ctx.calls.snapshot(),
     );
 }

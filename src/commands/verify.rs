@@ -47,8 +47,7 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
     let target = Target::resolve(&args.target, &ctx.config)?;
     let sides = target.open(ctx).await?;
     let names = Names::learn(ctx, &target, &sides).await?;
-    ctx.printer
-        .step("evaluating the policies and calling KMS as each role");
+    ctx.printer.step("evaluating the policies and calling KMS as each role");
     let seen = read(ctx, &target, &sides, &names).await?;
     let deadline = started + Duration::from_secs(args.wait);
     let checks = check(ctx, args, &sides, &names, seen, deadline).await;
@@ -60,21 +59,12 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
             "verify: {} role(s) use the key through {} for {}",
             names.role_arns.len(),
             names.alias_arn,
-            target
-                .settings
-                .actions
-                .iter()
-                .map(|a| a.name())
-                .collect::<Vec<_>>()
-                .join(", ")
+            target.settings.actions.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
         ));
         Ok(())
     } else {
         let failed = checks.iter().filter(|c| !c.ok).count();
-        Err(Error::Failed(format!(
-            "verify: {failed} of {} checks failed",
-            checks.len()
-        )))
+        Err(Error::Failed(format!("verify: {failed} of {} checks failed", checks.len())))
     }
 }
 
@@ -92,16 +82,11 @@ impl Names {
     /// start at once; without one, they need the accounts first.
     async fn learn(ctx: &Context, target: &Target, sides: &Sides) -> Result<Names> {
         if let Some(r) = &target.record {
-            let roles: Option<Vec<String>> = (0..r.raw.users.len())
-                .map(|i| target.recorded_role(i).map(String::from))
-                .collect();
+            let roles: Option<Vec<String>> =
+                (0..r.raw.users.len()).map(|i| target.recorded_role(i).map(String::from)).collect();
             if let Some(role_arns) = roles {
                 let alias_arn = target.alias.arn(&r.region, &r.owner_account);
-                return Ok(Names {
-                    role_arns,
-                    alias_arn,
-                    ids: None,
-                });
+                return Ok(Names { role_arns, alias_arn, ids: None });
             }
         }
         let (owner, users) = sides.identify(ctx).await?;
@@ -135,11 +120,8 @@ async fn read(ctx: &Context, target: &Target, sides: &Sides, names: &Names) -> R
         .zip(&names.role_arns)
         .map(|(u, role_arn)| exercise(u, &sides.owner, role_arn, &names.alias_arn, actions))
         .collect();
-    let policy_reads = sides
-        .users
-        .iter()
-        .map(|u| user::role_documents(u, target.role.as_str()))
-        .collect();
+    let policy_reads =
+        sides.users.iter().map(|u| user::role_documents(u, target.role.as_str())).collect();
     let reads = KeyReads::verify(target.record.is_none());
     let (key, trips, role_docs, retired) = tokio::join!(
         owner::read_key(&sides.owner, target.alias.as_str(), reads),
@@ -152,10 +134,8 @@ async fn read(ctx: &Context, target: &Target, sides: &Sides, names: &Names) -> R
         None => {
             // With a record, the user accounts come from the roles read above (STS only for
             // a missing one), the owner account from the key.
-            let arns: Vec<Option<&str>> = role_docs
-                .iter()
-                .map(|d| d.as_ref().ok().and_then(|d| d.arn.as_deref()))
-                .collect();
+            let arns: Vec<Option<&str>> =
+                role_docs.iter().map(|d| d.as_ref().ok().and_then(|d| d.arn.as_deref())).collect();
             let users = sides.user_accounts(ctx, &arns).await?;
             let at_alias = key.as_ref().ok().and_then(Option::as_ref);
             (sides.owner_account(at_alias).await?, users)
@@ -179,20 +159,11 @@ async fn read_retired(
     target: &Target,
     owner: &Session,
 ) -> Vec<(String, String, Result<Option<KeyState>>)> {
-    let reads = KeyReads {
-        tags: false,
-        policy: true,
-        aliases: true,
-    };
-    let work = target
-        .record
-        .iter()
-        .flat_map(|r| r.raw.previous_keys.iter())
-        .filter(|k| k.deletion_scheduled.is_none())
-        .map(|r| async move {
-            let key = owner::read_key(owner, &r.arn, reads).await;
-            (r.alias.clone(), r.arn.clone(), key)
-        });
+    let reads = KeyReads { tags: false, policy: true, aliases: true };
+    let work = target.retired_keys().map(|r| async move {
+        let key = owner::read_key(owner, &r.arn, reads).await;
+        (r.alias.clone(), r.arn.clone(), key)
+    });
     futures_util::future::join_all(work).await
 }
 
@@ -211,11 +182,7 @@ async fn check(
     let key = seen.key.ok().flatten();
     if let Some(k) = &key {
         let wanted = converge_key_policy(spec, k);
-        checks.push(drift_check(
-            "drift-key-policy",
-            k.policy.as_ref(),
-            wanted.as_ref(),
-        ));
+        checks.push(drift_check("drift-key-policy", k.policy.as_ref(), wanted.as_ref()));
     }
     let accounts = sides
         .users
@@ -233,13 +200,8 @@ async fn check(
             checks.extend(retired);
         }
         checks.extend(role_drift(spec, account, &docs).into_iter().map(in_account));
-        let policy_checks = policy_checks(
-            key.as_ref(),
-            docs.map(|d| d.policies),
-            role_arn,
-            account,
-            spec,
-        );
+        let policy_checks =
+            policy_checks(key.as_ref(), docs.map(|d| d.policies), role_arn, account, spec);
         // Denied although every static check passes: propagation, not a wrong policy. Wait.
         let static_ok = checks.iter().chain(&policy_checks).all(|c| c.ok);
         let trip = if trip.denied && static_ok && args.wait > 0 {
@@ -305,9 +267,7 @@ fn record_outcome(ctx: &Context, target: &Target, checks: &[Check]) {
     };
     let mut raw = record.raw.clone();
     raw.last_verify = Some(LastVerify {
-        at: rfc3339(&aws_smithy_types::DateTime::from(
-            std::time::SystemTime::now(),
-        )),
+        at: rfc3339(&aws_smithy_types::DateTime::from(std::time::SystemTime::now())),
         ok: checks.iter().all(|c| c.ok),
         failed: checks
             .iter()
@@ -319,8 +279,7 @@ fn record_outcome(ctx: &Context, target: &Target, checks: &[Check]) {
             .collect(),
     });
     if let Err(e) = raw.save(&ctx.config) {
-        ctx.printer
-            .note(format!("could not record this verify: {e}"));
+        ctx.printer.note(format!("could not record this verify: {e}"));
     }
 }
 
@@ -351,10 +310,7 @@ fn owner_checks(
         Some(rec) if rec != key.arn => Check::new(
             "alias-target",
             false,
-            format!(
-                "{} points at {}, not the recorded key {rec}",
-                spec.alias, key.arn
-            ),
+            format!("{} points at {}, not the recorded key {rec}", spec.alias, key.arn),
         ),
         Some(_) => Check::new(
             "alias-target",
@@ -364,10 +320,7 @@ fn owner_checks(
         None if is_ours(&key.tags, spec) => Check::new(
             "alias-target",
             true,
-            format!(
-                "{} points at {}, a key of this deployment",
-                spec.alias, key.arn
-            ),
+            format!("{} points at {}, a key of this deployment", spec.alias, key.arn),
         ),
         None => Check::new(
             "alias-target",
@@ -406,11 +359,8 @@ fn retired_check(
     let Some(policy) = &key.policy else {
         return Check::new(name, false, "not evaluated: no key policy");
     };
-    let named: Vec<NamedPolicy<'_>> = docs
-        .policies
-        .iter()
-        .map(|(name, document)| NamedPolicy { name, document })
-        .collect();
+    let named: Vec<NamedPolicy<'_>> =
+        docs.policies.iter().map(|(name, document)| NamedPolicy { name, document }).collect();
     let request = Request {
         principal: role_arn.to_string(),
         action: "kms:Decrypt".into(),
@@ -479,10 +429,7 @@ fn drift_check(
                     None => "missing; `kmsxacct setup` puts it back",
                 },
             );
-            c.diff = Some(diff(
-                &live.map(PolicyDocument::render).unwrap_or_default(),
-                &w.render(),
-            ));
+            c.diff = Some(diff(&live.map(PolicyDocument::render).unwrap_or_default(), &w.render()));
             c
         }
     }
@@ -498,12 +445,8 @@ fn policy_checks(
     spec: &GrantSpec,
 ) -> Vec<Check> {
     let actions = spec.iam_actions();
-    let name = |action: &str| {
-        format!(
-            "policy-{}",
-            action.trim_start_matches("kms:").to_ascii_lowercase()
-        )
-    };
+    let name =
+        |action: &str| format!("policy-{}", action.trim_start_matches("kms:").to_ascii_lowercase());
     let fail_all = |detail: String| {
         actions
             .iter()
@@ -511,10 +454,7 @@ fn policy_checks(
             .collect::<Vec<_>>()
     };
     let Some(key) = key else {
-        return fail_all(format!(
-            "not evaluated: {} does not lead to a key",
-            spec.alias
-        ));
+        return fail_all(format!("not evaluated: {} does not lead to a key", spec.alias));
     };
     let Some(key_policy) = &key.policy else {
         return fail_all("not evaluated: the key policy was not read".into());
@@ -523,10 +463,8 @@ fn policy_checks(
         Ok(p) => p,
         Err(e) => return fail_all(format!("not evaluated: {e}")),
     };
-    let named: Vec<NamedPolicy<'_>> = role_policies
-        .iter()
-        .map(|(name, document)| NamedPolicy { name, document })
-        .collect();
+    let named: Vec<NamedPolicy<'_>> =
+        role_policies.iter().map(|(name, document)| NamedPolicy { name, document }).collect();
     actions
         .iter()
         .map(|action| {

@@ -112,9 +112,7 @@ pub fn is_known_kms_action(action: &str) -> Option<bool> {
 pub fn is_cross_account(action: &str) -> bool {
     action.split_once(':').is_some_and(|(s, n)| {
         s.eq_ignore_ascii_case("kms")
-            && CROSS_ACCOUNT_ACTIONS
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case(n))
+            && CROSS_ACCOUNT_ACTIONS.iter().any(|a| a.eq_ignore_ascii_case(n))
     })
 }
 

@@ -152,11 +152,7 @@ impl GrantSpec {
         let mut actions: Vec<KeyAction> = self.actions.clone();
         actions.sort();
         actions.dedup();
-        actions
-            .iter()
-            .flat_map(|a| a.iam_actions())
-            .copied()
-            .collect()
+        actions.iter().flat_map(|a| a.iam_actions()).copied().collect()
     }
 
     /// The role's ARN in `user`.
@@ -226,12 +222,7 @@ pub fn role_trust_policy(spec: &GrantSpec, user: &AccountId) -> PolicyDocument {
 /// `Resource` is `key/*` and the alias goes in a condition; an alias ARN in `Resource` would grant
 /// nothing for them.
 pub fn role_access_policy(spec: &GrantSpec) -> PolicyDocument {
-    let keys = format!(
-        "arn:{}:kms:{}:{}:key/*",
-        spec.region.partition(),
-        spec.region,
-        spec.owner
-    );
+    let keys = format!("arn:{}:kms:{}:{}:key/*", spec.region.partition(), spec.region, spec.owner);
     let statement = Statement::new(Effect::Allow)
         .sid(ROLE_USE_SID)
         .actions(&spec.iam_actions())
@@ -299,11 +290,7 @@ mod tests {
     fn request_alias_condition_and_more_actions() {
         let mut s = spec();
         s.condition = AliasCondition::RequestAlias;
-        s.actions = vec![
-            KeyAction::ReEncrypt,
-            KeyAction::Encrypt,
-            KeyAction::DescribeKey,
-        ];
+        s.actions = vec![KeyAction::ReEncrypt, KeyAction::Encrypt, KeyAction::DescribeKey];
         let doc: Value = serde_json::from_str(&role_access_policy(&s).render()).unwrap();
         assert_eq!(
             doc["Statement"][0]["Condition"],
@@ -312,12 +299,7 @@ mod tests {
         );
         assert_eq!(
             doc["Statement"][0]["Action"],
-            json!([
-                "kms:Encrypt",
-                "kms:ReEncryptFrom",
-                "kms:ReEncryptTo",
-                "kms:DescribeKey"
-            ])
+            json!(["kms:Encrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:DescribeKey"])
         );
     }
 
@@ -346,10 +328,7 @@ mod tests {
     #[test]
     fn several_users_and_grant_to_role() {
         let mut s = spec();
-        s.users = vec![
-            "333333333333".parse().unwrap(),
-            "222222222222".parse().unwrap(),
-        ];
+        s.users = vec!["333333333333".parse().unwrap(), "222222222222".parse().unwrap()];
         s.users.sort();
         s.grant_to = GrantTo::Role;
         let grant = serde_json::to_value(key_policy_grant(&s)).unwrap();

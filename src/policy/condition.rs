@@ -28,17 +28,12 @@ impl RequestContext {
 
     /// Adds one value to a key.
     pub fn add(&mut self, key: &str, value: String) {
-        self.values
-            .entry(key.to_ascii_lowercase())
-            .or_default()
-            .push(value);
+        self.values.entry(key.to_ascii_lowercase()).or_default().push(value);
     }
 
     /// A key's values; `None` when the request does not carry it.
     pub fn get(&self, key: &str) -> Option<&[String]> {
-        self.values
-            .get(&key.to_ascii_lowercase())
-            .map(Vec::as_slice)
+        self.values.get(&key.to_ascii_lowercase()).map(Vec::as_slice)
     }
 }
 
@@ -119,10 +114,7 @@ fn parse_operator(text: &str) -> Result<Operator, PolicyError> {
                 .and_then(cmp)
                 .map(|(c, n)| (Base::Numeric(c), n))
                 .or_else(|| {
-                    other
-                        .strip_prefix("Date")
-                        .and_then(cmp)
-                        .map(|(c, n)| (Base::Date(c), n))
+                    other.strip_prefix("Date").and_then(cmp).map(|(c, n)| (Base::Date(c), n))
                 });
             match parsed {
                 Some(p) => p,
@@ -139,19 +131,12 @@ fn parse_operator(text: &str) -> Result<Operator, PolicyError> {
             "condition operator '{text}': Null takes no set operator"
         )));
     }
-    Ok(Operator {
-        set,
-        base,
-        negated,
-        if_exists,
-    })
+    Ok(Operator { set, base, negated, if_exists })
 }
 
 /// Checks that every operator in a block is one kmsxacct knows.
 pub fn check_operators(block: &ConditionBlock) -> Result<(), PolicyError> {
-    block
-        .keys()
-        .try_for_each(|op| parse_operator(op).map(|_| ()))
+    block.keys().try_for_each(|op| parse_operator(op).map(|_| ()))
 }
 
 fn parse_number(s: &str) -> Option<f64> {
@@ -302,29 +287,14 @@ mod tests {
     fn unknown_operators_are_errors() {
         let err = evaluate(&block(json!({"StringSortOf": {"a": "b"}})), &ctx(&[])).unwrap_err();
         assert!(err.0.contains("StringSortOf"));
-        assert!(
-            evaluate(
-                &block(json!({"ForAnyValue:Null": {"a": "true"}})),
-                &ctx(&[])
-            )
-            .is_err()
-        );
+        assert!(evaluate(&block(json!({"ForAnyValue:Null": {"a": "true"}})), &ctx(&[])).is_err());
     }
 
     #[test]
     fn negated_operator_on_missing_key_holds() {
-        assert!(holds(
-            json!({"StringNotEquals": {"kms:CallerAccount": "1"}}),
-            &ctx(&[])
-        ));
-        assert!(!holds(
-            json!({"StringEquals": {"kms:CallerAccount": "1"}}),
-            &ctx(&[])
-        ));
-        assert!(holds(
-            json!({"StringEqualsIfExists": {"kms:CallerAccount": "1"}}),
-            &ctx(&[])
-        ));
+        assert!(holds(json!({"StringNotEquals": {"kms:CallerAccount": "1"}}), &ctx(&[])));
+        assert!(!holds(json!({"StringEquals": {"kms:CallerAccount": "1"}}), &ctx(&[])));
+        assert!(holds(json!({"StringEqualsIfExists": {"kms:CallerAccount": "1"}}), &ctx(&[])));
     }
 
     #[test]
@@ -343,31 +313,16 @@ mod tests {
     #[test]
     fn multivalued_key_without_set_operator_matches_only_one_value() {
         let plain = json!({"StringLike": {"kms:ResourceAliases": "alias/x"}});
-        assert!(holds(
-            plain.clone(),
-            &ctx(&[("kms:ResourceAliases", &["alias/x"])])
-        ));
-        assert!(!holds(
-            plain,
-            &ctx(&[("kms:ResourceAliases", &["alias/x", "alias/y"])])
-        ));
+        assert!(holds(plain.clone(), &ctx(&[("kms:ResourceAliases", &["alias/x"])])));
+        assert!(!holds(plain, &ctx(&[("kms:ResourceAliases", &["alias/x", "alias/y"])])));
     }
 
     #[test]
     fn and_across_keys_or_across_values() {
         let c = ctx(&[("a", &["1"]), ("b", &["2"])]);
-        assert!(holds(
-            json!({"StringEquals": {"a": ["0", "1"], "b": "2"}}),
-            &c
-        ));
-        assert!(!holds(
-            json!({"StringEquals": {"a": ["0", "1"], "b": "3"}}),
-            &c
-        ));
-        assert!(!holds(
-            json!({"StringEquals": {"a": "1"}, "StringLike": {"b": "9*"}}),
-            &c
-        ));
+        assert!(holds(json!({"StringEquals": {"a": ["0", "1"], "b": "2"}}), &c));
+        assert!(!holds(json!({"StringEquals": {"a": ["0", "1"], "b": "3"}}), &c));
+        assert!(!holds(json!({"StringEquals": {"a": "1"}, "StringLike": {"b": "9*"}}), &c));
         assert!(holds(json!({"StringNotEquals": {"a": ["0", "2"]}}), &c));
         assert!(!holds(json!({"StringNotEquals": {"a": ["0", "1"]}}), &c));
     }
@@ -386,25 +341,13 @@ mod tests {
         assert!(holds(json!({"NumericLessThan": {"n": 6}}), &c));
         assert!(!holds(json!({"NumericGreaterThanEquals": {"n": "6"}}), &c));
         assert!(!holds(json!({"NumericEquals": {"n": "five"}}), &c));
-        assert!(holds(
-            json!({"DateGreaterThan": {"d": "2026-01-01T00:00:00Z"}}),
-            &c
-        ));
+        assert!(holds(json!({"DateGreaterThan": {"d": "2026-01-01T00:00:00Z"}}), &c));
         assert!(holds(json!({"DateLessThan": {"d": "1900000000"}}), &c));
-        assert!(holds(
-            json!({"ArnLike": {"arn": "arn:aws:iam::*:role/*"}}),
-            &c
-        ));
-        assert!(holds(
-            json!({"ArnNotEquals": {"arn": "arn:aws:iam::222222222222:role/r"}}),
-            &c
-        ));
+        assert!(holds(json!({"ArnLike": {"arn": "arn:aws:iam::*:role/*"}}), &c));
+        assert!(holds(json!({"ArnNotEquals": {"arn": "arn:aws:iam::222222222222:role/r"}}), &c));
         assert!(holds(json!({"StringEqualsIgnoreCase": {"s": "hello"}}), &c));
         assert!(!holds(json!({"StringEquals": {"s": "hello"}}), &c));
-        assert!(holds(
-            json!({"Null": {"missing": "true", "n": "false"}}),
-            &c
-        ));
+        assert!(holds(json!({"Null": {"missing": "true", "n": "false"}}), &c));
         assert!(!holds(json!({"Null": {"n": "true"}}), &c));
     }
 
@@ -417,9 +360,6 @@ mod tests {
         .unwrap()
         .unwrap();
         let text = miss.to_string();
-        assert!(
-            text.contains("kms:ResourceAliases") && text.contains("alias/y"),
-            "{text}"
-        );
+        assert!(text.contains("kms:ResourceAliases") && text.contains("alias/y"), "{text}");
     }
 }

@@ -47,9 +47,9 @@ impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for OneOrMany<T> {
                 .collect::<Result<Vec<T>, _>>()
                 .map(OneOrMany::Many)
                 .map_err(serde::de::Error::custom),
-            other => serde_json::from_value(other)
-                .map(OneOrMany::One)
-                .map_err(serde::de::Error::custom),
+            other => {
+                serde_json::from_value(other).map(OneOrMany::One).map_err(serde::de::Error::custom)
+            }
         }
     }
 }
@@ -57,11 +57,7 @@ impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for OneOrMany<T> {
 impl<T> From<Vec<T>> for OneOrMany<T> {
     /// One value renders as a plain value, several as a list.
     fn from(mut values: Vec<T>) -> Self {
-        if values.len() == 1 {
-            OneOrMany::One(values.remove(0))
-        } else {
-            OneOrMany::Many(values)
-        }
+        if values.len() == 1 { OneOrMany::One(values.remove(0)) } else { OneOrMany::Many(values) }
     }
 }
 
@@ -162,11 +158,7 @@ pub struct Statement {
     #[serde(rename = "Principal", default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<Principal>,
     /// Everyone except these.
-    #[serde(
-        rename = "NotPrincipal",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "NotPrincipal", default, skip_serializing_if = "Option::is_none")]
     pub not_principal: Option<Principal>,
     /// Actions matched, with `*` and `?` wildcards, case-insensitive.
     #[serde(rename = "Action", default, skip_serializing_if = "Option::is_none")]
@@ -178,11 +170,7 @@ pub struct Statement {
     #[serde(rename = "Resource", default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<OneOrMany<String>>,
     /// Every resource except these.
-    #[serde(
-        rename = "NotResource",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "NotResource", default, skip_serializing_if = "Option::is_none")]
     pub not_resource: Option<OneOrMany<String>>,
     /// Conditions that must all hold.
     #[serde(rename = "Condition", default, skip_serializing_if = "Option::is_none")]
@@ -213,22 +201,14 @@ impl Statement {
 
     /// Sets `Principal` to `{"AWS": arns}`.
     pub fn aws_principals(mut self, arns: Vec<String>) -> Statement {
-        self.principal = Some(Principal::Typed(BTreeMap::from([(
-            PrincipalKind::Aws,
-            arns.into(),
-        )])));
+        self.principal =
+            Some(Principal::Typed(BTreeMap::from([(PrincipalKind::Aws, arns.into())])));
         self
     }
 
     /// Sets `Action`.
     pub fn actions(mut self, actions: &[&str]) -> Statement {
-        self.action = Some(
-            actions
-                .iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .into(),
-        );
+        self.action = Some(actions.iter().map(|a| a.to_string()).collect::<Vec<_>>().into());
         self
     }
 
@@ -255,13 +235,7 @@ impl Statement {
         fn set(values: &OneOrMany<String>, lower: bool) -> Value {
             let mut v: Vec<String> = values
                 .iter()
-                .map(|s| {
-                    if lower {
-                        s.to_ascii_lowercase()
-                    } else {
-                        s.clone()
-                    }
-                })
+                .map(|s| if lower { s.to_ascii_lowercase() } else { s.clone() })
                 .collect();
             v.sort();
             v.dedup();
@@ -287,20 +261,14 @@ impl Statement {
         }
         let mut out = serde_json::Map::new();
         out.insert("Sid".into(), Value::from(self.sid.clone()));
-        out.insert(
-            "Effect".into(),
-            serde_json::to_value(self.effect).unwrap_or(Value::Null),
-        );
+        out.insert("Effect".into(), serde_json::to_value(self.effect).unwrap_or(Value::Null));
         let fields: [(&str, Option<Value>); 7] = [
             ("Principal", self.principal.as_ref().map(principal)),
             ("NotPrincipal", self.not_principal.as_ref().map(principal)),
             ("Action", self.action.as_ref().map(|a| set(a, true))),
             ("NotAction", self.not_action.as_ref().map(|a| set(a, true))),
             ("Resource", self.resource.as_ref().map(|r| set(r, false))),
-            (
-                "NotResource",
-                self.not_resource.as_ref().map(|r| set(r, false)),
-            ),
+            ("NotResource", self.not_resource.as_ref().map(|r| set(r, false))),
             (
                 "Condition",
                 self.condition.as_ref().map(|c| {
@@ -381,24 +349,9 @@ impl PolicyDocument {
         for (i, s) in doc.statements().enumerate() {
             let name = s.sid.clone().unwrap_or_else(|| format!("#{i}"));
             let pairs = [
-                (
-                    "Action",
-                    s.action.is_some(),
-                    "NotAction",
-                    s.not_action.is_some(),
-                ),
-                (
-                    "Resource",
-                    s.resource.is_some(),
-                    "NotResource",
-                    s.not_resource.is_some(),
-                ),
-                (
-                    "Principal",
-                    s.principal.is_some(),
-                    "NotPrincipal",
-                    s.not_principal.is_some(),
-                ),
+                ("Action", s.action.is_some(), "NotAction", s.not_action.is_some()),
+                ("Resource", s.resource.is_some(), "NotResource", s.not_resource.is_some()),
+                ("Principal", s.principal.is_some(), "NotPrincipal", s.not_principal.is_some()),
             ];
             for (a, has_a, b, has_b) in pairs {
                 if has_a && has_b {
@@ -430,10 +383,7 @@ impl PolicyDocument {
     /// stays as it was. Returns whether the document's meaning changed.
     pub fn upsert_statement(&mut self, statement: Statement) -> bool {
         let mut list: Vec<Statement> = self.statements().cloned().collect();
-        let changed = match list
-            .iter_mut()
-            .find(|s| s.sid.is_some() && s.sid == statement.sid)
-        {
+        let changed = match list.iter_mut().find(|s| s.sid.is_some() && s.sid == statement.sid) {
             Some(existing) if existing.same_as(&statement) => false,
             Some(existing) => {
                 *existing = statement;
@@ -453,11 +403,8 @@ impl PolicyDocument {
     /// Removes the statement with this Sid; returns whether there was one.
     pub fn remove_statement(&mut self, sid: &str) -> bool {
         let before = self.statements().count();
-        let list: Vec<Statement> = self
-            .statements()
-            .filter(|s| s.sid.as_deref() != Some(sid))
-            .cloned()
-            .collect();
+        let list: Vec<Statement> =
+            self.statements().filter(|s| s.sid.as_deref() != Some(sid)).cloned().collect();
         let removed = list.len() != before;
         if removed {
             self.statement = OneOrMany::Many(list);
@@ -502,20 +449,10 @@ mod tests {
     fn rejects_unknown_fields_and_bad_shapes() {
         let unknown =
             r#"{"Statement":[{"Effect":"Allow","Action":"a:b","Resource":"*","Resources":"x"}]}"#;
-        assert!(
-            PolicyDocument::parse(unknown)
-                .unwrap_err()
-                .0
-                .contains("Resources")
-        );
+        assert!(PolicyDocument::parse(unknown).unwrap_err().0.contains("Resources"));
         let both =
             r#"{"Statement":[{"Effect":"Allow","Action":"a:b","NotAction":"a:c","Resource":"*"}]}"#;
-        assert!(
-            PolicyDocument::parse(both)
-                .unwrap_err()
-                .0
-                .contains("both Action and NotAction")
-        );
+        assert!(PolicyDocument::parse(both).unwrap_err().0.contains("both Action and NotAction"));
         let effect = r#"{"Statement":[{"Effect":"Maybe","Action":"a:b","Resource":"*"}]}"#;
         assert!(PolicyDocument::parse(effect).is_err());
         let principal =

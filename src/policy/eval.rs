@@ -264,12 +264,7 @@ fn match_statement(
             Some(miss) => Err(miss.to_string()),
         },
     };
-    Ok(Match {
-        action,
-        resource,
-        principal,
-        condition,
-    })
+    Ok(Match { action, resource, principal, condition })
 }
 
 fn statement_name(s: &Statement, index: usize) -> String {
@@ -282,11 +277,7 @@ pub fn normalise_alias(alias: &str) -> String {
         Some(a) => a.resource.to_string(),
         None => alias.to_string(),
     };
-    if tail.starts_with("alias/") {
-        tail
-    } else {
-        format!("alias/{tail}")
-    }
+    if tail.starts_with("alias/") { tail } else { format!("alias/{tail}") }
 }
 
 /// Evaluates `req` against the key policy and the caller's identity policies.
@@ -300,10 +291,7 @@ pub fn evaluate(
     let (caller, key_account) = check_request(req, identity)?;
     let scan = scan(req, &caller, key_policy, identity)?;
     if !scan.denies.is_empty() {
-        return Ok(Evaluation {
-            decision: Decision::ExplicitDeny,
-            reasons: scan.denies,
-        });
+        return Ok(Evaluation { decision: Decision::ExplicitDeny, reasons: scan.denies });
     }
     let cross_account = caller.account != key_account;
     if cross_account && !is_cross_account(&req.action) {
@@ -376,11 +364,7 @@ fn contexts(req: &Request, caller: &Caller) -> (RequestContext, RequestContext) 
     }
     let key_ctx = base.clone();
     let mut identity_ctx = base;
-    if !req
-        .extra
-        .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("kms:ResourceAliases"))
-    {
+    if !req.extra.iter().any(|(k, _)| k.eq_ignore_ascii_case("kms:ResourceAliases")) {
         identity_ctx.set(
             "kms:ResourceAliases",
             req.key_aliases.iter().map(|a| normalise_alias(a)).collect(),
@@ -416,10 +400,7 @@ fn scan(
             Effect::Deny => scan.denies.push(reason),
             // Prefer a direct grant over a delegation when both exist.
             Effect::Allow
-                if scan
-                    .key_allow
-                    .as_ref()
-                    .is_none_or(|(_, p)| *p != PrincipalMatch::Direct) =>
+                if scan.key_allow.as_ref().is_none_or(|(_, p)| *p != PrincipalMatch::Direct) =>
             {
                 scan.key_allow = Some((reason, m.principal));
             }
@@ -482,11 +463,7 @@ impl Scan {
         Some(Reason {
             policy: policy.to_string(),
             statement,
-            kind: if s.effect == Effect::Deny {
-                "deny"
-            } else {
-                "allow"
-            },
+            kind: if s.effect == Effect::Deny { "deny" } else { "allow" },
             message,
         })
     }
@@ -502,17 +479,10 @@ fn decide(req: &Request, caller: &Caller, key_account: &str, scan: Scan) -> Eval
         (Some(_), Some(_)) => true,
         _ => false,
     };
-    let mut reasons: Vec<Reason> = scan
-        .key_allow
-        .map(|(r, _)| r)
-        .into_iter()
-        .chain(scan.identity_allow.clone())
-        .collect();
+    let mut reasons: Vec<Reason> =
+        scan.key_allow.map(|(r, _)| r).into_iter().chain(scan.identity_allow.clone()).collect();
     if allowed {
-        return Evaluation {
-            decision: Decision::Allow,
-            reasons,
-        };
+        return Evaluation { decision: Decision::Allow, reasons };
     }
     let missing = match (key_ok, &scan.identity_allow) {
         (None, _) => format!(
@@ -529,18 +499,11 @@ fn decide(req: &Request, caller: &Caller, key_account: &str, scan: Scan) -> Eval
         ),
     };
     reasons.push(Reason {
-        policy: if key_ok.is_none() {
-            "key-policy".into()
-        } else {
-            "identity".into()
-        },
+        policy: if key_ok.is_none() { "key-policy".into() } else { "identity".into() },
         statement: String::new(),
         kind: "missing",
         message: missing,
     });
     reasons.extend(scan.near);
-    Evaluation {
-        decision: Decision::ImplicitDeny,
-        reasons,
-    }
+    Evaluation { decision: Decision::ImplicitDeny, reasons }
 }

@@ -319,31 +319,18 @@ fn cases() -> Vec<Case> {
 fn run(c: &Case) -> super::eval::Evaluation {
     let kp = PolicyDocument::parse(&c.key_policy.to_string())
         .unwrap_or_else(|e| panic!("{}: key policy: {e}", c.name));
-    let ids: Vec<PolicyDocument> = c
-        .identity
-        .iter()
-        .map(|v| PolicyDocument::parse(&v.to_string()).unwrap())
-        .collect();
+    let ids: Vec<PolicyDocument> =
+        c.identity.iter().map(|v| PolicyDocument::parse(&v.to_string()).unwrap()).collect();
     let names: Vec<String> = (0..ids.len()).map(|i| format!("identity-{i}")).collect();
-    let named: Vec<NamedPolicy<'_>> = ids
-        .iter()
-        .zip(&names)
-        .map(|(d, n)| NamedPolicy {
-            name: n,
-            document: d,
-        })
-        .collect();
+    let named: Vec<NamedPolicy<'_>> =
+        ids.iter().zip(&names).map(|(d, n)| NamedPolicy { name: n, document: d }).collect();
     let req = Request {
         principal: c.principal.into(),
         action: c.action.into(),
         key_arn: KEY.into(),
         key_aliases: c.aliases.iter().map(|s| s.to_string()).collect(),
         request_alias: c.request_alias.map(String::from),
-        extra: c
-            .extra
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        extra: c.extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
     };
     evaluate(&req, &kp, &named).unwrap_or_else(|e| panic!("{}: {e}", c.name))
 }
@@ -365,10 +352,7 @@ fn corpus() {
         } else if let Some(r) = c.reason
             && !text.contains(r)
         {
-            failures.push(format!(
-                "{} [{}]: reasons lack {r:?}: {text}",
-                c.name, c.rule
-            ));
+            failures.push(format!("{} [{}]: reasons lack {r:?}: {text}", c.name, c.rule));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -378,67 +362,30 @@ fn corpus() {
 fn bad_requests_are_errors_not_decisions() {
     let kp = PolicyDocument::parse(&setup_key_policy().to_string()).unwrap();
     let id = PolicyDocument::parse(&setup_role_policy().to_string()).unwrap();
-    let named = [NamedPolicy {
-        name: "role",
-        document: &id,
-    }];
+    let named = [NamedPolicy { name: "role", document: &id }];
     let base = Request {
         principal: ROLE.into(),
         action: "kms:Encrypt".into(),
         key_arn: KEY.into(),
         ..Request::default()
     };
-    let alias_as_key = Request {
-        key_arn: format!("arn:aws:kms:us-east-1:{OWNER}:{ALIAS}"),
-        ..base.clone()
-    };
-    assert!(
-        evaluate(&alias_as_key, &kp, &named)
-            .unwrap_err()
-            .0
-            .contains("key ARN")
-    );
-    let bad_action = Request {
-        action: "kms:Encrpyt".into(),
-        ..base.clone()
-    };
-    assert!(
-        evaluate(&bad_action, &kp, &named)
-            .unwrap_err()
-            .0
-            .contains("kms:Encrpyt")
-    );
-    let bad_principal = Request {
-        principal: "app".into(),
-        ..base.clone()
-    };
+    let alias_as_key =
+        Request { key_arn: format!("arn:aws:kms:us-east-1:{OWNER}:{ALIAS}"), ..base.clone() };
+    assert!(evaluate(&alias_as_key, &kp, &named).unwrap_err().0.contains("key ARN"));
+    let bad_action = Request { action: "kms:Encrpyt".into(), ..base.clone() };
+    assert!(evaluate(&bad_action, &kp, &named).unwrap_err().0.contains("kms:Encrpyt"));
+    let bad_principal = Request { principal: "app".into(), ..base.clone() };
     assert!(evaluate(&bad_principal, &kp, &named).is_err());
     let with_principal = PolicyDocument::parse(
         r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"}]}"#,
     )
     .unwrap();
-    let named = [NamedPolicy {
-        name: "odd",
-        document: &with_principal,
-    }];
-    assert!(
-        evaluate(&base, &kp, &named)
-            .unwrap_err()
-            .0
-            .contains("Principal")
-    );
+    let named = [NamedPolicy { name: "odd", document: &with_principal }];
+    assert!(evaluate(&base, &kp, &named).unwrap_err().0.contains("Principal"));
     let unknown_op = PolicyDocument::parse(
         r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*","Condition":{"StringMaybe":{"a":"b"}}}]}"#,
     )
     .unwrap();
-    let named = [NamedPolicy {
-        name: "odd",
-        document: &unknown_op,
-    }];
-    assert!(
-        evaluate(&base, &kp, &named)
-            .unwrap_err()
-            .0
-            .contains("StringMaybe")
-    );
+    let named = [NamedPolicy { name: "odd", document: &unknown_op }];
+    assert!(evaluate(&base, &kp, &named).unwrap_err().0.contains("StringMaybe"));
 }

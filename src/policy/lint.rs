@@ -24,9 +24,8 @@ impl PolicyKind {
     /// A key policy names principals; so does a trust policy, whose actions are all `sts:`;
     /// an identity policy names none.
     pub fn guess(doc: &PolicyDocument) -> PolicyKind {
-        let names_principals = doc
-            .statements()
-            .any(|s| s.principal.is_some() || s.not_principal.is_some());
+        let names_principals =
+            doc.statements().any(|s| s.principal.is_some() || s.not_principal.is_some());
         let only_sts = doc.statements().all(|s| {
             s.action
                 .iter()
@@ -66,24 +65,15 @@ pub struct Finding {
 }
 
 fn finding(code: &'static str, severity: Severity, statement: &str, message: String) -> Finding {
-    Finding {
-        code,
-        severity,
-        statement: statement.to_string(),
-        message,
-    }
+    Finding { code, severity, statement: statement.to_string(), message }
 }
 
 /// The KMS actions a statement covers (with `kms:` prefix), from Action or NotAction.
 fn kms_actions_covered(s: &Statement) -> Vec<String> {
     let all = KMS_ACTIONS.iter().map(|a| format!("kms:{a}"));
     match (&s.action, &s.not_action) {
-        (Some(a), _) => all
-            .filter(|k| a.iter().any(|p| action_matches(p, k)))
-            .collect(),
-        (None, Some(na)) => all
-            .filter(|k| !na.iter().any(|p| action_matches(p, k)))
-            .collect(),
+        (Some(a), _) => all.filter(|k| a.iter().any(|p| action_matches(p, k))).collect(),
+        (None, Some(na)) => all.filter(|k| !na.iter().any(|p| action_matches(p, k))).collect(),
         _ => Vec::new(),
     }
 }
@@ -130,10 +120,9 @@ fn is_account_root(value: &str) -> Option<String> {
 
 fn aws_values(p: &Option<Principal>) -> Vec<String> {
     match p {
-        Some(Principal::Typed(map)) => map
-            .get(&PrincipalKind::Aws)
-            .map(|v| v.iter().cloned().collect())
-            .unwrap_or_default(),
+        Some(Principal::Typed(map)) => {
+            map.get(&PrincipalKind::Aws).map(|v| v.iter().cloned().collect()).unwrap_or_default()
+        }
         Some(Principal::Wildcard(_)) => vec!["*".into()],
         None => Vec::new(),
     }
@@ -163,9 +152,7 @@ pub fn lint(doc: &PolicyDocument, kind: PolicyKind, owner: Option<&str>) -> Vec<
     if kind == PolicyKind::KeyPolicy {
         let manages = |s: &Statement| {
             s.effect == Effect::Allow
-                && kms_actions_covered(s)
-                    .iter()
-                    .any(|a| a == "kms:PutKeyPolicy")
+                && kms_actions_covered(s).iter().any(|a| a == "kms:PutKeyPolicy")
                 && aws_values(&s.principal).iter().any(|v| {
                     is_account_root(v)
                         .is_some_and(|acct| owner.as_deref().is_none_or(|o| o == acct))
@@ -206,13 +193,7 @@ fn lint_statement(
         for (op, keys) in block {
             for (key, values) in keys {
                 let texts: Vec<String> = values.iter().map(|v| v.as_text()).collect();
-                let at = ConditionAt {
-                    s,
-                    name,
-                    block,
-                    op,
-                    key,
-                };
+                let at = ConditionAt { s, name, block, op, key };
                 lint_condition(&at, &texts, kind, out);
             }
         }
@@ -227,12 +208,7 @@ fn lint_statement(
 /// unknown-action: an action pattern that is not SERVICE:ACTION, or matches no KMS action.
 fn lint_actions(s: &Statement, name: &str, out: &mut Vec<Finding>) {
     // unknown-action
-    for pattern in s
-        .action
-        .iter()
-        .chain(s.not_action.iter())
-        .flat_map(OneOrMany::iter)
-    {
+    for pattern in s.action.iter().chain(s.not_action.iter()).flat_map(OneOrMany::iter) {
         let Some((service, action)) = pattern.split_once(':') else {
             if pattern != "*" {
                 out.push(finding(
@@ -249,10 +225,7 @@ fn lint_actions(s: &Statement, name: &str, out: &mut Vec<Finding>) {
         if !service.eq_ignore_ascii_case("kms") {
             continue;
         }
-        if !KMS_ACTIONS
-            .iter()
-            .any(|k| action_matches(pattern, &format!("kms:{k}")))
-        {
+        if !KMS_ACTIONS.iter().any(|k| action_matches(pattern, &format!("kms:{k}"))) {
             let closest = KMS_ACTIONS
                 .iter()
                 .min_by_key(|k| levenshtein(&k.to_ascii_lowercase(), &action.to_ascii_lowercase()))
@@ -276,9 +249,7 @@ fn lint_alias_resource(s: &Statement, name: &str, covered: &[String], out: &mut 
             let is_alias_arn = Arn::parse(r)
                 .is_some_and(|a| a.service == "kms" && a.resource.starts_with("alias/"));
             if is_alias_arn && !key_ops.is_empty() {
-                let alias = Arn::parse(r)
-                    .map(|a| a.resource.to_string())
-                    .unwrap_or_default();
+                let alias = Arn::parse(r).map(|a| a.resource.to_string()).unwrap_or_default();
                 let keys = r.replacen(&alias, "key/*", 1);
                 out.push(finding(
                     "alias-arn-in-resource",
@@ -319,13 +290,7 @@ fn lint_condition(
     kind: PolicyKind,
     out: &mut Vec<Finding>,
 ) {
-    let ConditionAt {
-        s,
-        name,
-        block,
-        op,
-        key,
-    } = *at;
+    let ConditionAt { s, name, block, op, key } = *at;
     let set = op.starts_with("ForAnyValue:") || op.starts_with("ForAllValues:");
     let base = op.split_once(':').map(|x| x.1).unwrap_or(op);
     if is_multivalued(key) && !set && base != "Null" {
@@ -342,9 +307,7 @@ fn lint_condition(
         || key.eq_ignore_ascii_case("kms:RequestAlias");
     if alias_key {
         for t in texts.iter().filter(|t| t.starts_with("arn:")) {
-            let short = Arn::parse(t)
-                .map(|a| a.resource.to_string())
-                .unwrap_or_default();
+            let short = Arn::parse(t).map(|a| a.resource.to_string()).unwrap_or_default();
             out.push(finding(
                 "alias-arn-in-condition",
                 Severity::Error,
@@ -421,10 +384,8 @@ fn lint_broad_cross_account(
     if kind == PolicyKind::KeyPolicy
         && let (Some(owner), Some(p)) = (owner, &s.principal)
     {
-        let foreign: Vec<String> = principal_accounts(p)
-            .into_iter()
-            .filter(|a| a != owner && a != "*")
-            .collect();
+        let foreign: Vec<String> =
+            principal_accounts(p).into_iter().filter(|a| a != owner && a != "*").collect();
         let management: Vec<&String> = covered.iter().filter(|a| !is_cross_account(a)).collect();
         if !foreign.is_empty() && !management.is_empty() {
             out.push(finding(

@@ -14,24 +14,15 @@ fn admin() -> Value {
 
 fn codes(doc: Value, kind: PolicyKind) -> Vec<&'static str> {
     let doc = PolicyDocument::parse(&doc.to_string()).unwrap();
-    lint(&doc, kind, Some(OWNER))
-        .iter()
-        .map(|f| f.code)
-        .collect()
+    lint(&doc, kind, Some(OWNER)).iter().map(|f| f.code).collect()
 }
 
 fn identity(statement: Value) -> Vec<&'static str> {
-    codes(
-        json!({"Version": "2012-10-17", "Statement": [statement]}),
-        PolicyKind::IdentityPolicy,
-    )
+    codes(json!({"Version": "2012-10-17", "Statement": [statement]}), PolicyKind::IdentityPolicy)
 }
 
 fn key_policy(statements: Vec<Value>) -> Vec<&'static str> {
-    codes(
-        json!({"Version": "2012-10-17", "Statement": statements}),
-        PolicyKind::KeyPolicy,
-    )
+    codes(json!({"Version": "2012-10-17", "Statement": statements}), PolicyKind::KeyPolicy)
 }
 
 fn keys_with(condition: Value) -> Value {
@@ -63,31 +54,23 @@ fn what_setup_writes_has_no_findings() {
 #[test]
 fn unknown_operator() {
     assert_eq!(
-        identity(keys_with(
-            json!({"StringMaybe": {"kms:RequestAlias": "alias/x"}})
-        )),
+        identity(keys_with(json!({"StringMaybe": {"kms:RequestAlias": "alias/x"}}))),
         ["unknown-operator"]
     );
     assert!(
-        identity(keys_with(
-            json!({"StringEqualsIfExists": {"kms:RequestAlias": "alias/x"}})
-        ))
-        .is_empty()
+        identity(keys_with(json!({"StringEqualsIfExists": {"kms:RequestAlias": "alias/x"}})))
+            .is_empty()
     );
 }
 
 #[test]
 fn alias_arn_in_resource() {
-    let bad = identity(
-        json!({"Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt"],
-        "Resource": "arn:aws:kms:us-east-1:111111111111:alias/production-data-key"}),
-    );
+    let bad = identity(json!({"Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt"],
+        "Resource": "arn:aws:kms:us-east-1:111111111111:alias/production-data-key"}));
     assert_eq!(bad, ["alias-arn-in-resource"]);
     // Alias operations are authorised against the alias ARN: no finding.
-    let ok = identity(
-        json!({"Effect": "Allow", "Action": ["kms:CreateAlias", "kms:UpdateAlias"],
-        "Resource": "arn:aws:kms:us-east-1:111111111111:alias/production-data-key"}),
-    );
+    let ok = identity(json!({"Effect": "Allow", "Action": ["kms:CreateAlias", "kms:UpdateAlias"],
+        "Resource": "arn:aws:kms:us-east-1:111111111111:alias/production-data-key"}));
     assert!(ok.is_empty(), "{ok:?}");
 }
 
@@ -102,12 +85,7 @@ fn the_alias_arn_message_says_how_to_fix_it() {
     let f = &lint(&doc, PolicyKind::IdentityPolicy, None)[0];
     assert_eq!(f.severity, Severity::Error);
     assert_eq!(f.statement, "Use");
-    assert!(
-        f.message
-            .contains("arn:aws:kms:us-east-1:111111111111:key/*"),
-        "{}",
-        f.message
-    );
+    assert!(f.message.contains("arn:aws:kms:us-east-1:111111111111:key/*"), "{}", f.message);
     assert!(
         f.message.contains("kms:ResourceAliases") && f.message.contains("alias/x"),
         "{}",
@@ -118,23 +96,16 @@ fn the_alias_arn_message_says_how_to_fix_it() {
 #[test]
 fn missing_set_operator() {
     assert_eq!(
-        identity(keys_with(
-            json!({"StringLike": {"kms:ResourceAliases": "alias/x"}})
-        )),
+        identity(keys_with(json!({"StringLike": {"kms:ResourceAliases": "alias/x"}}))),
         ["missing-set-operator"]
     );
     assert!(
-        identity(keys_with(
-            json!({"ForAnyValue:StringLike": {"kms:ResourceAliases": "alias/x"}})
-        ))
-        .is_empty()
+        identity(keys_with(json!({"ForAnyValue:StringLike": {"kms:ResourceAliases": "alias/x"}})))
+            .is_empty()
     );
     // kms:RequestAlias is single-valued: no set operator needed.
     assert!(
-        identity(keys_with(
-            json!({"StringEquals": {"kms:RequestAlias": "alias/x"}})
-        ))
-        .is_empty()
+        identity(keys_with(json!({"StringEquals": {"kms:RequestAlias": "alias/x"}}))).is_empty()
     );
 }
 
@@ -153,10 +124,7 @@ fn alias_arn_in_condition() {
         ["alias-arn-in-condition"]
     );
     assert!(
-        identity(keys_with(
-            json!({"StringEquals": {"kms:RequestAlias": "alias/x"}})
-        ))
-        .is_empty()
+        identity(keys_with(json!({"StringEquals": {"kms:RequestAlias": "alias/x"}}))).is_empty()
     );
 }
 
@@ -174,11 +142,8 @@ fn resource_aliases_in_key_policy() {
         ["resource-aliases-in-key-policy"]
     );
     assert!(
-        key_policy(vec![
-            admin(),
-            stmt(json!({"StringEquals": {"kms:RequestAlias": "alias/x"}}))
-        ])
-        .is_empty()
+        key_policy(vec![admin(), stmt(json!({"StringEquals": {"kms:RequestAlias": "alias/x"}}))])
+            .is_empty()
     );
 }
 
@@ -201,16 +166,12 @@ fn wildcard_without_like() {
 #[test]
 fn forallvalues_vacuous() {
     assert_eq!(
-        identity(keys_with(
-            json!({"ForAllValues:StringLike": {"kms:ResourceAliases": "alias/x"}})
-        )),
+        identity(keys_with(json!({"ForAllValues:StringLike": {"kms:ResourceAliases": "alias/x"}}))),
         ["forallvalues-vacuous"]
     );
     assert!(
-        identity(keys_with(
-            json!({"ForAllValues:StringLike": {"kms:ResourceAliases": "alias/x"},
-        "Null": {"kms:ResourceAliases": "false"}})
-        ))
+        identity(keys_with(json!({"ForAllValues:StringLike": {"kms:ResourceAliases": "alias/x"},
+        "Null": {"kms:ResourceAliases": "false"}})))
         .is_empty()
     );
     // In a Deny, ForAllValues is not a widening.
@@ -242,10 +203,7 @@ fn wildcard_principal() {
 fn broad_cross_account() {
     let everything = json!({"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::222222222222:root"},
         "Action": "kms:*", "Resource": "*"});
-    assert_eq!(
-        key_policy(vec![admin(), everything]),
-        ["broad-cross-account"]
-    );
+    assert_eq!(key_policy(vec![admin(), everything]), ["broad-cross-account"]);
     let manage = json!({"Effect": "Allow", "Principal": {"AWS": "222222222222"},
         "Action": ["kms:Encrypt", "kms:ScheduleKeyDeletion"], "Resource": "*"});
     assert_eq!(key_policy(vec![admin(), manage]), ["broad-cross-account"]);
@@ -269,11 +227,7 @@ fn unknown_action() {
         r#"{"Statement":[{"Effect":"Allow","Action":"kms:Encrpyt","Resource":"*"}]}"#,
     )
     .unwrap();
-    assert!(
-        lint(&doc, PolicyKind::IdentityPolicy, None)[0]
-            .message
-            .contains("kms:Encrypt")
-    );
+    assert!(lint(&doc, PolicyKind::IdentityPolicy, None)[0].message.contains("kms:Encrypt"));
 }
 
 mod round_trip {

@@ -3,11 +3,7 @@
 /// Whether `value` matches `pattern` with `*` and `?`; `ignore_case` for action names.
 pub fn glob(pattern: &str, value: &str, ignore_case: bool) -> bool {
     let norm = |s: &str| -> Vec<char> {
-        if ignore_case {
-            s.to_lowercase().chars().collect()
-        } else {
-            s.chars().collect()
-        }
+        if ignore_case { s.to_lowercase().chars().collect() } else { s.chars().collect() }
     };
     let (p, v) = (norm(pattern), norm(value));
     // Iterative matcher with backtracking to the last `*`: linear in practice, no recursion.

@@ -11,27 +11,15 @@ fn setup_creates_key_alias_grant_and_role_in_the_right_accounts() {
     assert!(stdout(&out).contains("setup complete"), "{}", stdout(&out));
 
     // Owner account: a symmetric encrypt/decrypt key behind the alias.
-    let (key_arn, state) = sb
-        .alias_target(&sb.owner.account, &sb.alias)
-        .expect("alias exists");
+    let (key_arn, state) = sb.alias_target(&sb.owner.account, &sb.alias).expect("alias exists");
     assert_eq!(state, "Enabled");
     assert!(key_arn.starts_with(&format!("arn:aws:kms:us-east-1:{}:key/", sb.owner.account)));
     let kms = sb.kms(&sb.owner.account);
     let (meta, policy, tags) = sb.block_on(async {
         let meta = kms.describe_key().key_id(&key_arn).send().await.unwrap();
-        let policy = kms
-            .get_key_policy()
-            .key_id(&key_arn)
-            .policy_name("default")
-            .send()
-            .await
-            .unwrap();
-        let tags = kms
-            .list_resource_tags()
-            .key_id(&key_arn)
-            .send()
-            .await
-            .unwrap();
+        let policy =
+            kms.get_key_policy().key_id(&key_arn).policy_name("default").send().await.unwrap();
+        let tags = kms.list_resource_tags().key_id(&key_arn).send().await.unwrap();
         (meta, policy, tags)
     });
     let meta = meta.key_metadata().unwrap();
@@ -42,30 +30,19 @@ fn setup_creates_key_alias_grant_and_role_in_the_right_accounts() {
     let policy = json(policy.policy().unwrap());
     let statements = policy["Statement"].as_array().unwrap();
     assert_eq!(statements.len(), 2, "{policy}");
-    let admin = statements
-        .iter()
-        .find(|s| s["Action"] == json!("kms:*"))
-        .expect("owner admin statement");
-    assert_eq!(
-        admin["Principal"]["AWS"],
-        json!(format!("arn:aws:iam::{}:root", sb.owner.account))
-    );
+    let admin =
+        statements.iter().find(|s| s["Action"] == json!("kms:*")).expect("owner admin statement");
+    assert_eq!(admin["Principal"]["AWS"], json!(format!("arn:aws:iam::{}:root", sb.owner.account)));
     let grant = statements
         .iter()
         .find(|s| s["Sid"] == json!("KmsxacctCrossAccountUse"))
         .expect("grant statement");
-    assert_eq!(
-        grant["Principal"]["AWS"],
-        json!(format!("arn:aws:iam::{}:root", sb.user.account))
-    );
+    assert_eq!(grant["Principal"]["AWS"], json!(format!("arn:aws:iam::{}:root", sb.user.account)));
     assert_eq!(grant["Action"], json!(["kms:Encrypt", "kms:Decrypt"]));
     assert_eq!(grant["Effect"], json!("Allow"));
 
-    let tags: Vec<(String, String)> = tags
-        .tags()
-        .iter()
-        .map(|t| (t.tag_key().to_string(), t.tag_value().to_string()))
-        .collect();
+    let tags: Vec<(String, String)> =
+        tags.tags().iter().map(|t| (t.tag_key().to_string(), t.tag_value().to_string())).collect();
     for wanted in [
         ("kmsxacct:managed-by", "kmsxacct"),
         ("kmsxacct:owner-account", sb.owner.account.as_str()),
@@ -93,10 +70,7 @@ fn setup_creates_key_alias_grant_and_role_in_the_right_accounts() {
         (r, p, t)
     });
     let got_role = got_role.role().unwrap();
-    assert_eq!(
-        got_role.arn(),
-        format!("arn:aws:iam::{}:role/{role}", sb.user.account)
-    );
+    assert_eq!(got_role.arn(), format!("arn:aws:iam::{}:role/{role}", sb.user.account));
     let trust = json(got_role.assume_role_policy_document().unwrap());
     assert_eq!(
         trust["Statement"][0]["Principal"]["AWS"],
@@ -151,26 +125,15 @@ fn second_setup_creates_nothing_and_converges_what_is_missing() {
 
     let out = sb.setup(&[]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("nothing to change"),
-        "{}",
-        stdout(&out)
-    );
+    assert!(stdout(&out).contains("nothing to change"), "{}", stdout(&out));
     assert!(!stdout(&out).contains("created"), "{}", stdout(&out));
-    assert_eq!(
-        sb.keys(&sb.owner.account),
-        keys_before,
-        "a second key was created"
-    );
+    assert_eq!(sb.keys(&sb.owner.account), keys_before, "a second key was created");
 
     // Delete the role policy behind kmsxacct's back: setup puts it back, and only it.
     let iam = sb.iam(&sb.user.account);
     let role = sb.role_name();
     sb.block_on(
-        iam.delete_role_policy()
-            .role_name(&role)
-            .policy_name("kmsxacct-kms-access")
-            .send(),
+        iam.delete_role_policy().role_name(&role).policy_name("kmsxacct-kms-access").send(),
     )
     .unwrap();
     let out = sb.setup(&["--output", "json"]).output().unwrap();
@@ -185,12 +148,8 @@ fn second_setup_creates_nothing_and_converges_what_is_missing() {
         .collect();
     assert_eq!(changed.len(), 1, "{report}");
     assert_eq!(changed[0]["resource"], json!("role-policy"));
-    let policy = sb.block_on(
-        iam.get_role_policy()
-            .role_name(&role)
-            .policy_name("kmsxacct-kms-access")
-            .send(),
-    );
+    let policy = sb
+        .block_on(iam.get_role_policy().role_name(&role).policy_name("kmsxacct-kms-access").send());
     assert!(policy.is_ok(), "role policy was not put back");
     assert_eq!(sb.keys(&sb.owner.account), keys_before);
 }
@@ -221,14 +180,7 @@ fn key_policy_grant_removed_out_of_band_is_put_back_keeping_other_statements() {
         .iter()
         .map(|s| s["Sid"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        sids,
-        [
-            "Enable IAM User Permissions",
-            "Auditors",
-            "KmsxacctCrossAccountUse"
-        ]
-    );
+    assert_eq!(sids, ["Enable IAM User Permissions", "Auditors", "KmsxacctCrossAccountUse"]);
 }
 
 #[test]
@@ -239,34 +191,20 @@ fn verify_round_trips_through_the_alias_and_fails_when_the_alias_is_gone() {
     let out = sb.cmd().arg("verify").output().unwrap();
     let text = stdout(&out);
     assert!(out.status.success(), "{text}{}", stderr(&out));
-    for check in [
-        "alias-target",
-        "key-enabled",
-        "assume-role",
-        "encrypt",
-        "decrypt",
-    ] {
+    for check in ["alias-target", "key-enabled", "assume-role", "encrypt", "decrypt"] {
         assert!(
-            text.lines()
-                .any(|l| l.starts_with("PASS") && l.contains(check)),
+            text.lines().any(|l| l.starts_with("PASS") && l.contains(check)),
             "no PASS line for {check}: {text}"
         );
     }
 
-    let out = sb
-        .cmd()
-        .args(["verify", "--output", "json"])
-        .output()
-        .unwrap();
+    let out = sb.cmd().args(["verify", "--output", "json"]).output().unwrap();
     assert!(out.status.success());
     let report = json(&stdout(&out));
     assert_eq!(report["ok"], json!(true));
     assert_eq!(
         report["alias_arn"],
-        json!(format!(
-            "arn:aws:kms:us-east-1:{}:{}",
-            sb.owner.account, sb.alias
-        ))
+        json!(format!("arn:aws:kms:us-east-1:{}:{}", sb.owner.account, sb.alias))
     );
     let calls = report["calls"].as_array().unwrap();
     for op in ["AssumeRole", "Encrypt", "Decrypt"] {
@@ -280,15 +218,10 @@ fn verify_round_trips_through_the_alias_and_fails_when_the_alias_is_gone() {
 
     // Move the alias away behind kmsxacct's back: verify fails, exit 1.
     let kms = sb.kms(&sb.owner.account);
-    sb.block_on(kms.delete_alias().alias_name(&sb.alias).send())
-        .unwrap();
+    sb.block_on(kms.delete_alias().alias_name(&sb.alias).send()).unwrap();
     let out = sb.cmd().arg("verify").output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    assert!(
-        stdout(&out)
-            .lines()
-            .any(|l| l.starts_with("FAIL") && l.contains("alias-target"))
-    );
+    assert!(stdout(&out).lines().any(|l| l.starts_with("FAIL") && l.contains("alias-target")));
     assert!(stderr(&out).contains("checks failed"), "{}", stderr(&out));
 }
 
@@ -298,8 +231,7 @@ fn verify_fails_when_the_key_is_disabled() {
     sb.setup(&[]).assert().success();
     let (key_arn, _) = sb.alias_target(&sb.owner.account, &sb.alias).unwrap();
     let kms = sb.kms(&sb.owner.account);
-    sb.block_on(kms.disable_key().key_id(&key_arn).send())
-        .unwrap();
+    sb.block_on(kms.disable_key().key_id(&key_arn).send()).unwrap();
     let out = sb.cmd().arg("verify").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -317,55 +249,31 @@ fn teardown_removes_everything_and_a_second_teardown_has_nothing_to_do() {
     sb.setup(&[]).assert().success();
     let (key_arn, _) = sb.alias_target(&sb.owner.account, &sb.alias).unwrap();
 
-    let out = sb
-        .cmd()
-        .args(["teardown", "--pending-window-days", "9"])
-        .output()
-        .unwrap();
+    let out = sb.cmd().args(["teardown", "--pending-window-days", "9"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("will be deleted on"), "{text}");
 
-    assert!(
-        sb.alias_target(&sb.owner.account, &sb.alias).is_none(),
-        "alias still there"
-    );
-    assert!(
-        !sb.role_exists(&sb.user.account, &sb.role_name()),
-        "role still there"
-    );
+    assert!(sb.alias_target(&sb.owner.account, &sb.alias).is_none(), "alias still there");
+    assert!(!sb.role_exists(&sb.user.account, &sb.role_name()), "role still there");
     let keys = sb.keys(&sb.owner.account);
     assert_eq!(
         keys,
-        vec![(
-            key_arn.rsplit('/').next().unwrap().to_string(),
-            "PendingDeletion".to_string()
-        )]
+        vec![(key_arn.rsplit('/').next().unwrap().to_string(), "PendingDeletion".to_string())]
     );
     let kms = sb.kms(&sb.owner.account);
-    let meta = sb
-        .block_on(kms.describe_key().key_id(&key_arn).send())
-        .unwrap();
+    let meta = sb.block_on(kms.describe_key().key_id(&key_arn).send()).unwrap();
     let deletion = meta.key_metadata().unwrap().deletion_date().unwrap().secs();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+        as i64;
     let days = (deletion - now) as f64 / 86400.0;
-    assert!(
-        (8.9..9.1).contains(&days),
-        "deletion in {days} days, wanted 9"
-    );
+    assert!((8.9..9.1).contains(&days), "deletion in {days} days, wanted 9");
 
     let out = sb.cmd().arg("teardown").output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("nothing to do"), "{}", stdout(&out));
 
-    let out = sb
-        .cmd()
-        .args(["teardown", "--output", "json"])
-        .output()
-        .unwrap();
+    let out = sb.cmd().args(["teardown", "--output", "json"]).output().unwrap();
     assert!(out.status.success());
     assert_eq!(json(&stdout(&out))["changed"], json!(false));
 }
@@ -377,11 +285,7 @@ fn teardown_then_setup_again_makes_a_fresh_key() {
     sb.cmd().arg("teardown").assert().success();
     let out = sb.setup(&[]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let states: Vec<String> = sb
-        .keys(&sb.owner.account)
-        .into_iter()
-        .map(|k| k.1)
-        .collect();
+    let states: Vec<String> = sb.keys(&sb.owner.account).into_iter().map(|k| k.1).collect();
     let mut sorted = states.clone();
     sorted.sort();
     assert_eq!(sorted, ["Enabled", "PendingDeletion"], "{states:?}");
@@ -414,11 +318,7 @@ fn trace_logs_carry_no_credentials_or_plaintext() {
     let sb = Sandbox::new();
     let mut all = String::new();
     for args in [vec!["setup"], vec!["verify"], vec!["teardown"]] {
-        let mut cmd = if args[0] == "setup" {
-            sb.setup(&[])
-        } else {
-            sb.cmd()
-        };
+        let mut cmd = if args[0] == "setup" { sb.setup(&[]) } else { sb.cmd() };
         if args[0] != "setup" {
             cmd.args(&args);
         }
@@ -431,10 +331,9 @@ fn trace_logs_carry_no_credentials_or_plaintext() {
     assert!(all.contains("aws call"), "no call logs in trace output");
     assert!(all.contains("Encrypt") && all.contains("AssumeRole"));
     let lower = all.to_lowercase();
-    for secret in [
-        format!("test-secret-{}", sb.owner.account),
-        format!("test-secret-{}", sb.user.account),
-    ] {
+    for secret in
+        [format!("test-secret-{}", sb.owner.account), format!("test-secret-{}", sb.user.account)]
+    {
         assert!(!all.contains(&secret), "secret access key in the logs");
     }
     for leak in [

@@ -73,10 +73,7 @@ fn explain_allows_setups_policies_and_denies_the_classic_mistake() {
     assert_eq!(out.status.code(), Some(1));
     let report = json(&stdout(&out));
     assert_eq!(report["decision"], json!("implicit_deny"));
-    assert!(
-        report["reasons"].to_string().contains("alias ARN"),
-        "{report}"
-    );
+    assert!(report["reasons"].to_string().contains("alias ARN"), "{report}");
 
     // Bad input: exit 2, one line naming the value.
     let out = sb
@@ -137,11 +134,7 @@ fn lint_flags_the_mistakes_with_codes_and_passes_what_setup_writes() {
              "Condition": {"StringLike": {"kms:ResourceAliases": "arn:aws:kms:us-east-1:111111111111:alias/x"}}}
         ]}),
     );
-    let out = sb
-        .cmd()
-        .args(["lint", &bad, "--output", "json"])
-        .output()
-        .unwrap();
+    let out = sb.cmd().args(["lint", &bad, "--output", "json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let report = json(&stdout(&out));
     let mut codes: Vec<String> = report["files"][0]["findings"]
@@ -176,23 +169,14 @@ fn live_policies_written_by_setup_lint_clean_and_match_the_policies_command() {
     let iam = sb.iam(&sb.user.account);
     let kp = sb.key_policy_of(&key_arn);
     let rp = sb.role_policy(&sb.user.account);
-    let role = sb
-        .block_on(iam.get_role().role_name(sb.role_name()).send())
-        .unwrap();
+    let role = sb.block_on(iam.get_role().role_name(sb.role_name()).send()).unwrap();
     let trust = json(role.role().unwrap().assume_role_policy_document().unwrap());
     let kp_file = write(&sb, "live-kp.json", &kp);
     let rp_file = write(&sb, "live-rp.json", &rp);
     let trust_file = write(&sb, "live-trust.json", &trust);
     let out = sb
         .cmd()
-        .args([
-            "lint",
-            &kp_file,
-            &rp_file,
-            &trust_file,
-            "--owner-account",
-            &sb.owner.account,
-        ])
+        .args(["lint", &kp_file, &rp_file, &trust_file, "--owner-account", &sb.owner.account])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stdout(&out));
@@ -232,17 +216,10 @@ fn verify_fails_and_names_the_mistake_when_the_role_policy_uses_the_alias_arn() 
             .lines()
             .find(|l| l.contains(check))
             .unwrap_or_else(|| panic!("no {check} line: {text}"));
-        assert!(
-            line.starts_with("FAIL") && line.contains("alias ARN"),
-            "{line}"
-        );
+        assert!(line.starts_with("FAIL") && line.contains("alias ARN"), "{line}");
     }
     // LocalStack itself let the round trip through: only the policy engine caught it.
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("PASS") && l.contains("decrypt ")),
-        "{text}"
-    );
+    assert!(text.lines().any(|l| l.starts_with("PASS") && l.contains("decrypt ")), "{text}");
 
     // setup converges it back, and verify passes again.
     sb.setup(&[]).assert().success();
@@ -284,10 +261,8 @@ fn verify_evaluates_every_inline_and_attached_policy_of_the_role() {
     let out = sb.cmd().arg("verify").output().unwrap();
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    for (check, source) in [
-        ("policy-encrypt", "extra-inline"),
-        ("policy-decrypt", "deny-decrypt-"),
-    ] {
+    for (check, source) in [("policy-encrypt", "extra-inline"), ("policy-decrypt", "deny-decrypt-")]
+    {
         let line = text
             .lines()
             .find(|l| l.contains(check))

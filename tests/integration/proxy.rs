@@ -56,12 +56,7 @@ pub struct Rule {
 impl Rule {
     /// A rule for one operation of one service, applied every time.
     pub fn on(service: &'static str, operation: &'static str, fault: Fault) -> Rule {
-        Rule {
-            service: Some(service),
-            operation: Some(operation),
-            fault,
-            times: None,
-        }
+        Rule { service: Some(service), operation: Some(operation), fault, times: None }
     }
 
     /// Applies to the first `n` matching requests only.
@@ -111,9 +106,7 @@ impl FaultProxy {
             .unwrap();
         let state = Arc::new(Mutex::new(State::default()));
         let upstream: hyper::Uri = upstream.parse().unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let addr = listener.local_addr().unwrap();
         let client: Client<HttpConnector, Full<Bytes>> =
             Client::builder(TokioExecutor::new()).build_http();
@@ -136,11 +129,7 @@ impl FaultProxy {
                 });
             }
         });
-        FaultProxy {
-            addr,
-            state,
-            _runtime: runtime,
-        }
+        FaultProxy { addr, state, _runtime: runtime }
     }
 
     /// The endpoint URL to put in a profile.
@@ -178,21 +167,12 @@ impl FaultProxy {
 
     /// How many requests of this operation were seen (answered by LocalStack or injected).
     pub fn count(&self, operation: &str) -> usize {
-        self.seen()
-            .iter()
-            .filter(|s| s.operation == operation)
-            .count()
+        self.seen().iter().filter(|s| s.operation == operation).count()
     }
 
     /// How many requests of this operation have arrived, answered or not.
     pub fn arrived(&self, operation: &str) -> usize {
-        self.state
-            .lock()
-            .unwrap()
-            .arrived
-            .iter()
-            .filter(|o| *o == operation)
-            .count()
+        self.state.lock().unwrap().arrived.iter().filter(|o| *o == operation).count()
     }
 
     /// How many requests of this service were seen.
@@ -203,16 +183,9 @@ impl FaultProxy {
 
 /// Service (from the SigV4 scope) and access key id, from the Authorization header.
 fn scope(req: &Request<Incoming>) -> (String, String) {
-    let auth = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let credential = auth
-        .split("Credential=")
-        .nth(1)
-        .and_then(|c| c.split(',').next())
-        .unwrap_or_default();
+    let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let credential =
+        auth.split("Credential=").nth(1).and_then(|c| c.split(',').next()).unwrap_or_default();
     let parts: Vec<&str> = credential.split('/').collect();
     let access_key = parts.first().copied().unwrap_or_default().to_string();
     let service = parts.get(3).copied().unwrap_or_default().to_string();
@@ -224,10 +197,7 @@ fn operation(headers: &hyper::HeaderMap, body: &[u8]) -> String {
         return target.rsplit('.').next().unwrap_or_default().to_string();
     }
     let body = String::from_utf8_lossy(body);
-    body.split('&')
-        .find_map(|kv| kv.strip_prefix("Action="))
-        .unwrap_or_default()
-        .to_string()
+    body.split('&').find_map(|kv| kv.strip_prefix("Action=")).unwrap_or_default().to_string()
 }
 
 fn json_error(status: u16, kind: &str, message: &str) -> Response<Full<Bytes>> {
@@ -235,9 +205,7 @@ fn json_error(status: u16, kind: &str, message: &str) -> Response<Full<Bytes>> {
         .status(status)
         .header("content-type", "application/x-amz-json-1.1")
         .header("x-amzn-requestid", "proxy-injected")
-        .body(Full::new(Bytes::from(format!(
-            r#"{{"__type":"{kind}","message":"{message}"}}"#
-        ))))
+        .body(Full::new(Bytes::from(format!(r#"{{"__type":"{kind}","message":"{message}"}}"#))))
         .unwrap()
 }
 
@@ -278,11 +246,7 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, std::io::Error> {
     let (service, access_key) = scope(&req);
     let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let op = operation(&parts.headers, &body);
     let now = Instant::now();
     state.lock().unwrap().arrived.push(op.clone());
@@ -342,13 +306,9 @@ async fn handle(
             "AccessDenied",
             "not authorized yet (simulated IAM propagation delay)",
         )),
-        Some(Some(Fault::Throttle)) => Some(service_error(
-            &service,
-            400,
-            "ThrottlingException",
-            "Throttling",
-            "Rate exceeded",
-        )),
+        Some(Some(Fault::Throttle)) => {
+            Some(service_error(&service, 400, "ThrottlingException", "Throttling", "Rate exceeded"))
+        }
         Some(Some(Fault::Status(code))) => Some(service_error(
             &service,
             *code,
@@ -377,10 +337,7 @@ async fn handle(
         )),
         Some(Some(Fault::Reset)) => {
             record(0, true);
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionReset,
-                "injected reset",
-            ));
+            return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset"));
         }
         Some(Some(Fault::Latency(d))) => {
             tokio::time::sleep(*d).await;
@@ -398,35 +355,21 @@ async fn handle(
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
-    *forward.uri_mut() = format!("{}{}", upstream.to_string().trim_end_matches('/'), path)
-        .parse()
-        .unwrap();
-    let answer = client
-        .request(forward)
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    *forward.uri_mut() =
+        format!("{}{}", upstream.to_string().trim_end_matches('/'), path).parse().unwrap();
+    let answer = client.request(forward).await.map_err(|e| std::io::Error::other(e.to_string()))?;
     let (parts, body) = answer.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let ok = parts.status.is_success();
     if ok
         && service == "iam"
-        && matches!(
-            op.as_str(),
-            "CreateRole" | "PutRolePolicy" | "UpdateAssumeRolePolicy"
-        )
+        && matches!(op.as_str(), "CreateRole" | "PutRolePolicy" | "UpdateAssumeRolePolicy")
     {
         state.lock().unwrap().role_written_at = Some(Instant::now());
     }
     if matches!(fault, Some(Some(Fault::ResetAfterForward))) {
         record(0, true);
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "answer lost",
-        ));
+        return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "answer lost"));
     }
     record(parts.status.as_u16(), false);
     Ok(Response::from_parts(parts, Full::new(body)))

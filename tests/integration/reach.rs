@@ -55,10 +55,7 @@ fn two_user_accounts_then_one_removed_converges_without_touching_the_rest() {
     let (key_arn, _) = sb.alias_target(&sb.owner.account, &sb.alias).unwrap();
     let kms = sb.kms(&sb.owner.account);
     let mut policy = sb.key_policy();
-    policy["Statement"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"Sid": "Auditors", "Effect": "Allow",
+    policy["Statement"].as_array_mut().unwrap().push(json!({"Sid": "Auditors", "Effect": "Allow",
         "Principal": {"AWS": format!("arn:aws:iam::{}:root", sb.owner.account)},
         "Action": "kms:DescribeKey", "Resource": "*"}));
     sb.block_on(
@@ -81,17 +78,10 @@ fn two_user_accounts_then_one_removed_converges_without_touching_the_rest() {
         json!(format!("arn:aws:iam::{}:root", u1.account))
     );
     assert!(
-        policy["Statement"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["Sid"] == json!("Auditors")),
+        policy["Statement"].as_array().unwrap().iter().any(|s| s["Sid"] == json!("Auditors")),
         "a foreign statement was dropped: {policy}"
     );
-    assert!(
-        !sb.role_exists(&u0.account, &sb.role_name()),
-        "the dropped account kept its role"
-    );
+    assert!(!sb.role_exists(&u0.account, &sb.role_name()), "the dropped account kept its role");
     assert!(sb.role_exists(&u1.account, &sb.role_name()));
     assert_eq!(sb.deployment_keys().len(), 1);
     sb.cmd().args(["verify", "--wait", "0"]).assert().success();
@@ -108,17 +98,12 @@ fn grant_to_role_names_the_roles_and_waits_until_kms_sees_them() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("waiting up to"), "{}", stderr(&out));
     assert!(
-        p.seen()
-            .iter()
-            .any(|s| s.operation == "CreateKey" && s.injected && s.status == 400),
+        p.seen().iter().any(|s| s.operation == "CreateKey" && s.injected && s.status == 400),
         "KMS never refused the new role: the wait was not exercised"
     );
     assert_eq!(
         p.count("CreateKey") - 1,
-        p.seen()
-            .iter()
-            .filter(|s| s.operation == "CreateKey" && s.injected)
-            .count()
+        p.seen().iter().filter(|s| s.operation == "CreateKey" && s.injected).count()
     );
     let role_arn = format!("arn:aws:iam::{}:role/{}", sb.user.account, sb.role_name());
     assert_eq!(grant(&sb.key_policy())["Principal"]["AWS"], json!(role_arn));
@@ -141,10 +126,7 @@ fn every_action_can_be_granted_and_verify_exercises_each() {
         "kms:GenerateDataKeyWithoutPlaintext",
         "kms:DescribeKey"
     ]);
-    assert_eq!(
-        sb.role_policy(&sb.user.account)["Statement"][0]["Action"],
-        expected
-    );
+    assert_eq!(sb.role_policy(&sb.user.account)["Statement"][0]["Action"], expected);
     assert_eq!(grant(&sb.key_policy())["Action"], expected);
     let out = sb.cmd().args(["verify", "--wait", "0"]).output().unwrap();
     let text = stdout(&out);
@@ -159,8 +141,7 @@ fn every_action_can_be_granted_and_verify_exercises_each() {
         "policy-describekey",
     ] {
         assert!(
-            text.lines()
-                .any(|l| l.starts_with("PASS") && l.contains(check)),
+            text.lines().any(|l| l.starts_with("PASS") && l.contains(check)),
             "no PASS for {check}: {text}"
         );
     }
@@ -168,17 +149,11 @@ fn every_action_can_be_granted_and_verify_exercises_each() {
     // Decrypt alone: the ciphertext comes from the owner, and Encrypt is neither granted nor tried.
     let sb = Sandbox::new();
     sb.setup(&["--actions", "decrypt"]).assert().success();
-    assert_eq!(
-        sb.role_policy(&sb.user.account)["Statement"][0]["Action"],
-        json!("kms:Decrypt")
-    );
+    assert_eq!(sb.role_policy(&sb.user.account)["Statement"][0]["Action"], json!("kms:Decrypt"));
     let out = sb.cmd().args(["verify", "--wait", "0"]).output().unwrap();
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("PASS") && l.contains("decrypt"))
-    );
+    assert!(text.lines().any(|l| l.starts_with("PASS") && l.contains("decrypt")));
     assert!(!text.lines().any(|l| l.contains(" encrypt ")), "{text}");
 
     let out = sb.setup(&["--actions", "encrypt,sign"]).output().unwrap();
@@ -189,9 +164,7 @@ fn every_action_can_be_granted_and_verify_exercises_each() {
 #[test]
 fn request_alias_condition_is_written_and_verified() {
     let sb = Sandbox::new();
-    sb.setup(&["--condition", "request-alias"])
-        .assert()
-        .success();
+    sb.setup(&["--condition", "request-alias"]).assert().success();
     assert_eq!(
         sb.role_policy(&sb.user.account)["Statement"][0]["Condition"],
         json!({"StringLike": {"kms:RequestAlias": [sb.alias.clone(), format!("{}/retired/*", sb.alias)]}})
@@ -208,9 +181,7 @@ fn trust_narrows_who_may_assume_the_role() {
     let app = format!("arn:aws:iam::{}:role/app", sb.user.account);
     sb.setup(&["--trust", &app]).assert().success();
     let iam = sb.iam(&sb.user.account);
-    let role = sb
-        .block_on(iam.get_role().role_name(sb.role_name()).send())
-        .unwrap();
+    let role = sb.block_on(iam.get_role().role_name(sb.role_name()).send()).unwrap();
     let trust = json(role.role().unwrap().assume_role_policy_document().unwrap());
     assert_eq!(trust["Statement"][0]["Principal"]["AWS"], json!(app));
 
@@ -224,9 +195,7 @@ fn trust_narrows_who_may_assume_the_role() {
 fn re_encrypt_is_granted_evaluated_and_called_through_the_alias() {
     let p = FaultProxy::start(&endpoint());
     let sb = Sandbox::via(&p.url());
-    sb.setup(&["--actions", "encrypt,re-encrypt"])
-        .assert()
-        .success();
+    sb.setup(&["--actions", "encrypt,re-encrypt"]).assert().success();
     assert_eq!(
         sb.role_policy(&sb.user.account)["Statement"][0]["Action"],
         json!(["kms:Encrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo"])
@@ -235,17 +204,13 @@ fn re_encrypt_is_granted_evaluated_and_called_through_the_alias() {
     let text = stdout(&out);
     for check in ["policy-reencryptfrom", "policy-reencryptto", "encrypt "] {
         assert!(
-            text.lines()
-                .any(|l| l.starts_with("PASS") && l.contains(check)),
+            text.lines().any(|l| l.starts_with("PASS") && l.contains(check)),
             "no PASS for {check}: {text}"
         );
     }
     // The role really called ReEncrypt, with the alias ARN as destination.
     assert_eq!(p.count("ReEncrypt"), 1, "{text}");
-    let line = text
-        .lines()
-        .find(|l| l.contains("re-encrypt "))
-        .expect("a re-encrypt check");
+    let line = text.lines().find(|l| l.contains("re-encrypt ")).expect("a re-encrypt check");
     // LocalStack 4.8.1 looks the source key up in the caller's account, so across accounts it
     // answers NotFoundException for the owner's key; real KMS re-encrypts. Either outcome is
     // reported as such, never as a pass without the call.

@@ -15,38 +15,21 @@ fn assert_deployed(sb: &Sandbox) {
     let keys = sb.deployment_keys();
     let enabled: Vec<_> = keys.iter().filter(|k| k.1 == "Enabled").collect();
     assert_eq!(enabled.len(), 1, "keys of the deployment: {keys:?}");
-    let (arn, state) = sb
-        .alias_target(&sb.owner.account, &sb.alias)
-        .expect("alias exists");
+    let (arn, state) = sb.alias_target(&sb.owner.account, &sb.alias).expect("alias exists");
     assert_eq!(state, "Enabled");
-    assert!(
-        arn.ends_with(&enabled[0].0),
-        "alias points at {arn}, not {}",
-        enabled[0].0
-    );
+    assert!(arn.ends_with(&enabled[0].0), "alias points at {arn}, not {}", enabled[0].0);
     assert!(sb.role_exists(&sb.user.account, &sb.role_name()));
     let iam = sb.iam(&sb.user.account);
     let policy = sb.block_on(
-        iam.get_role_policy()
-            .role_name(sb.role_name())
-            .policy_name("kmsxacct-kms-access")
-            .send(),
+        iam.get_role_policy().role_name(sb.role_name()).policy_name("kmsxacct-kms-access").send(),
     );
     assert!(policy.is_ok(), "role policy missing");
     let out = sb.cmd().args(["verify", "--wait", "0"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "verify: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert!(out.status.success(), "verify: {}{}", stdout(&out), stderr(&out));
 }
 
 fn injected(p: &FaultProxy, operation: &str) -> usize {
-    p.seen()
-        .iter()
-        .filter(|s| s.operation == operation && s.injected)
-        .count()
+    p.seen().iter().filter(|s| s.operation == operation && s.injected).count()
 }
 
 #[test]
@@ -62,10 +45,7 @@ fn throttling_server_errors_and_resets_are_retried() {
     p.add(Rule::on("iam", "PutRolePolicy", Fault::Reset).times(1));
     let out = sb.setup(&[]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        p.count_service("kms") > 0 && p.count_service("iam") > 0,
-        "calls bypassed the proxy"
-    );
+    assert!(p.count_service("kms") > 0 && p.count_service("iam") > 0, "calls bypassed the proxy");
     for (op, n) in [
         ("DescribeKey", 2),
         ("GetRole", 2),
@@ -135,18 +115,11 @@ fn verify_stops_waiting_at_the_limit_and_says_what_was_denied() {
     p.eventual_consistency(Duration::from_secs(600));
     sb.setup(&[]).assert().success();
     let start = Instant::now();
-    let out = sb
-        .cmd()
-        .args(["verify", "--wait", "2"])
-        .timeout(Duration::from_secs(30))
-        .output()
-        .unwrap();
+    let out =
+        sb.cmd().args(["verify", "--wait", "2"]).timeout(Duration::from_secs(30)).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let line = stdout(&out)
-        .lines()
-        .find(|l| l.contains("assume-role"))
-        .unwrap_or_default()
-        .to_string();
+    let line =
+        stdout(&out).lines().find(|l| l.contains("assume-role")).unwrap_or_default().to_string();
     assert!(
         line.starts_with("FAIL") && line.contains("AccessDenied") && line.contains("still denied"),
         "{line}"
@@ -164,12 +137,7 @@ fn verify_does_not_wait_when_the_policies_themselves_deny() {
     p.eventual_consistency(Duration::from_secs(600));
     // AssumeRole is now denied (the window counts from setup's role writes), but the policies
     // deny too: that is no propagation delay, so verify must fail at once.
-    let out = sb
-        .cmd()
-        .arg("verify")
-        .timeout(Duration::from_secs(30))
-        .output()
-        .unwrap();
+    let out = sb.cmd().arg("verify").timeout(Duration::from_secs(30)).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(injected(&p, "AssumeRole") > 0, "AssumeRole was not denied");
     assert!(!stderr(&out).contains("waiting"), "{}", stderr(&out));
@@ -191,11 +159,7 @@ fn setup_converges_after_any_step_fails_permanently() {
         p.add(Rule::on(service, op, Fault::Permanent));
         let out = sb.setup(&[]).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{op}: {}", stderr(&out));
-        assert!(
-            stderr(&out).contains("injected permanent failure"),
-            "{op}: {}",
-            stderr(&out)
-        );
+        assert!(stderr(&out).contains("injected permanent failure"), "{op}: {}", stderr(&out));
         p.clear();
         let out = sb.setup(&[]).output().unwrap();
         assert!(out.status.success(), "{op} re-run: {}", stderr(&out));
@@ -223,23 +187,11 @@ fn a_create_key_whose_answer_was_lost_is_found_by_its_tags_not_duplicated() {
     p.add(Rule::on("kms", "CreateKey", Fault::ResetAfterForward).times(1));
     let out = sb.setup(&[]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert_eq!(
-        sb.deployment_keys().len(),
-        1,
-        "the lost CreateKey did make a key"
-    );
-    assert_eq!(
-        p.count("CreateKey"),
-        1,
-        "CreateKey must not be retried blindly"
-    );
+    assert_eq!(sb.deployment_keys().len(), 1, "the lost CreateKey did make a key");
+    assert_eq!(p.count("CreateKey"), 1, "CreateKey must not be retried blindly");
     let out = sb.setup(&[]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("looking for it by its tags"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("looking for it by its tags"), "{}", stderr(&out));
     assert_eq!(p.count("CreateKey"), 1, "a second key was created");
     assert_deployed(&sb);
 }
@@ -248,22 +200,10 @@ fn a_create_key_whose_answer_was_lost_is_found_by_its_tags_not_duplicated() {
 fn an_interrupted_setup_exits_130_without_panic_and_the_next_run_converges() {
     let p = proxy();
     let sb = Sandbox::via(&p.url());
-    p.add(Rule::on(
-        "kms",
-        "CreateKey",
-        Fault::Latency(Duration::from_secs(3)),
-    ));
+    p.add(Rule::on("kms", "CreateKey", Fault::Latency(Duration::from_secs(3))));
     let child = sb
         .std_cmd()
-        .args([
-            "setup",
-            "--owner",
-            &sb.owner.name,
-            "--user",
-            &sb.user.name,
-            "--alias",
-            &sb.alias,
-        ])
+        .args(["setup", "--owner", &sb.owner.name, "--user", &sb.user.name, "--alias", &sb.alias])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -282,10 +222,7 @@ fn an_interrupted_setup_exits_130_without_panic_and_the_next_run_converges() {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
-    assert!(
-        err.contains("interrupted") && !err.contains("panicked"),
-        "{err}"
-    );
+    assert!(err.contains("interrupted") && !err.contains("panicked"), "{err}");
     // Let the held CreateKey reach LocalStack, as it would on a real network.
     std::thread::sleep(Duration::from_secs(3));
     p.clear();
@@ -308,27 +245,14 @@ fn teardown_finishes_on_a_rerun_after_any_step_fails_once() {
         p.add(Rule::on(service, op, Fault::Permanent).times(1));
         let out = sb.cmd().arg("teardown").output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{op}: {}", stderr(&out));
-        assert!(
-            stderr(&out).contains("run it again"),
-            "{op}: {}",
-            stderr(&out)
-        );
+        assert!(stderr(&out).contains("run it again"), "{op}: {}", stderr(&out));
         p.clear();
         let out = sb.cmd().arg("teardown").output().unwrap();
         assert!(out.status.success(), "{op} re-run: {}", stderr(&out));
-        assert!(
-            sb.alias_target(&sb.owner.account, &sb.alias).is_none(),
-            "{op}: alias left"
-        );
-        assert!(
-            !sb.role_exists(&sb.user.account, &sb.role_name()),
-            "{op}: role left"
-        );
+        assert!(sb.alias_target(&sb.owner.account, &sb.alias).is_none(), "{op}: alias left");
+        assert!(!sb.role_exists(&sb.user.account, &sb.role_name()), "{op}: role left");
         let keys = sb.deployment_keys();
-        assert!(
-            keys.len() == 1 && keys[0].1 == "PendingDeletion",
-            "{op}: keys {keys:?}"
-        );
+        assert!(keys.len() == 1 && keys[0].1 == "PendingDeletion", "{op}: keys {keys:?}");
     }
 }
 
@@ -339,11 +263,8 @@ fn bad_inputs_across_all_commands_fail_with_their_exit_code_and_change_nothing()
     let (o, u) = (sb.owner.name.clone(), sb.user.name.clone());
     std::fs::write(sb.path().join("broken.toml"), "owner_profile = [").unwrap();
     std::fs::write(sb.path().join("not-json.json"), "{ this is not json").unwrap();
-    std::fs::write(
-        sb.path().join("not-policy.json"),
-        r#"{"Statement": [{"Effect": "Perhaps"}]}"#,
-    )
-    .unwrap();
+    std::fs::write(sb.path().join("not-policy.json"), r#"{"Statement": [{"Effect": "Perhaps"}]}"#)
+        .unwrap();
     let long_alias = format!("alias/{}", "a".repeat(251));
     #[rustfmt::skip]
     let cases: Vec<(Vec<&str>, i32, &str)> = vec![
@@ -369,23 +290,11 @@ fn bad_inputs_across_all_commands_fail_with_their_exit_code_and_change_nothing()
         (vec!["rotate-everything"], 2, "'rotate-everything'"),
     ];
     for (args, code, names) in &cases {
-        let out = sb
-            .cmd()
-            .args(args)
-            .timeout(Duration::from_secs(30))
-            .output()
-            .unwrap();
+        let out = sb.cmd().args(args).timeout(Duration::from_secs(30)).output().unwrap();
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(*code), "{args:?}: {err}");
-        assert_eq!(
-            err.trim().lines().count(),
-            1,
-            "{args:?}: not one line: {err}"
-        );
-        assert!(
-            err.contains(names),
-            "{args:?}: does not name {names:?}: {err}"
-        );
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: not one line: {err}");
+        assert!(err.contains(names), "{args:?}: does not name {names:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
     // The explain action check (an unknown KMS action) needs valid policy files.
@@ -415,26 +324,13 @@ fn bad_inputs_across_all_commands_fail_with_their_exit_code_and_change_nothing()
 
     // Expired credentials: AWS answers ExpiredToken.
     p.add(Rule::on("sts", "GetCallerIdentity", Fault::Expired));
-    let out = sb
-        .setup(&[])
-        .timeout(Duration::from_secs(30))
-        .output()
-        .unwrap();
+    let out = sb.setup(&[]).timeout(Duration::from_secs(30)).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(
-        err.contains("ExpiredToken") && (err.contains(&o) || err.contains(&u)),
-        "{err}"
-    );
+    assert!(err.contains("ExpiredToken") && (err.contains(&o) || err.contains(&u)), "{err}");
     p.clear();
 
-    assert!(
-        sb.keys(&sb.owner.account).is_empty(),
-        "a bad input created a key"
-    );
-    assert!(
-        !sb.role_exists(&sb.user.account, &sb.role_name()),
-        "a bad input created a role"
-    );
+    assert!(sb.keys(&sb.owner.account).is_empty(), "a bad input created a key");
+    assert!(!sb.role_exists(&sb.user.account, &sb.role_name()), "a bad input created a role");
     assert!(!sb.record().exists(), "a bad input wrote a record");
 }

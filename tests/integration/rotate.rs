@@ -12,15 +12,10 @@ fn rotate_moves_the_alias_keeps_old_data_readable_and_teardown_removes_every_key
     let out = sb.cmd().arg("rotate").output().unwrap();
     let text = stdout(&out);
     assert!(out.status.success(), "{text}{}", stderr(&out));
-    for check in [
-        "policy-decrypt-old",
-        "policy-encrypt-new",
-        "encrypt-new-key",
-        "decrypt-old-data",
-    ] {
+    for check in ["policy-decrypt-old", "policy-encrypt-new", "encrypt-new-key", "decrypt-old-data"]
+    {
         assert!(
-            text.lines()
-                .any(|l| l.starts_with("PASS") && l.contains(check)),
+            text.lines().any(|l| l.starts_with("PASS") && l.contains(check)),
             "{check}: {text}"
         );
     }
@@ -45,9 +40,7 @@ fn rotate_moves_the_alias_keeps_old_data_readable_and_teardown_removes_every_key
     let out = sb.cmd().args(["verify", "--wait", "0"]).output().unwrap();
     assert!(out.status.success(), "{}", stdout(&out));
     assert!(
-        stdout(&out)
-            .lines()
-            .any(|l| l.starts_with("PASS") && l.contains("policy-decrypt-retired"))
+        stdout(&out).lines().any(|l| l.starts_with("PASS") && l.contains("policy-decrypt-retired"))
     );
 
     // The trap: a role policy conditioned on the alias alone. LocalStack would still decrypt;
@@ -60,9 +53,7 @@ fn rotate_moves_the_alias_keeps_old_data_readable_and_teardown_removes_every_key
     let out = sb.cmd().args(["verify", "--wait", "0"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stdout(&out)
-            .lines()
-            .any(|l| l.starts_with("FAIL") && l.contains("policy-decrypt-retired")),
+        stdout(&out).lines().any(|l| l.starts_with("FAIL") && l.contains("policy-decrypt-retired")),
         "{}",
         stdout(&out)
     );
@@ -74,19 +65,13 @@ fn rotate_moves_the_alias_keeps_old_data_readable_and_teardown_removes_every_key
     let keys = sb.deployment_keys();
     let mut states: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
     states.sort();
-    assert_eq!(
-        states,
-        ["Enabled", "Enabled", "PendingDeletion"],
-        "{keys:?}"
-    );
+    assert_eq!(states, ["Enabled", "Enabled", "PendingDeletion"], "{keys:?}");
     assert!(sb.alias_target(&sb.owner.account, &retired).is_some());
 
     let out = sb.cmd().arg("teardown").output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        sb.deployment_keys()
-            .iter()
-            .all(|k| k.1 == "PendingDeletion"),
+        sb.deployment_keys().iter().all(|k| k.1 == "PendingDeletion"),
         "{:?}",
         sb.deployment_keys()
     );
@@ -103,41 +88,25 @@ fn rotate_needs_a_record() {
     let sb = Sandbox::new();
     let out = sb.cmd().arg("rotate").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("no deployment record"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("no deployment record"), "{}", stderr(&out));
 }
 
 #[test]
 fn automatic_key_rotation_is_enabled_with_its_period_and_converged() {
     let sb = Sandbox::new();
-    let out = sb
-        .setup(&["--enable-key-rotation", "--rotation-period-days", "180"])
-        .output()
-        .unwrap();
+    let out =
+        sb.setup(&["--enable-key-rotation", "--rotation-period-days", "180"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let (key_arn, _) = sb.alias_target(&sb.owner.account, &sb.alias).unwrap();
     let kms = sb.kms(&sb.owner.account);
-    let status = sb
-        .block_on(kms.get_key_rotation_status().key_id(&key_arn).send())
-        .unwrap();
+    let status = sb.block_on(kms.get_key_rotation_status().key_id(&key_arn).send()).unwrap();
     assert!(status.key_rotation_enabled());
     assert_eq!(status.rotation_period_in_days(), Some(180));
-    let out = sb
-        .setup(&["--enable-key-rotation", "--rotation-period-days", "180"])
-        .output()
-        .unwrap();
-    assert!(
-        stdout(&out).contains("nothing to change"),
-        "{}",
-        stdout(&out)
-    );
-    let out = sb
-        .setup(&["--enable-key-rotation", "--rotation-period-days", "30"])
-        .output()
-        .unwrap();
+    let out =
+        sb.setup(&["--enable-key-rotation", "--rotation-period-days", "180"]).output().unwrap();
+    assert!(stdout(&out).contains("nothing to change"), "{}", stdout(&out));
+    let out =
+        sb.setup(&["--enable-key-rotation", "--rotation-period-days", "30"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("30"), "{}", stderr(&out));
 }
@@ -153,10 +122,8 @@ fn verify_checks_every_retired_key_after_two_rotations() {
     let out = sb.cmd().args(["verify", "--wait", "0"]).output().unwrap();
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
-    let retired: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("policy-decrypt-retired"))
-        .collect();
+    let retired: Vec<&str> =
+        text.lines().filter(|l| l.contains("policy-decrypt-retired")).collect();
     assert_eq!(retired.len(), 2, "{text}");
     assert!(retired.iter().all(|l| l.starts_with("PASS")), "{text}");
 }

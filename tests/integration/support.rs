@@ -51,27 +51,17 @@ pub struct Sandbox {
 impl Sandbox {
     /// Two profiles in two fresh accounts, and a fresh alias name.
     pub fn new() -> Sandbox {
-        let owner = Profile {
-            name: format!("owner-{}", random_word(6)),
-            account: random_account(),
-        };
-        let user = Profile {
-            name: format!("user.{}", random_word(6)),
-            account: random_account(),
-        };
+        let owner =
+            Profile { name: format!("owner-{}", random_word(6)), account: random_account() };
+        let user = Profile { name: format!("user.{}", random_word(6)), account: random_account() };
         Sandbox::with_profiles(owner, user, &[])
     }
 
     /// Two fresh accounts whose profiles reach AWS through `endpoint` (the fault proxy).
     pub fn via(endpoint: &str) -> Sandbox {
-        let owner = Profile {
-            name: format!("owner-{}", random_word(6)),
-            account: random_account(),
-        };
-        let user = Profile {
-            name: format!("user-{}", random_word(6)),
-            account: random_account(),
-        };
+        let owner =
+            Profile { name: format!("owner-{}", random_word(6)), account: random_account() };
+        let user = Profile { name: format!("user-{}", random_word(6)), account: random_account() };
         Sandbox::build(owner, user, &[], endpoint)
     }
 
@@ -82,10 +72,8 @@ impl Sandbox {
 
     /// An owner and `n` user accounts, reached through `endpoint`.
     pub fn with_users(n: usize, endpoint: &str) -> Sandbox {
-        let owner = Profile {
-            name: format!("owner-{}", random_word(6)),
-            account: random_account(),
-        };
+        let owner =
+            Profile { name: format!("owner-{}", random_word(6)), account: random_account() };
         let users: Vec<Profile> = (0..n)
             .map(|i| Profile {
                 name: format!("user{i}-{}", random_word(6)),
@@ -119,10 +107,7 @@ impl Sandbox {
         }
         std::fs::write(dir.path().join("aws-config"), config).unwrap();
         std::fs::write(dir.path().join("aws-credentials"), credentials).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         Sandbox {
             dir,
             owner,
@@ -158,10 +143,7 @@ impl Sandbox {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.path())
             .env("AWS_CONFIG_FILE", self.path().join("aws-config"))
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                self.path().join("aws-credentials"),
-            )
+            .env("AWS_SHARED_CREDENTIALS_FILE", self.path().join("aws-credentials"))
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("NO_PROXY", "127.0.0.1,localhost");
         cmd
@@ -185,10 +167,7 @@ impl Sandbox {
 
     /// The role name setup derives from this sandbox's alias.
     pub fn role_name(&self) -> String {
-        format!(
-            "kmsxacct-{}",
-            self.alias.trim_start_matches("alias/").replace('/', "-")
-        )
+        format!("kmsxacct-{}", self.alias.trim_start_matches("alias/").replace('/', "-"))
     }
 
     /// Runs a future on this sandbox's runtime.
@@ -244,29 +223,22 @@ impl Sandbox {
     pub fn key_policy_of(&self, key: &str) -> serde_json::Value {
         let kms = self.kms(&self.owner.account);
         let out = self
-            .block_on(
-                kms.get_key_policy()
-                    .key_id(key)
-                    .policy_name("default")
-                    .send(),
-            )
+            .block_on(kms.get_key_policy().key_id(key).policy_name("default").send())
             .expect("GetKeyPolicy");
         json(out.policy().unwrap_or_default())
     }
 
     /// The key policy of the key behind this sandbox's alias.
     pub fn key_policy(&self) -> serde_json::Value {
-        let (key_arn, _) = self
-            .alias_target(&self.owner.account, &self.alias)
-            .expect("the alias exists");
+        let (key_arn, _) =
+            self.alias_target(&self.owner.account, &self.alias).expect("the alias exists");
         self.key_policy_of(&key_arn)
     }
 
     /// Replaces the key policy of the key behind this sandbox's alias, behind kmsxacct's back.
     pub fn put_key_policy(&self, document: &serde_json::Value) {
-        let (key_arn, _) = self
-            .alias_target(&self.owner.account, &self.alias)
-            .expect("the alias exists");
+        let (key_arn, _) =
+            self.alias_target(&self.owner.account, &self.alias).expect("the alias exists");
         let kms = self.kms(&self.owner.account);
         self.block_on(
             kms.put_key_policy()
@@ -355,13 +327,7 @@ impl Sandbox {
             for k in list.keys() {
                 let id = k.key_id().unwrap().to_string();
                 let meta = kms.describe_key().key_id(&id).send().await.unwrap();
-                let state = meta
-                    .key_metadata()
-                    .unwrap()
-                    .key_state()
-                    .unwrap()
-                    .as_str()
-                    .to_string();
+                let state = meta.key_metadata().unwrap().key_state().unwrap().as_str().to_string();
                 keys.push((id, state));
             }
             keys
@@ -380,12 +346,7 @@ impl Sandbox {
                         m.key_state().unwrap().as_str().to_string(),
                     ))
                 }
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_not_found_exception()) =>
-                {
-                    None
-                }
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found_exception()) => None,
                 Err(e) => panic!("DescribeKey {alias}: {e:?}"),
             }
         })
@@ -397,10 +358,7 @@ impl Sandbox {
         self.block_on(async {
             match iam.get_role().role_name(role).send().await {
                 Ok(_) => true,
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_no_such_entity_exception()) =>
-                {
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_entity_exception()) => {
                     false
                 }
                 Err(e) => panic!("GetRole {role}: {e:?}"),

@@ -16,9 +16,7 @@ fn first_bytes_listener() -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { return };
-            stream
-                .set_read_timeout(Some(Duration::from_secs(5)))
-                .unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             let mut buf = [0u8; 5];
             if stream.read_exact(&mut buf).is_ok() {
                 keep.lock().unwrap().push(buf.to_vec());

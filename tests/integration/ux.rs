@@ -4,9 +4,8 @@ use crate::proxy::FaultProxy;
 use crate::support::{Sandbox, endpoint, json, stderr, stdout};
 use serde_json::json;
 
-const MUTATING: [&str; 9] = [
-    "Create", "Put", "Delete", "Update", "Schedule", "Tag", "Untag", "Enable", "Disable",
-];
+const MUTATING: [&str; 9] =
+    ["Create", "Put", "Delete", "Update", "Schedule", "Tag", "Untag", "Enable", "Disable"];
 
 #[test]
 fn plan_shows_changes_with_diffs_and_makes_no_mutating_call() {
@@ -34,36 +33,17 @@ fn plan_shows_changes_with_diffs_and_makes_no_mutating_call() {
         .unwrap()
         .iter()
         .map(|p| {
-            (
-                p["action"].as_str().unwrap().to_string(),
-                p["resource"].as_str().unwrap().to_string(),
-            )
+            (p["action"].as_str().unwrap().to_string(), p["resource"].as_str().unwrap().to_string())
         })
         .collect();
-    for wanted in [
-        ("create", "key"),
-        ("create", "alias"),
-        ("create", "role"),
-        ("create", "role-policy"),
-    ] {
-        assert!(
-            actions.contains(&(wanted.0.into(), wanted.1.into())),
-            "{actions:?}"
-        );
+    for wanted in
+        [("create", "key"), ("create", "alias"), ("create", "role"), ("create", "role-policy")]
+    {
+        assert!(actions.contains(&(wanted.0.into(), wanted.1.into())), "{actions:?}");
     }
-    let key = report["plan"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["resource"] == json!("key"))
-        .unwrap();
-    assert!(
-        key["diff"]
-            .as_str()
-            .unwrap()
-            .contains("+  \"Id\": \"kmsxacct-key-policy\""),
-        "{key}"
-    );
+    let key =
+        report["plan"].as_array().unwrap().iter().find(|p| p["resource"] == json!("key")).unwrap();
+    assert!(key["diff"].as_str().unwrap().contains("+  \"Id\": \"kmsxacct-key-policy\""), "{key}");
     // Nothing was made, nothing recorded, and only reads went out.
     assert!(sb.keys(&sb.owner.account).is_empty());
     assert!(!sb.role_exists(&sb.user.account, &sb.role_name()));
@@ -80,11 +60,7 @@ fn plan_shows_changes_with_diffs_and_makes_no_mutating_call() {
     // setup --dry-run says the same without fixing it.
     sb.setup(&[]).assert().success();
     let out = sb.setup(&["--dry-run"]).output().unwrap();
-    assert!(
-        stdout(&out).contains("plan: nothing to change"),
-        "{}",
-        stdout(&out)
-    );
+    assert!(stdout(&out).contains("plan: nothing to change"), "{}", stdout(&out));
     let narrower = json!({"Version": "2012-10-17", "Statement": [{"Sid": "KmsxacctUseKeyThroughAlias",
         "Effect": "Allow", "Action": "kms:Decrypt",
         "Resource": format!("arn:aws:kms:us-east-1:{}:key/*", sb.owner.account),
@@ -94,13 +70,9 @@ fn plan_shows_changes_with_diffs_and_makes_no_mutating_call() {
     let out = sb.setup(&["--dry-run"]).output().unwrap();
     let text = stdout(&out);
     assert!(out.status.success());
+    assert!(text.contains("update") && text.contains("role-policy"), "{text}");
     assert!(
-        text.contains("update") && text.contains("role-policy"),
-        "{text}"
-    );
-    assert!(
-        text.lines()
-            .any(|l| l.trim_start().starts_with("+") && l.contains("kms:Encrypt")),
+        text.lines().any(|l| l.trim_start().starts_with("+") && l.contains("kms:Encrypt")),
         "{text}"
     );
     assert!(!text.contains("\u{1b}["), "colour in a pipe: {text}");
@@ -109,14 +81,8 @@ fn plan_shows_changes_with_diffs_and_makes_no_mutating_call() {
         .map(|s| s.operation.clone())
         .filter(|op| MUTATING.iter().any(|m| op.starts_with(m)))
         .collect();
-    assert!(
-        writes.is_empty(),
-        "--dry-run made mutating calls: {writes:?}"
-    );
-    assert_eq!(
-        sb.role_policy(&sb.user.account)["Statement"][0]["Action"],
-        json!("kms:Decrypt")
-    );
+    assert!(writes.is_empty(), "--dry-run made mutating calls: {writes:?}");
+    assert_eq!(sb.role_policy(&sb.user.account)["Statement"][0]["Action"], json!("kms:Decrypt"));
 }
 
 #[test]
@@ -140,15 +106,10 @@ fn verify_reports_drift_with_a_diff_and_setup_converges_it() {
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     for name in ["drift-trust-policy", "drift-key-policy"] {
-        assert!(
-            text.lines()
-                .any(|l| l.starts_with("FAIL") && l.contains(name)),
-            "{name}: {text}"
-        );
+        assert!(text.lines().any(|l| l.starts_with("FAIL") && l.contains(name)), "{name}: {text}");
     }
     assert!(
-        text.lines()
-            .any(|l| l.trim_start().starts_with("-") && l.contains("role/someone")),
+        text.lines().any(|l| l.trim_start().starts_with("-") && l.contains("role/someone")),
         "{text}"
     );
     assert!(
@@ -157,8 +118,7 @@ fn verify_reports_drift_with_a_diff_and_setup_converges_it() {
         "{text}"
     );
     assert!(
-        text.lines()
-            .any(|l| l.starts_with("PASS") && l.contains("drift-role-policy")),
+        text.lines().any(|l| l.starts_with("PASS") && l.contains("drift-role-policy")),
         "{text}"
     );
 
@@ -207,16 +167,9 @@ fn status_shows_both_accounts_and_the_last_verify() {
     let out = sb.cmd().arg("status").output().unwrap();
     let text = stdout(&out);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        text.contains("Enabled") && text.contains("last verify: none recorded"),
-        "{text}"
-    );
+    assert!(text.contains("Enabled") && text.contains("last verify: none recorded"), "{text}");
     sb.cmd().args(["verify", "--wait", "0"]).assert().success();
-    let out = sb
-        .cmd()
-        .args(["status", "--output", "json"])
-        .output()
-        .unwrap();
+    let out = sb.cmd().args(["status", "--output", "json"]).output().unwrap();
     let report = json(&stdout(&out));
     assert_eq!(report["key"]["state"], json!("Enabled"));
     assert_eq!(report["key"]["is_recorded_key"], json!(true));
@@ -236,8 +189,5 @@ fn status_shows_both_accounts_and_the_last_verify() {
     assert_eq!(out.status.code(), Some(1));
     let out = sb.cmd().arg("status").output().unwrap();
     let text = stdout(&out);
-    assert!(
-        text.contains("last verify: FAILED") && text.contains("policy is missing"),
-        "{text}"
-    );
+    assert!(text.contains("last verify: FAILED") && text.contains("policy is missing"), "{text}");
 }

@@ -39,14 +39,7 @@ pub(super) async fn exercise(
     alias_arn: &str,
     actions: &[KeyAction],
 ) -> RoundTrip {
-    live_checks(Live {
-        user,
-        owner,
-        role_arn,
-        alias_arn,
-        actions,
-    })
-    .await
+    live_checks(Live { user, owner, role_arn, alias_arn, actions }).await
 }
 
 /// The operations after Encrypt, in the order they are checked.
@@ -85,17 +78,13 @@ impl RoundTrip {
 /// comes from the role's Encrypt when granted, else from the owner's. Nothing is printed of any
 /// plaintext.
 async fn live_checks(live: Live<'_>) -> RoundTrip {
-    let mut trip = RoundTrip {
-        checks: Vec::new(),
-        denied: false,
-    };
+    let mut trip = RoundTrip { checks: Vec::new(), denied: false };
     let credentials = match user::assume_role(live.user, live.role_arn).await {
         Ok(c) => c,
         Err(e) => {
             trip.record("assume-role", Err(e));
             for a in live.actions {
-                trip.checks
-                    .push(Check::new(a.name(), false, "not run: assume-role failed"));
+                trip.checks.push(Check::new(a.name(), false, "not run: assume-role failed"));
             }
             return trip;
         }
@@ -115,22 +104,14 @@ async fn live_checks(live: Live<'_>) -> RoundTrip {
 /// Random bytes under the key: encrypted by the role when Encrypt is granted (a check of its
 /// own), else by the owner when Decrypt or ReEncrypt needs ciphertext.
 async fn seal(live: Live<'_>, kms: &aws_sdk_kms::Client, trip: &mut RoundTrip) -> Sealed {
-    let mut sealed = Sealed {
-        plaintext: [0u8; PLAINTEXT_BYTES],
-        ciphertext: None,
-        source_key: None,
-    };
+    let mut sealed =
+        Sealed { plaintext: [0u8; PLAINTEXT_BYTES], ciphertext: None, source_key: None };
     let _ = getrandom::fill(&mut sealed.plaintext);
     let granted = |a: KeyAction| live.actions.contains(&a);
     let plaintext = Blob::new(sealed.plaintext.to_vec());
     let alias_arn = live.alias_arn;
     if granted(KeyAction::Encrypt) {
-        let result = kms
-            .encrypt()
-            .key_id(alias_arn)
-            .plaintext(plaintext)
-            .send()
-            .await;
+        let result = kms.encrypt().key_id(alias_arn).plaintext(plaintext).send().await;
         let result = match result {
             Ok(out) => {
                 let key = out.key_id().unwrap_or("?").to_string();
@@ -146,13 +127,7 @@ async fn seal(live: Live<'_>, kms: &aws_sdk_kms::Client, trip: &mut RoundTrip) -
     } else if granted(KeyAction::Decrypt) || granted(KeyAction::ReEncrypt) {
         let alias = alias_arn.rsplit(':').next().unwrap_or_default();
         let owner = &live.owner.kms;
-        if let Ok(out) = owner
-            .encrypt()
-            .key_id(alias)
-            .plaintext(plaintext)
-            .send()
-            .await
-        {
+        if let Ok(out) = owner.encrypt().key_id(alias).plaintext(plaintext).send().await {
             sealed.source_key = out.key_id().map(String::from);
             sealed.ciphertext = out.ciphertext_blob;
         }
@@ -176,12 +151,7 @@ async fn call(
             let blob = sealed.ciphertext.clone().ok_or_else(no_ciphertext)?;
             // Naming the key on Decrypt is AWS's recommendation, and needed across accounts on
             // LocalStack.
-            let out = kms
-                .decrypt()
-                .key_id(alias_arn)
-                .ciphertext_blob(blob)
-                .send()
-                .await;
+            let out = kms.decrypt().key_id(alias_arn).ciphertext_blob(blob).send().await;
             let out = out.map_err(|e| s.kms_error("kms:Decrypt (as the role)", e))?;
             if out.plaintext().map(|p| p.as_ref()) == Some(&sealed.plaintext[..]) {
                 Ok(format!("decrypted through {alias_arn}; the bytes match"))
@@ -190,10 +160,7 @@ async fn call(
             }
         }
         KeyAction::GenerateDataKey => {
-            let out = kms
-                .generate_data_key()
-                .key_id(alias_arn)
-                .key_spec(DataKeySpec::Aes256);
+            let out = kms.generate_data_key().key_id(alias_arn).key_spec(DataKeySpec::Aes256);
             let out = out.send().await;
             let out = out.map_err(|e| s.kms_error("kms:GenerateDataKey (as the role)", e))?;
             if out.plaintext().map(|p| p.as_ref().len()) == Some(32)
@@ -210,9 +177,7 @@ async fn call(
             let op = "kms:GenerateDataKeyWithoutPlaintext (as the role)";
             let out = out.map_err(|e| s.kms_error(op, e))?;
             match out.ciphertext_blob() {
-                Some(_) => Ok(format!(
-                    "generated an encrypted data key through {alias_arn}"
-                )),
+                Some(_) => Ok(format!("generated an encrypted data key through {alias_arn}")),
                 None => incomplete("no encrypted data key came back"),
             }
         }
@@ -237,10 +202,7 @@ async fn call(
             let out = kms.describe_key().key_id(alias_arn).send().await;
             let out = out.map_err(|e| s.kms_error("kms:DescribeKey (as the role)", e))?;
             let arn = out.key_metadata().and_then(|m| m.arn());
-            Ok(format!(
-                "described {} through {alias_arn}",
-                arn.unwrap_or("the key")
-            ))
+            Ok(format!("described {} through {alias_arn}", arn.unwrap_or("the key")))
         }
         KeyAction::Encrypt => incomplete("encrypt is checked first, by seal"),
     }
@@ -255,12 +217,8 @@ pub(super) async fn wait_for_propagation(
     deadline: Instant,
     mut trip: RoundTrip,
 ) -> RoundTrip {
-    let first_denial = trip
-        .checks
-        .iter()
-        .find(|c| !c.ok)
-        .map(|c| c.detail.clone())
-        .unwrap_or_default();
+    let first_denial =
+        trip.checks.iter().find(|c| !c.ok).map(|c| c.detail.clone()).unwrap_or_default();
     let waited_from = Instant::now();
     ctx.printer.note(format!(
         "waiting up to {} s for IAM/KMS propagation: the policies allow access but AWS still denies it ({first_denial})",
@@ -284,9 +242,7 @@ pub(super) async fn wait_for_propagation(
             ));
         }
     } else {
-        ctx.printer.note(format!(
-            "access became visible after {waited:.1} s of waiting"
-        ));
+        ctx.printer.note(format!("access became visible after {waited:.1} s of waiting"));
     }
     trip
 }
