@@ -5,7 +5,7 @@ use super::Context;
 use crate::aws::Session;
 use crate::error::Result;
 use crate::names::AccountId;
-use crate::output::{colorize_diff, diff};
+use crate::output::{Resource, colorize_diff, diff};
 use crate::plan::{KeyPlan, KeyState, OwnerPlan, RoleState, UserPlan, UserTeardown};
 use crate::policy::PolicyDocument;
 use crate::policy::build::{self, GrantSpec};
@@ -18,15 +18,44 @@ pub struct Planned {
     pub side: &'static str,
     /// The account.
     pub account: String,
-    /// `create`, `update`, `delete`, `schedule-deletion` or `no-change`.
-    pub action: &'static str,
-    /// `key`, `alias`, `key-policy`, `role`, `trust-policy` or `role-policy`.
-    pub resource: &'static str,
+    /// What setup would do.
+    pub action: Step,
+    /// To what kind of resource.
+    pub resource: Resource,
     /// ARN or name.
     pub id: String,
     /// The document change as a unified diff (plain), when a policy is written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
+}
+
+/// What setup would do to a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    /// Make it.
+    Create,
+    /// Change it.
+    Update,
+    /// Remove it.
+    Delete,
+    /// Schedule a key's deletion.
+    ScheduleDeletion,
+    /// Leave it as it is.
+    NoChange,
+}
+
+impl Step {
+    /// The name printed and written to JSON, e.g. `no-change`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Create => "create",
+            Step::Update => "update",
+            Step::Delete => "delete",
+            Step::ScheduleDeletion => "schedule-deletion",
+            Step::NoChange => "no-change",
+        }
+    }
 }
 
 /// Everything a plan shows, borrowed from setup's preparation.
@@ -54,8 +83,8 @@ struct Report<'a> {
 
 fn item(
     s: &Session,
-    action: &'static str,
-    resource: &'static str,
+    action: Step,
+    resource: Resource,
     id: &str,
     old: Option<&PolicyDocument>,
     new: Option<&PolicyDocument>,
@@ -79,56 +108,63 @@ pub fn items(view: &PlanView<'_>) -> Vec<Planned> {
     let alias = spec.alias.as_str();
     match &view.owner_plan.key {
         KeyPlan::Create { policy } => {
-            out.push(item(s, "create", "key", "(new key)", None, Some(policy)));
+            out.push(item(s, Step::Create, Resource::Key, "(new key)", None, Some(policy)));
         }
         KeyPlan::Existing { arn, .. } => {
-            out.push(item(s, "no-change", "key", arn, None, None));
+            out.push(item(s, Step::NoChange, Resource::Key, arn, None, None));
         }
     }
     out.push(item(
         s,
-        if view.owner_plan.create_alias { "create" } else { "no-change" },
-        "alias",
+        if view.owner_plan.create_alias { Step::Create } else { Step::NoChange },
+        Resource::Alias,
         alias,
         None,
         None,
     ));
     if let Some(policy) = &view.owner_plan.put_policy {
         let old = view.key_now.and_then(|k| k.policy.as_ref());
-        out.push(item(s, "update", "key-policy", alias, old, Some(policy)));
+        out.push(item(s, Step::Update, Resource::KeyPolicy, alias, old, Some(policy)));
     }
     for arn in &view.owner_plan.retire {
-        out.push(item(s, "schedule-deletion", "key", arn, None, None));
+        out.push(item(s, Step::ScheduleDeletion, Resource::Key, arn, None, None));
     }
     for (u, account, role, plan) in &view.users {
         let arn = spec.role_arn(account);
         match &plan.create_role {
-            Some(trust) => out.push(item(u, "create", "role", &arn, None, Some(trust))),
-            None => out.push(item(u, "no-change", "role", &arn, None, None)),
+            Some(trust) => out.push(item(u, Step::Create, Resource::Role, &arn, None, Some(trust))),
+            None => out.push(item(u, Step::NoChange, Resource::Role, &arn, None, None)),
         }
         if let Some(trust) = &plan.update_trust {
-            out.push(item(u, "update", "trust-policy", &arn, role.map(|r| &r.trust), Some(trust)));
+            out.push(item(
+                u,
+                Step::Update,
+                Resource::TrustPolicy,
+                &arn,
+                role.map(|r| &r.trust),
+                Some(trust),
+            ));
         }
         let policy_id = format!("{arn}/{}", build::ROLE_POLICY_NAME);
         match &plan.put_policy {
             Some(p) => out.push(item(
                 u,
                 if role.and_then(|r| r.access_policy.as_ref()).is_some() {
-                    "update"
+                    Step::Update
                 } else {
-                    "create"
+                    Step::Create
                 },
-                "role-policy",
+                Resource::RolePolicy,
                 &policy_id,
                 role.and_then(|r| r.access_policy.as_ref()),
                 Some(p),
             )),
-            None => out.push(item(u, "no-change", "role-policy", &policy_id, None, None)),
+            None => out.push(item(u, Step::NoChange, Resource::RolePolicy, &policy_id, None, None)),
         }
     }
     for (u, removal) in &view.removals {
         if let Some(arn) = &removal.delete_role {
-            out.push(item(u, "delete", "role", arn, None, None));
+            out.push(item(u, Step::Delete, Resource::Role, arn, None, None));
         }
     }
     out
@@ -138,12 +174,16 @@ pub fn items(view: &PlanView<'_>) -> Vec<Planned> {
 /// NO_COLOR), or one JSON object.
 pub fn show(ctx: &Context, view: &PlanView<'_>) -> Result<()> {
     let planned = items(view);
-    let changes = planned.iter().filter(|p| p.action != "no-change").count();
+    let changes = planned.iter().filter(|p| p.action != Step::NoChange).count();
     let color = ctx.printer.color();
     for p in &planned {
         ctx.printer.line(format!(
             "{:<5} {}  {:<18} {:<12} {}",
-            p.side, p.account, p.action, p.resource, p.id
+            p.side,
+            p.account,
+            p.action.name(),
+            p.resource.name(),
+            p.id
         ));
         if p.diff.is_some() {
             // Re-render with colour for the terminal; JSON keeps the plain diff.
