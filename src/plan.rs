@@ -200,6 +200,30 @@ pub fn plan_owner_setup(
     })
 }
 
+/// Plans rotate's new key: a key of this deployment that an earlier rotate created but never
+/// recorded (found by its tags: Enabled, no alias, not the current key) is reused and any other
+/// such key retired; else a new key with the current key's policy.
+pub fn plan_rotate_key(spec: &GrantSpec, current: &KeyState, found: &[KeyState]) -> OwnerPlan {
+    let orphans: Vec<&KeyState> = found
+        .iter()
+        .filter(|k| is_ours(&k.tags, spec) && k.state == KEY_ENABLED && k.aliases.is_empty())
+        .filter(|k| k.arn != current.arn)
+        .collect();
+    let key = match orphans.first() {
+        Some(k) => KeyPlan::Existing { key_id: k.key_id.clone(), arn: k.arn.clone() },
+        None => {
+            let policy = current.policy.clone().unwrap_or_else(|| build::key_policy(spec));
+            KeyPlan::Create { policy: Box::new(policy) }
+        }
+    };
+    OwnerPlan {
+        key,
+        create_alias: false,
+        put_policy: None,
+        retire: orphans.iter().skip(1).map(|k| k.arn.clone()).collect(),
+    }
+}
+
 /// The key policy with kmsxacct's grant statement put in (every other statement kept), or None
 /// when it already holds the grant (no drift).
 pub fn converge_key_policy(spec: &GrantSpec, key: &KeyState) -> Option<PolicyDocument> {
@@ -637,6 +661,28 @@ mod tests {
             plan_owner_setup(&spec(), None, Some(&b), &[a.clone(), b.clone()], false).unwrap();
         assert!(matches!(plan.key, KeyPlan::Existing { ref key_id, .. } if key_id == "k2"));
         assert_eq!(plan.retire, vec![a.arn]);
+    }
+
+    #[test]
+    fn rotate_reuses_a_key_an_interrupted_rotate_left_and_retires_extras() {
+        let current = key(deployment_tags(&spec()), KEY_ENABLED);
+        let fresh = plan_rotate_key(&spec(), &current, &[]);
+        assert!(matches!(fresh.key, KeyPlan::Create { .. }) && fresh.retire.is_empty());
+        let mut a = current.clone();
+        a.aliases.clear();
+        (a.key_id, a.arn) = ("k2".into(), "arn:aws:kms:us-east-1:111111111111:key/k2".into());
+        let mut b = a.clone();
+        (b.key_id, b.arn) = ("k3".into(), "arn:aws:kms:us-east-1:111111111111:key/k3".into());
+        let mut retired = a.clone();
+        retired.aliases = vec!["alias/data/retired/k0".into()];
+        retired.arn = "arn:aws:kms:us-east-1:111111111111:key/k0".into();
+        let foreign = KeyState { tags: vec![], ..b.clone() };
+        let disabled = KeyState { state: "Disabled".into(), ..b.clone() };
+        let found = [current.clone(), retired, foreign, disabled, a.clone(), b.clone()];
+        let plan = plan_rotate_key(&spec(), &current, &found);
+        assert!(matches!(plan.key, KeyPlan::Existing { ref key_id, .. } if key_id == "k2"));
+        assert_eq!(plan.retire, vec![b.arn]);
+        assert!(!plan.create_alias && plan.put_policy.is_none());
     }
 
     #[test]

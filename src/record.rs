@@ -229,6 +229,11 @@ impl<'a> Journal<'a> {
         Ok(Journal { record: std::sync::Mutex::new(record), path })
     }
 
+    /// Reads from the record as it stands.
+    pub fn read<T>(&self, read: impl FnOnce(&Deployment) -> T) -> T {
+        read(&self.record.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// Changes the record and saves it.
     pub fn update(&self, change: impl FnOnce(&mut Deployment)) -> Result<(), RecordError> {
         let mut record = self.record.lock().unwrap_or_else(|p| p.into_inner());

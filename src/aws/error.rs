@@ -168,8 +168,12 @@ where
         SdkError::ServiceError(service) => {
             let e = S::from(service.into_err());
             let code = e.code().unwrap_or("UnknownError").to_string();
-            let detail = format!("{code}: {}", e.message().unwrap_or(""));
-            (kind_of(&e, &code, status), detail)
+            let kind = kind_of(&e, &code, status);
+            let mut detail = format!("{code}: {}", e.message().unwrap_or(""));
+            if kind == AwsErrorKind::Quota {
+                detail = format!("{} ({detail})", quota_name(site.operation));
+            }
+            (kind, detail)
         }
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => (
             AwsErrorKind::Transport,
@@ -207,6 +211,21 @@ fn kind_of<S: ServiceError>(e: &S, code: &str, status: Option<u16>) -> AwsErrorK
     } else {
         AwsErrorKind::InvalidInput
     }
+}
+
+/// Which quota an operation's "limit exceeded" answer is about, as AWS documents them.
+fn quota_name(operation: &str) -> String {
+    let which = match operation {
+        "kms:CreateKey" | "kms:ReplicateKey" => "the KMS quota of keys per Region",
+        "kms:CreateAlias" => "the KMS quota of aliases per Region",
+        o if o.starts_with("kms:") => "a KMS quota (request rate, keys or aliases per Region)",
+        "iam:CreateRole" => "the IAM quota of roles per account",
+        "iam:PutRolePolicy" => "the IAM quota of inline policy size per role",
+        _ => "an AWS quota",
+    };
+    format!(
+        "{which} is used up: waiting will not help; raise it in Service Quotas or remove unused resources"
+    )
 }
 
 /// The first line of a credentials-provider failure in the chain, if that is the cause.

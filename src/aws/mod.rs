@@ -7,6 +7,7 @@
 pub mod calls;
 pub mod error;
 pub mod http;
+pub mod quota;
 
 use crate::error::{Error, Result};
 use crate::names::{AccountId, Region};
@@ -138,6 +139,7 @@ impl Session {
             iam: aws_sdk_iam::Client::from_conf(
                 aws_sdk_iam::config::Builder::from(&config)
                     .interceptor(interceptor.clone())
+                    .retry_classifier(quota::QuotaIsFinal)
                     .build(),
             ),
             sts: aws_sdk_sts::Client::from_conf(
@@ -268,6 +270,9 @@ fn kms_client(
     interceptor: &CallInterceptor,
 ) -> aws_sdk_kms::Client {
     aws_sdk_kms::Client::from_conf(
-        aws_sdk_kms::config::Builder::from(config).interceptor(interceptor.clone()).build(),
+        aws_sdk_kms::config::Builder::from(config)
+            .interceptor(interceptor.clone())
+            .retry_classifier(quota::QuotaIsFinal)
+            .build(),
     )
 }

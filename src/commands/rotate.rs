@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::names::{AccountId, PendingWindow};
 use crate::output::{Change, Check};
 use crate::owner::{self, KeyJournal, KeyReads, OwnerApply};
-use crate::plan::{KEY_ENABLED, KeyPlan, KeyState, OwnerPlan, deployment_tags, is_ours};
+use crate::plan::{KEY_ENABLED, KeyState, deployment_tags, is_ours, plan_rotate_key};
 use crate::policy::PolicyDocument;
 use crate::policy::build::{self, GrantSpec, KeyAction};
 use crate::policy::eval::{NamedPolicy, Request};
@@ -182,13 +182,16 @@ async fn new_key(
     window: PendingWindow,
     changes: &mut Vec<Change>,
 ) -> Result<String> {
-    let policy = old.policy.clone().unwrap_or_else(|| build::key_policy(spec));
-    let plan = OwnerPlan {
-        key: KeyPlan::Create { policy: Box::new(policy) },
-        create_alias: false,
-        put_policy: None,
-        retire: Vec::new(),
+    // A rotate that stopped between CreateKey and recording its answer may have left a key:
+    // find it by its tags rather than create a second one.
+    let found = if journal.read(|r| r.key_creation_pending) {
+        ctx.printer
+            .note("a previous rotate stopped while creating the key; looking for it by its tags");
+        owner::find_deployment_keys(owner, spec).await?
+    } else {
+        Vec::new()
     };
+    let plan = plan_rotate_key(spec, old, &found);
     let tags = deployment_tags(spec);
     let opts = OwnerApply {
         alias: spec.alias.as_str(),

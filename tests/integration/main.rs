@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod lifecycle;
+mod lost_answers;
 mod ownership;
 mod policy_engine;
 mod proxy;

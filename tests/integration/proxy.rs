@@ -38,6 +38,12 @@ pub enum Fault {
     Expired,
     /// `MalformedPolicyDocumentException` for a key policy naming a principal KMS cannot see.
     InvalidPrincipal,
+    /// "Not found" (KMS `NotFoundException`, IAM `NoSuchEntity`) without asking LocalStack: a
+    /// read that has not caught up yet.
+    NotFound,
+    /// A used-up quota: KMS `LimitExceededException`, IAM `LimitExceeded` (which AWS SDKs count
+    /// as throttling).
+    Quota,
 }
 
 /// A rule: which requests, what fault, how many times.
@@ -173,6 +179,11 @@ impl FaultProxy {
     /// How many requests of this operation have arrived, answered or not.
     pub fn arrived(&self, operation: &str) -> usize {
         self.state.lock().unwrap().arrived.iter().filter(|o| *o == operation).count()
+    }
+
+    /// How many requests of this operation the proxy answered itself (or lost the answer of).
+    pub fn injected(&self, operation: &str) -> usize {
+        self.seen().iter().filter(|s| s.operation == operation && s.injected).count()
     }
 
     /// How many requests of this service were seen.
@@ -327,6 +338,20 @@ async fn handle(
             400,
             "MalformedPolicyDocumentException",
             "Policy contains a statement with one or more invalid principals.",
+        )),
+        Some(Some(Fault::NotFound)) => Some(service_error(
+            &service,
+            if service == "kms" { 400 } else { 404 },
+            "NotFoundException",
+            "NoSuchEntity",
+            "injected: not found (yet)",
+        )),
+        Some(Some(Fault::Quota)) => Some(service_error(
+            &service,
+            400,
+            "LimitExceededException",
+            "LimitExceeded",
+            "injected: too many of them in this account",
         )),
         Some(Some(Fault::Expired)) => Some(service_error(
             &service,

@@ -9,27 +9,12 @@ fn proxy() -> FaultProxy {
     FaultProxy::start(&endpoint())
 }
 
-/// The intended deployment, exactly: one key of ours, Enabled, behind the alias; the role with
-/// its policy; and verify passes.
-fn assert_deployed(sb: &Sandbox) {
-    let keys = sb.deployment_keys();
-    let enabled: Vec<_> = keys.iter().filter(|k| k.1 == "Enabled").collect();
-    assert_eq!(enabled.len(), 1, "keys of the deployment: {keys:?}");
-    let (arn, state) = sb.alias_target(&sb.owner.account, &sb.alias).expect("alias exists");
-    assert_eq!(state, "Enabled");
-    assert!(arn.ends_with(&enabled[0].0), "alias points at {arn}, not {}", enabled[0].0);
-    assert!(sb.role_exists(&sb.user.account, &sb.role_name()));
-    let iam = sb.iam(&sb.user.account);
-    let policy = sb.block_on(
-        iam.get_role_policy().role_name(sb.role_name()).policy_name("kmsxacct-kms-access").send(),
-    );
-    assert!(policy.is_ok(), "role policy missing");
-    let out = sb.cmd().args(["verify", "--wait", "0"]).output().unwrap();
-    assert!(out.status.success(), "verify: {}{}", stdout(&out), stderr(&out));
+fn injected(p: &FaultProxy, operation: &str) -> usize {
+    p.injected(operation)
 }
 
-fn injected(p: &FaultProxy, operation: &str) -> usize {
-    p.seen().iter().filter(|s| s.operation == operation && s.injected).count()
+fn assert_deployed(sb: &Sandbox) {
+    sb.assert_deployed();
 }
 
 #[test]

@@ -352,6 +352,28 @@ impl Sandbox {
         })
     }
 
+    /// The intended deployment, exactly: one key of ours, Enabled, behind the alias; the role
+    /// with its policy; and verify passes.
+    pub fn assert_deployed(&self) {
+        let keys = self.deployment_keys();
+        let enabled: Vec<_> = keys.iter().filter(|k| k.1 == "Enabled").collect();
+        assert_eq!(enabled.len(), 1, "keys of the deployment: {keys:?}");
+        let (arn, state) = self.alias_target(&self.owner.account, &self.alias).expect("alias");
+        assert_eq!(state, "Enabled");
+        assert!(arn.ends_with(&enabled[0].0), "alias points at {arn}, not {}", enabled[0].0);
+        assert!(self.role_exists(&self.user.account, &self.role_name()));
+        let iam = self.iam(&self.user.account);
+        let policy = self.block_on(
+            iam.get_role_policy()
+                .role_name(self.role_name())
+                .policy_name("kmsxacct-kms-access")
+                .send(),
+        );
+        assert!(policy.is_ok(), "role policy missing");
+        let out = self.cmd().args(["verify", "--wait", "0"]).output().unwrap();
+        assert!(out.status.success(), "verify: {}{}", stdout(&out), stderr(&out));
+    }
+
     /// Whether the role exists in `account`.
     pub fn role_exists(&self, account: &str, role: &str) -> bool {
         let iam = self.iam(account);
