@@ -529,6 +529,62 @@ pub fn plan_teardown(
     if conflicts.is_empty() { Ok(TeardownPlan { owner, retired, users }) } else { Err(conflicts) }
 }
 
+/// Live documents of one user account: its role's trust policy and kmsxacct's role policy.
+pub type LiveRole<'a> = (&'a AccountId, Option<&'a PolicyDocument>, Option<&'a PolicyDocument>);
+
+/// Another grant shape (whom the key policy names, actions, alias condition, trusted principals)
+/// than `spec`'s that writes exactly these live documents, if one does. Without the record, a
+/// deployment made with other settings would otherwise read as drift.
+pub fn other_shape(
+    spec: &GrantSpec,
+    key_policy: &PolicyDocument,
+    roles: &[LiveRole<'_>],
+) -> Option<GrantSpec> {
+    let mut trust: Vec<String> = roles
+        .iter()
+        .filter_map(|(_, t, _)| *t)
+        .flat_map(|t| t.statements().flat_map(|s| s.principal_values()).collect::<Vec<_>>())
+        .filter(|p| !p.ends_with(":root"))
+        .collect();
+    trust.sort();
+    trust.dedup();
+    let writes_live = |c: &GrantSpec| {
+        let grant = key_policy.statement_by_sid(build::USER_GRANT_SID);
+        grant.is_some_and(|g| g.same_as(&build::key_policy_grant(c)))
+            && roles.iter().all(|(account, t, a)| {
+                t.is_some_and(|t| t.same_as(&build::role_trust_policy(c, account)))
+                    && a.is_some_and(|a| a.same_as(&build::role_access_policy(c)))
+            })
+    };
+    let same = |c: &GrantSpec| {
+        (c.grant_to, &c.actions, c.condition, &c.trust)
+            == (spec.grant_to, &spec.actions, spec.condition, &spec.trust)
+    };
+    let mut shapes = Vec::new();
+    for actions in action_sets() {
+        for grant_to in [build::GrantTo::Account, build::GrantTo::Role] {
+            for condition in
+                [build::AliasCondition::ResourceAliases, build::AliasCondition::RequestAlias]
+            {
+                let (actions, trust) = (actions.clone(), trust.clone());
+                shapes.push(GrantSpec { grant_to, actions, condition, trust, ..spec.clone() });
+            }
+        }
+    }
+    shapes.into_iter().find(|c| !same(c) && writes_live(c))
+}
+
+/// Every non-empty set of grantable actions, in their declared order.
+fn action_sets() -> Vec<Vec<build::KeyAction>> {
+    use clap::ValueEnum;
+    let all = build::KeyAction::value_variants();
+    (1..1u32 << all.len())
+        .map(|bits| {
+            all.iter().enumerate().filter(|(i, _)| bits & (1 << i) != 0).map(|(_, a)| *a).collect()
+        })
+        .collect()
+}
+
 fn tag_list(spec: &GrantSpec) -> String {
     deployment_tags(spec).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
 }

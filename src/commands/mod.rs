@@ -142,6 +142,8 @@ pub struct Target {
     pub role: RoleName,
     /// The grant's shape.
     pub settings: GrantSettings,
+    /// Whether a record said the grant's shape (else it is the default, assumed).
+    pub settings_known: bool,
     /// The record, when the target came from it.
     pub record: Option<CheckedDeployment>,
 }
@@ -154,30 +156,31 @@ impl Target {
                 Some(a) => a.clone(),
                 None => DEFAULT_ALIAS.parse()?,
             };
+            let role = role_name(args.role.as_ref(), &alias);
+            // The grant's shape is what the record of this deployment says, if there is one.
+            let matching = existing_record(config)?.filter(|r| {
+                r.raw.owner_profile == *owner && r.alias == alias && r.role_name == role
+            });
             return Ok(Target {
                 owner_profile: owner.clone(),
                 user_profiles: args.user.clone(),
                 region: args.region.clone(),
-                role: role_name(args.role.as_ref(), &alias),
+                role,
                 alias,
-                settings: GrantSettings::default(),
+                settings: matching.as_ref().map(recorded_settings).unwrap_or_default(),
+                settings_known: matching.is_some(),
                 record: None,
             });
         }
         let record = Deployment::load(config)?;
-        let raw = &record.raw;
         Ok(Target {
-            owner_profile: raw.owner_profile.clone(),
-            user_profiles: raw.users.iter().map(|u| u.profile.clone()).collect(),
+            owner_profile: record.raw.owner_profile.clone(),
+            user_profiles: record.raw.users.iter().map(|u| u.profile.clone()).collect(),
             region: Some(record.region.clone()),
             alias: record.alias.clone(),
             role: record.role_name.clone(),
-            settings: GrantSettings {
-                grant_to: raw.grant_to,
-                actions: raw.actions.clone(),
-                condition: raw.condition,
-                trust: raw.trust.clone(),
-            },
+            settings: recorded_settings(&record),
+            settings_known: true,
             record: Some(record),
         })
     }
@@ -233,6 +236,17 @@ impl Target {
             }
         }
         Ok(())
+    }
+}
+
+/// The grant settings a record holds.
+fn recorded_settings(record: &CheckedDeployment) -> GrantSettings {
+    let raw = &record.raw;
+    GrantSettings {
+        grant_to: raw.grant_to,
+        actions: raw.actions.clone(),
+        condition: raw.condition,
+        trust: raw.trust.clone(),
     }
 }
 

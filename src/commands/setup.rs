@@ -78,24 +78,35 @@ struct Report<'a> {
     changes: &'a [Change],
 }
 
-/// Checks `--trust`: each must be an IAM principal ARN in one of the user accounts.
+/// Checks `--trust`: each must be an IAM principal ARN in one of the user accounts, and every
+/// user account must be named by one (else its role would silently trust the whole account).
 fn check_trust(trust: &[String], users: &[AccountId]) -> Result<()> {
+    let accounts = || users.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", ");
+    let account_of = |t: &str| {
+        Arn::parse(t)
+            .filter(|a| {
+                a.service == "iam"
+                    && (a.resource == "root"
+                        || a.resource.starts_with("role/")
+                        || a.resource.starts_with("user/"))
+            })
+            .and_then(|a| users.iter().find(|u| u.as_str() == a.account))
+    };
     for t in trust {
-        let ok = Arn::parse(t).is_some_and(|a| {
-            a.service == "iam"
-                && (a.resource == "root"
-                    || a.resource.starts_with("role/")
-                    || a.resource.starts_with("user/"))
-                && users.iter().any(|u| u.as_str() == a.account)
-        });
-        if !ok {
+        if account_of(t).is_none() {
             return Err(Error::Input(format!(
                 "invalid --trust '{t}' (expected an IAM role, user or root ARN in one of the user accounts: {})",
-                users.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", ")
+                accounts()
             )));
         }
     }
-    Ok(())
+    let uncovered = users.iter().find(|u| !trust.iter().any(|t| account_of(t) == Some(*u)));
+    match uncovered {
+        Some(u) if !trust.is_empty() => Err(Error::Input(format!(
+            "--trust names no principal in user account {u}: its role would trust the whole account; add a --trust ARN in {u} (or give none, to trust every user account as a whole)"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Runs setup: resolve → read → plan → apply → report.

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::names::AccountId;
 use crate::output::{Check, diff};
 use crate::owner::KeyReads;
-use crate::plan::{KEY_ENABLED, KeyState, converge_key_policy, is_ours};
+use crate::plan::{self, KEY_ENABLED, KeyState, LiveRole, converge_key_policy, is_ours};
 use crate::policy::PolicyDocument;
 use crate::policy::build::{self, GrantSpec, KeyAction};
 use crate::policy::eval::{self, Decision, NamedPolicy, Request};
@@ -49,6 +49,9 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
     let names = Names::learn(ctx, &target, &sides).await?;
     ctx.printer.step("evaluating the policies and calling KMS as each role");
     let seen = read(ctx, &target, &sides, &names).await?;
+    if !target.settings_known {
+        refuse_other_shape(&seen)?;
+    }
     let deadline = started + Duration::from_secs(args.wait);
     let checks = check(ctx, args, &sides, &names, seen, deadline).await;
     let ok = checks.iter().all(|c| c.ok);
@@ -152,6 +155,42 @@ async fn read(ctx: &Context, target: &Target, sides: &Sides, names: &Names) -> R
         role_docs,
         retired,
     })
+}
+
+/// Without a record, verify checks the default grant shape; a deployment made with other
+/// settings would read as drift. When the live documents are exactly what other settings write,
+/// say so (bad input) instead.
+fn refuse_other_shape(seen: &Seen) -> Result<()> {
+    let Some(key_policy) = seen.key.as_ref().ok().and_then(|k| k.as_ref()?.policy.as_ref()) else {
+        return Ok(());
+    };
+    let roles: Vec<LiveRole<'_>> = seen
+        .users
+        .iter()
+        .zip(&seen.role_docs)
+        .filter_map(|(u, d)| d.as_ref().ok().map(|d| (u, d.trust.as_ref(), d.access_policy())))
+        .collect();
+    let Some(shape) = plan::other_shape(&seen.spec, key_policy, &roles) else {
+        return Ok(());
+    };
+    let actions: Vec<&str> = shape.actions.iter().map(|a| a.name()).collect();
+    let mut flags = format!(
+        "--grant-to {} --actions {} --condition {}",
+        flag_value(shape.grant_to),
+        actions.join(","),
+        flag_value(shape.condition)
+    );
+    for t in &shape.trust {
+        flags.push_str(&format!(" --trust {t}"));
+    }
+    Err(Error::Input(format!(
+        "this deployment was set up with other settings than the defaults ({flags}), and without its record verify cannot tell them from drift: run verify where setup wrote its record, or pass --config PATH"
+    )))
+}
+
+/// How a value is written on the command line.
+fn flag_value(value: impl clap::ValueEnum) -> String {
+    value.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
 }
 
 /// Keys an earlier rotate retired: data they encrypted must stay readable.

@@ -178,6 +178,18 @@ pub struct Statement {
 }
 
 impl Statement {
+    /// The values of its `Principal` (`"*"` for a wildcard) that name IAM principals.
+    pub fn principal_values(&self) -> Vec<String> {
+        match &self.principal {
+            Some(Principal::Typed(map)) => map
+                .get(&PrincipalKind::Aws)
+                .map(|v| v.iter().cloned().collect())
+                .unwrap_or_default(),
+            Some(Principal::Wildcard(_)) => vec!["*".into()],
+            None => Vec::new(),
+        }
+    }
+
     /// A statement with the given effect and nothing else; fill in with the builder methods.
     pub fn new(effect: Effect) -> Statement {
         Statement {

@@ -118,16 +118,6 @@ fn is_account_root(value: &str) -> Option<String> {
         .map(|a| a.account.to_string())
 }
 
-fn aws_values(p: &Option<Principal>) -> Vec<String> {
-    match p {
-        Some(Principal::Typed(map)) => {
-            map.get(&PrincipalKind::Aws).map(|v| v.iter().cloned().collect()).unwrap_or_default()
-        }
-        Some(Principal::Wildcard(_)) => vec!["*".into()],
-        None => Vec::new(),
-    }
-}
-
 /// The account that manages the key: given, or the account whose root an Allow statement grants
 /// kms:* (AWS's default key policy statement).
 fn owner_account(doc: &PolicyDocument, given: Option<&str>) -> Option<String> {
@@ -137,7 +127,7 @@ fn owner_account(doc: &PolicyDocument, given: Option<&str>) -> Option<String> {
     doc.statements()
         .filter(|s| s.effect == Effect::Allow)
         .filter(|s| kms_actions_covered(s).len() == KMS_ACTIONS.len())
-        .flat_map(|s| aws_values(&s.principal))
+        .flat_map(|s| s.principal_values())
         .find_map(|v| is_account_root(&v))
 }
 
@@ -153,7 +143,7 @@ pub fn lint(doc: &PolicyDocument, kind: PolicyKind, owner: Option<&str>) -> Vec<
         let manages = |s: &Statement| {
             s.effect == Effect::Allow
                 && kms_actions_covered(s).iter().any(|a| a == "kms:PutKeyPolicy")
-                && aws_values(&s.principal).iter().any(|v| {
+                && s.principal_values().iter().any(|v| {
                     is_account_root(v)
                         .is_some_and(|acct| owner.as_deref().is_none_or(|o| o == acct))
                 })
@@ -359,8 +349,8 @@ fn lint_condition(
 /// wildcard-principal: an Allow to every principal with no condition.
 fn lint_wildcard_principal(s: &Statement, name: &str, out: &mut Vec<Finding>) {
     if let Some(p) = &s.principal {
-        let everyone = matches!(p, Principal::Wildcard(_))
-            || aws_values(&s.principal).iter().any(|v| v == "*");
+        let everyone =
+            matches!(p, Principal::Wildcard(_)) || s.principal_values().iter().any(|v| v == "*");
         if everyone && s.condition.is_none() {
             out.push(finding(
                 "wildcard-principal",

@@ -192,6 +192,22 @@ fn trust_narrows_who_may_assume_the_role() {
 }
 
 #[test]
+fn trust_must_name_a_principal_in_every_user_account() {
+    let sb = Sandbox::with_users(2, &endpoint());
+    let (u0, u1) = (&sb.users[0], &sb.users[1]);
+    let app = format!("arn:aws:iam::{}:role/app", u0.account);
+    let out = setup_with(&sb, &[&u0.name, &u1.name], &["--trust", &app]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("no principal in user account {}", u1.account)));
+    assert!(!sb.role_exists(&u0.account, &sb.role_name()), "a refused setup made a role");
+    assert!(sb.keys(&sb.owner.account).is_empty(), "a refused setup made a key");
+
+    let other = format!("arn:aws:iam::{}:role/app", u1.account);
+    let out = setup_with(&sb, &[&u0.name, &u1.name], &["--trust", &app, "--trust", &other]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
 fn re_encrypt_is_granted_evaluated_and_called_through_the_alias() {
     let p = FaultProxy::start(&endpoint());
     let sb = Sandbox::via(&p.url());
@@ -219,4 +235,37 @@ fn re_encrypt_is_granted_evaluated_and_called_through_the_alias() {
             || (line.contains("NotFoundException") && out.status.code() == Some(1)),
         "{line}"
     );
+}
+
+#[test]
+fn a_non_default_deployment_verifies_from_flags_by_its_record_and_is_named_without_one() {
+    let sb = Sandbox::new();
+    let app = format!("arn:aws:iam::{}:role/app", sb.user.account);
+    let shape =
+        ["--grant-to", "role", "--actions", "encrypt,decrypt,describe-key", "--trust", &app];
+    sb.setup(&shape).assert().success();
+    let flags = [
+        "verify",
+        "--owner",
+        &sb.owner.name,
+        "--user",
+        &sb.user.name,
+        "--alias",
+        &sb.alias,
+        "--wait",
+        "0",
+    ];
+    let out = sb.cmd().args(flags).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).lines().any(|l| l.starts_with("PASS  describe-key")), "{}", stdout(&out));
+
+    // Without the record verify cannot tell those settings from drift, and says so.
+    let elsewhere = sb.path().join("elsewhere.toml");
+    let out = sb.cmd().args(flags).arg("--config").arg(&elsewhere).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}{}", stdout(&out), stderr(&out));
+    let said = format!(
+        "--grant-to role --actions encrypt,decrypt,describe-key --condition resource-aliases --trust {app}"
+    );
+    assert!(stderr(&out).contains(&said), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("drift"), "{}", stdout(&out));
 }
