@@ -742,6 +742,32 @@ mod tests {
     }
 
     #[test]
+    fn other_shape_names_the_settings_the_live_documents_were_written_with() {
+        let mut made = spec();
+        made.grant_to = build::GrantTo::Role;
+        made.actions = vec![build::KeyAction::Encrypt, build::KeyAction::DescribeKey];
+        made.condition = build::AliasCondition::RequestAlias;
+        made.trust = vec!["arn:aws:iam::222222222222:role/app".into()];
+        let key_policy = build::key_policy(&made);
+        let (trust, access) =
+            (build::role_trust_policy(&made, &user()), build::role_access_policy(&made));
+        let u = user();
+        let live = [(&u, Some(&trust), Some(&access))];
+        let shape = other_shape(&spec(), &key_policy, &live).expect("a shape");
+        assert_eq!(shape.grant_to, made.grant_to);
+        assert_eq!(shape.actions, made.actions);
+        assert_eq!(shape.condition, made.condition);
+        assert_eq!(shape.trust, made.trust);
+        // The default shape itself, and documents no settings write (drift), name none.
+        let default = (build::role_trust_policy(&spec(), &u), build::role_access_policy(&spec()));
+        let live = [(&u, Some(&default.0), Some(&default.1))];
+        assert!(other_shape(&spec(), &build::key_policy(&spec()), &live).is_none());
+        let drifted = build::role_access_policy(&spec());
+        let live = [(&u, Some(&trust), Some(&drifted))];
+        assert!(other_shape(&spec(), &key_policy, &live).is_none());
+    }
+
+    #[test]
     fn foreign_alias_or_role_is_a_conflict() {
         let err = plan_owner_setup(&spec(), Some(&key(vec![], KEY_ENABLED)), None, &[], false)
             .unwrap_err();
