@@ -10,6 +10,7 @@ pub mod setup;
 pub mod status;
 pub mod teardown;
 pub mod verify;
+pub mod wait;
 
 use crate::aws::calls::CallLog;
 use crate::aws::{Session, Side, check_profiles};

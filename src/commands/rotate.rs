@@ -9,6 +9,7 @@
 //! (the role encrypts through the alias with the new key and decrypts data made before).
 
 use super::verify::evaluation_check;
+use super::wait::{self, Waited};
 use super::{Context, Sides, Target, TargetArgs};
 use crate::aws::Session;
 use crate::error::{Error, Result};
@@ -37,6 +38,11 @@ pub struct RotateArgs {
     /// unreadable when the window ends).
     #[arg(long)]
     pub retire_old: bool,
+    /// Seconds the proof keeps retrying while AWS denies what the policies allow, or Encrypt
+    /// through the alias still reaches the old key (alias changes take up to five minutes to
+    /// propagate); 0 fails at once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub wait: u64,
     /// Days KMS waits before deleting the old key, 7 to 30 [default: the record's].
     #[arg(long, value_name = "DAYS")]
     pub pending_window_days: Option<PendingWindow>,
@@ -59,6 +65,7 @@ fn now() -> String {
 
 /// Runs rotate: resolve → read → plan → apply → prove → report.
 pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
+    let started = Instant::now();
     let target = Target::resolve(&args.target, &ctx.config)?;
     let record = rotatable(&target)?;
     let window = args.pending_window_days.unwrap_or(record.pending_window);
@@ -90,7 +97,8 @@ pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
         retired_alias: &retired_alias,
         sample: &sample,
     };
-    let checks = prove(ctx, &sides, &users, &proof).await?;
+    let deadline = started + Duration::from_secs(args.wait);
+    let checks = prove(ctx, &sides, &users, &proof, deadline).await?;
     let ok = checks.iter().all(|c| c.ok);
     if args.retire_old && ok {
         let write = Write::ScheduleKeyDeletion { key_arn: &old.arn, days: window.days() };
@@ -254,6 +262,7 @@ async fn prove(
     sides: &Sides,
     users: &[AccountId],
     proof: &Proof<'_>,
+    deadline: Instant,
 ) -> Result<Vec<Check>> {
     let work = sides
         .users
@@ -263,7 +272,27 @@ async fn prove(
             let role_arn = proof.spec.role_arn(account);
             let docs = user::role_documents(session, proof.spec.role.as_str()).await?;
             let mut checks = policy_proof(proof, &role_arn, &docs.policies);
-            checks.extend(live_proof(session, &role_arn, proof).await);
+            let live = live_proof(session, &role_arn, proof).await;
+            // Failing live although the policies allow: propagation, which AWS documents takes
+            // up to five minutes for alias changes. Wait it out.
+            let live = if checks.iter().all(|c| c.ok) {
+                let again = || live_proof(session, &role_arn, proof);
+                let what = "alias propagation";
+                let pending = |l: &LiveProof| l.pending.clone();
+                let (mut live, waited) =
+                    wait::until_visible(ctx, deadline, what, live, pending, again).await;
+                if let Waited::GaveUp(waited) = waited {
+                    for c in live.checks.iter_mut().filter(|c| !c.ok) {
+                        c.detail.push_str(&format!(
+                            " (still so after waiting {waited:.0} s for propagation; raise --wait)"
+                        ));
+                    }
+                }
+                live
+            } else {
+                live
+            };
+            checks.extend(live.checks);
             Ok::<_, Error>(
                 checks.into_iter().map(|c| c.in_account(account.as_str())).collect::<Vec<_>>(),
             )
@@ -317,49 +346,70 @@ fn policy_proof(
     checks
 }
 
-/// As the role: Encrypt through the alias must use the new key; Decrypt of data made before the
-/// rotation, naming the retirement alias ARN, must give the bytes back.
-async fn live_proof(s: &Session, role_arn: &str, proof: &Proof<'_>) -> Vec<Check> {
-    let credentials = match user::assume_role(s, role_arn).await {
-        Ok(c) => c,
-        Err(e) => return vec![Check::new("assume-role", false, e.to_string())],
-    };
-    let kms = s.kms_with_credentials(credentials);
-    let mut checks = Vec::new();
-    let actions = &proof.spec.actions;
-    if actions.contains(&KeyAction::Encrypt) {
-        checks.push(encrypt_new_key(s, &kms, proof).await);
-    }
-    if actions.contains(&KeyAction::Decrypt) {
-        checks.push(decrypt_old_data(s, &kms, proof).await);
-    }
-    checks
+/// The live proof of one account, and why it may still be propagation when it failed.
+struct LiveProof {
+    checks: Vec<Check>,
+    pending: Option<String>,
 }
 
-async fn encrypt_new_key(s: &Session, kms: &aws_sdk_kms::Client, proof: &Proof<'_>) -> Check {
+/// As the role: Encrypt through the alias must use the new key; Decrypt of data made before the
+/// rotation, naming the retirement alias ARN, must give the bytes back.
+async fn live_proof(s: &Session, role_arn: &str, proof: &Proof<'_>) -> LiveProof {
+    let credentials = match user::assume_role(s, role_arn).await {
+        Ok(c) => c,
+        Err(e) => {
+            let pending = e.is_denied().then(|| e.to_string());
+            return LiveProof {
+                checks: vec![Check::new("assume-role", false, e.to_string())],
+                pending,
+            };
+        }
+    };
+    let kms = s.kms_with_credentials(credentials);
+    let actions = &proof.spec.actions;
+    let mut outcomes = Vec::new();
+    if actions.contains(&KeyAction::Encrypt) {
+        outcomes.push(encrypt_new_key(s, &kms, proof).await);
+    }
+    if actions.contains(&KeyAction::Decrypt) {
+        outcomes.push(decrypt_old_data(s, &kms, proof).await);
+    }
+    let pending = outcomes.iter().find_map(|(_, p)| p.clone());
+    LiveProof { checks: outcomes.into_iter().map(|(c, _)| c).collect(), pending }
+}
+
+/// A check, and why it may still be propagation when it failed: AWS denied it, or the alias
+/// still led to the previous key.
+type Outcome = (Check, Option<String>);
+
+/// A failed call as a check; AccessDenied may be propagation.
+fn failed_call(name: &str, e: crate::error::Error) -> Outcome {
+    let pending = e.is_denied().then(|| format!("AWS still denies it: {e}"));
+    (Check::new(name, false, e.to_string()), pending)
+}
+
+async fn encrypt_new_key(s: &Session, kms: &aws_sdk_kms::Client, proof: &Proof<'_>) -> Outcome {
     let name = "encrypt-new-key";
     let spec = proof.spec;
     let alias_arn = spec.alias.arn(&spec.region, &spec.owner);
     let plaintext = Blob::new(proof.sample.plaintext.to_vec());
     match kms.encrypt().key_id(&alias_arn).plaintext(plaintext).send().await {
-        Ok(out) if out.key_id() == Some(proof.new_arn) => Check::new(
-            name,
-            true,
-            format!("encrypted through {alias_arn} with the new key {}", proof.new_arn),
-        ),
-        Ok(out) => Check::new(
-            name,
-            false,
-            format!(
-                "encrypted through {alias_arn} with {}, not the new key",
-                out.key_id().unwrap_or("?")
-            ),
-        ),
-        Err(e) => Check::new(name, false, s.kms_error("kms:Encrypt (as the role)", e).to_string()),
+        Ok(out) if out.key_id() == Some(proof.new_arn) => {
+            let detail =
+                format!("encrypted through {alias_arn} with the new key {}", proof.new_arn);
+            (Check::new(name, true, detail), None)
+        }
+        Ok(out) => {
+            let used = out.key_id().unwrap_or("?");
+            let detail = format!("encrypted through {alias_arn} with {used}, not the new key");
+            let pending = format!("Encrypt through the alias still reaches {used}");
+            (Check::new(name, false, detail), Some(pending))
+        }
+        Err(e) => failed_call(name, s.kms_error("kms:Encrypt (as the role)", e)),
     }
 }
 
-async fn decrypt_old_data(s: &Session, kms: &aws_sdk_kms::Client, proof: &Proof<'_>) -> Check {
+async fn decrypt_old_data(s: &Session, kms: &aws_sdk_kms::Client, proof: &Proof<'_>) -> Outcome {
     let name = "decrypt-old-data";
     let retired_arn = proof.retired_arn();
     let sample = proof.sample;
@@ -369,14 +419,10 @@ async fn decrypt_old_data(s: &Session, kms: &aws_sdk_kms::Client, proof: &Proof<
         Ok(out) if out.plaintext().map(|p| p.as_ref()) == Some(&sample.plaintext[..]) => {
             let detail =
                 format!("data encrypted before the rotation decrypts through {retired_arn}");
-            Check::new(name, true, detail)
+            (Check::new(name, true, detail), None)
         }
-        Ok(_) => Check::new(name, false, "decrypted, but the bytes differ"),
-        Err(e) => Check::new(
-            name,
-            false,
-            s.kms_error("kms:Decrypt of old data (as the role)", e).to_string(),
-        ),
+        Ok(_) => (Check::new(name, false, "decrypted, but the bytes differ"), None),
+        Err(e) => failed_call(name, s.kms_error("kms:Decrypt of old data (as the role)", e)),
     }
 }
 

@@ -26,9 +26,10 @@ pub struct VerifyArgs {
     /// Which deployment; without these flags, the record (--config) says.
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Seconds to keep retrying while AWS denies what the policies allow (IAM and KMS changes
-    /// take a while to propagate); 0 fails at once.
-    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    /// Seconds to keep retrying while AWS denies what the policies allow, or the alias still
+    /// resolves to its previous key (IAM and alias changes take up to five minutes to
+    /// propagate); 0 fails at once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub wait: u64,
 }
 
@@ -243,7 +244,8 @@ async fn check(
             policy_checks(key.as_ref(), docs.map(|d| d.policies), role_arn, account, spec);
         // Denied although every static check passes: propagation, not a wrong policy. Wait.
         let static_ok = checks.iter().chain(&policy_checks).all(|c| c.ok);
-        let trip = if trip.denied && static_ok && args.wait > 0 {
+        let alias_key = key.as_ref().map(|k| k.arn.as_str());
+        let trip = if trip.pending(alias_key).is_some() && static_ok && args.wait > 0 {
             let live = Live {
                 user: session,
                 owner: &sides.owner,
@@ -251,7 +253,7 @@ async fn check(
                 alias_arn: &names.alias_arn,
                 actions: &spec.actions,
             };
-            wait_for_propagation(ctx, live, deadline, trip).await
+            wait_for_propagation(ctx, live, alias_key, deadline, trip).await
         } else {
             trip
         };

@@ -9,6 +9,7 @@ mod lifecycle;
 mod lost_answers;
 mod ownership;
 mod policy_engine;
+mod propagation;
 mod proxy;
 mod reach;
 mod reliability;

@@ -5,7 +5,9 @@
 //! Faults: latency; throttling in each service's own wire format; 500/503; connection reset;
 //! permanent service errors; and eventual consistency — `AccessDenied` on `sts:AssumeRole` and on
 //! KMS calls made with assumed-role credentials for a window after a role or its policy was
-//! written.
+//! written; and alias propagation as AWS documents it — for a window after CreateAlias or
+//! UpdateAlias, KMS calls with assumed-role credentials are denied (authorization lag), and an
+//! Encrypt naming a moved alias still reaches the key it pointed at before (resolution lag).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -82,6 +84,9 @@ pub struct Seen {
     pub status: u16,
     /// Whether the proxy injected the answer.
     pub injected: bool,
+    /// Whether the proxy sent it on changed: an Encrypt naming a moved alias, sent to the key
+    /// the alias pointed at before (resolution lag).
+    pub stale: bool,
 }
 
 #[derive(Default)]
@@ -93,6 +98,14 @@ struct State {
     /// Eventual consistency: how long after a role write access stays denied.
     consistency_window: Option<Duration>,
     role_written_at: Option<Instant>,
+    /// Alias propagation: (authorization lag, resolution lag).
+    alias_lag: Option<(Duration, Duration)>,
+    /// When an alias was last created or moved.
+    alias_written_at: Option<Instant>,
+    /// Each alias's target key id, as the proxy saw it set.
+    alias_targets: std::collections::HashMap<String, String>,
+    /// The last alias moved: (alias, the key id it pointed at before, when).
+    moved: Option<(String, String, Instant)>,
 }
 
 /// The running proxy. Dropping it stops it.
@@ -153,6 +166,19 @@ impl FaultProxy {
         let mut s = self.state.lock().unwrap();
         s.rules.clear();
         s.consistency_window = None;
+        s.alias_lag = None;
+    }
+
+    /// Simulates alias propagation: for `authorization` after an alias is created or moved, KMS
+    /// calls with assumed-role credentials are denied; for `resolution` after an alias is moved,
+    /// an Encrypt naming it still reaches the key it pointed at before.
+    pub fn alias_lag(&self, authorization: Duration, resolution: Duration) {
+        self.state.lock().unwrap().alias_lag = Some((authorization, resolution));
+    }
+
+    /// When an alias was last created or moved.
+    pub fn alias_written_at(&self) -> Option<Instant> {
+        self.state.lock().unwrap().alias_written_at
     }
 
     /// Simulates eventual consistency: after a role or its policy is written, AssumeRole and KMS
@@ -270,6 +296,13 @@ async fn handle(
             }
             _ => false,
         };
+        let denied_by_alias_lag = match (s.alias_lag, s.alias_written_at) {
+            (Some((window, _)), Some(written)) if now.duration_since(written) < window => {
+                service == "kms" && is_assumed_role_key(&access_key)
+            }
+            _ => false,
+        };
+        let denied_by_consistency = denied_by_consistency || denied_by_alias_lag;
         // A key policy naming a role KMS does not see yet: "invalid principals".
         let invalid_principal = match (s.consistency_window, s.role_written_at) {
             (Some(window), Some(written)) if now.duration_since(written) < window => {
@@ -300,6 +333,9 @@ async fn handle(
             chosen
         }
     };
+    let stale_body = (service == "kms" && op == "Encrypt")
+        .then(|| stale_alias_request(&state.lock().unwrap(), &body, now))
+        .flatten();
     let record = |status: u16, injected: bool| {
         state.lock().unwrap().seen.push(Seen {
             service: service.clone(),
@@ -307,6 +343,7 @@ async fn handle(
             at: now,
             status,
             injected,
+            stale: stale_body.is_some() && !injected,
         });
     };
     let injected = match &fault {
@@ -374,6 +411,17 @@ async fn handle(
         record(resp.status().as_u16(), true);
         return Ok(resp);
     }
+    let (mut parts, mut body) = (parts, body);
+    if service == "kms"
+        && op == "Encrypt"
+        && let Some(stale) = stale_alias_request(&state.lock().unwrap(), &body, now)
+    {
+        parts.headers.remove(hyper::header::CONTENT_LENGTH);
+        body = stale;
+    }
+    let alias_write = (service == "kms" && matches!(op.as_str(), "CreateAlias" | "UpdateAlias"))
+        .then(|| alias_and_target(&body))
+        .flatten();
     let mut forward = Request::from_parts(parts, Full::new(body.clone()));
     let path = forward
         .uri()
@@ -392,10 +440,47 @@ async fn handle(
     {
         state.lock().unwrap().role_written_at = Some(Instant::now());
     }
+    if let (true, Some((alias, target))) = (ok, alias_write) {
+        let mut s = state.lock().unwrap();
+        let now = Instant::now();
+        if let Some(before) = s.alias_targets.insert(alias.clone(), target.clone())
+            && before != target
+        {
+            s.moved = Some((alias, before, now));
+        }
+        s.alias_written_at = Some(now);
+    }
     if matches!(fault, Some(Some(Fault::ResetAfterForward))) {
         record(0, true);
         return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "answer lost"));
     }
     record(parts.status.as_u16(), false);
     Ok(Response::from_parts(parts, Full::new(body)))
+}
+
+/// The alias a CreateAlias or UpdateAlias body names, and its target key id.
+fn alias_and_target(body: &[u8]) -> Option<(String, String)> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    Some((v["AliasName"].as_str()?.to_string(), v["TargetKeyId"].as_str()?.to_string()))
+}
+
+/// During the resolution lag, an Encrypt body naming the moved alias, rewritten to name the key
+/// the alias pointed at before.
+fn stale_alias_request(s: &State, body: &[u8], now: Instant) -> Option<Bytes> {
+    let (_, window) = s.alias_lag?;
+    let (alias, before, at) = s.moved.as_ref()?;
+    if now.duration_since(*at) >= window {
+        return None;
+    }
+    let mut v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let key = v["KeyId"].as_str()?.to_string();
+    let stale = if key == *alias {
+        before.clone()
+    } else if let Some(prefix) = key.strip_suffix(alias.as_str()).filter(|p| p.ends_with(':')) {
+        format!("{prefix}key/{before}")
+    } else {
+        return None;
+    };
+    v["KeyId"] = serde_json::Value::String(stale);
+    Some(Bytes::from(v.to_string()))
 }

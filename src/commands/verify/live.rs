@@ -2,6 +2,7 @@
 //! the bounded wait for IAM/KMS propagation when AWS denies what the policies allow.
 
 use super::super::Context;
+use super::super::wait::{self, Waited};
 use crate::aws::Session;
 use crate::error::{Error, Result};
 use crate::output::Check;
@@ -9,7 +10,7 @@ use crate::policy::build::KeyAction;
 use crate::user;
 use aws_sdk_kms::types::DataKeySpec;
 use aws_smithy_types::Blob;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Bytes of random plaintext in the round trip.
 const PLAINTEXT_BYTES: usize = 32;
@@ -30,6 +31,31 @@ pub(super) struct RoundTrip {
     pub checks: Vec<Check>,
     /// Whether they failed because AWS denied access.
     pub denied: bool,
+    /// The key Encrypt through the alias reached, when it was called.
+    pub encrypted_with: Option<String>,
+}
+
+impl RoundTrip {
+    /// Why a failed round trip may be propagation rather than a wrong setup: AWS denied what
+    /// the policies allow, or Encrypt through the alias still reached another key than the one
+    /// the alias points at (`alias_key`). None when nothing failed, or for another reason.
+    pub fn pending(&self, alias_key: Option<&str>) -> Option<String> {
+        let failed = self.checks.iter().find(|c| !c.ok)?;
+        let stale = match (&self.encrypted_with, alias_key) {
+            (Some(used), Some(target)) => used != target,
+            _ => false,
+        };
+        if stale {
+            Some(format!(
+                "Encrypt through the alias still reaches the previous key {}",
+                self.encrypted_with.as_deref().unwrap_or_default()
+            ))
+        } else if self.denied {
+            Some(format!("the policies allow access but AWS still denies it: {}", failed.detail))
+        } else {
+            None
+        }
+    }
 }
 
 pub(super) async fn exercise(
@@ -78,7 +104,7 @@ impl RoundTrip {
 /// comes from the role's Encrypt when granted, else from the owner's. Nothing is printed of any
 /// plaintext.
 async fn live_checks(live: Live<'_>) -> RoundTrip {
-    let mut trip = RoundTrip { checks: Vec::new(), denied: false };
+    let mut trip = RoundTrip { checks: Vec::new(), denied: false, encrypted_with: None };
     let credentials = match user::assume_role(live.user, live.role_arn).await {
         Ok(c) => c,
         Err(e) => {
@@ -116,6 +142,7 @@ async fn seal(live: Live<'_>, kms: &aws_sdk_kms::Client, trip: &mut RoundTrip) -
             Ok(out) => {
                 let key = out.key_id().unwrap_or("?").to_string();
                 sealed.source_key = out.key_id().map(String::from);
+                trip.encrypted_with = out.key_id().map(String::from);
                 sealed.ciphertext = out.ciphertext_blob;
                 Ok(format!(
                     "encrypted {PLAINTEXT_BYTES} random bytes through {alias_arn} with key {key}"
@@ -208,41 +235,26 @@ async fn call(
     }
 }
 
-/// Repeats the live checks while AWS denies what the policies allow: IAM and KMS changes take
-/// a while to reach every endpoint. Polls at most once a second, so it ends within about a
-/// second of access becoming possible; gives up at `deadline`.
+/// Repeats the live checks while they fail for propagation (see [`RoundTrip::pending`]), up to
+/// `deadline`; `alias_key` is the key the alias points at.
 pub(super) async fn wait_for_propagation(
     ctx: &Context,
     live: Live<'_>,
+    alias_key: Option<&str>,
     deadline: Instant,
-    mut trip: RoundTrip,
+    trip: RoundTrip,
 ) -> RoundTrip {
-    let first_denial =
-        trip.checks.iter().find(|c| !c.ok).map(|c| c.detail.clone()).unwrap_or_default();
-    let waited_from = Instant::now();
-    ctx.printer.note(format!(
-        "waiting up to {} s for IAM/KMS propagation: the policies allow access but AWS still denies it ({first_denial})",
-        deadline.saturating_duration_since(waited_from).as_secs()
-    ));
-    let mut delay = Duration::from_millis(250);
-    while trip.denied && Instant::now() + delay < deadline {
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(1));
-        ctx.printer.step(format!(
-            "waiting for IAM/KMS propagation ({} s left)",
-            deadline.saturating_duration_since(Instant::now()).as_secs()
-        ));
-        trip = live_checks(live).await;
-    }
-    let waited = waited_from.elapsed().as_secs_f64();
-    if trip.denied {
+    let what = "IAM/KMS and alias propagation";
+    let pending = |t: &RoundTrip| t.pending(alias_key);
+    let (mut trip, waited) =
+        wait::until_visible(ctx, deadline, what, trip, pending, || live_checks(live)).await;
+    if let Waited::GaveUp(waited) = waited {
+        let still = if trip.denied { "still denied" } else { "the alias still led to another key" };
         for c in trip.checks.iter_mut().filter(|c| !c.ok) {
             c.detail.push_str(&format!(
-                " (still denied after waiting {waited:.0} s for propagation; if the policies were just changed, raise --wait)"
+                " ({still} after waiting {waited:.0} s for propagation; if the policies or the alias were just changed, raise --wait)"
             ));
         }
-    } else {
-        ctx.printer.note(format!("access became visible after {waited:.1} s of waiting"));
     }
     trip
 }
