@@ -30,8 +30,8 @@ impl AliasName {
     }
 
     /// The alias ARN, `arn:PARTITION:kms:REGION:ACCOUNT:alias/NAME`.
-    pub fn arn(&self, region: &Region, account: &AccountId) -> String {
-        format!("arn:{}:kms:{}:{}:{}", region.partition(), region, account, self.0)
+    pub fn arn(&self, partition: &Partition, region: &Region, account: &AccountId) -> String {
+        format!("arn:{partition}:kms:{region}:{account}:{}", self.0)
     }
 }
 
@@ -91,8 +91,8 @@ impl RoleName {
     }
 
     /// The role ARN in `account`. Roles created by kmsxacct live at path `/`.
-    pub fn arn(&self, region: &Region, account: &AccountId) -> String {
-        format!("arn:{}:iam::{}:role/{}", region.partition(), account, self.0)
+    pub fn arn(&self, partition: &Partition, account: &AccountId) -> String {
+        format!("arn:{partition}:iam::{account}:role/{}", self.0)
     }
 }
 
@@ -135,30 +135,21 @@ impl Region {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// The ARN partition the region belongs to (`aws`, `aws-cn`, `aws-us-gov`).
-    pub fn partition(&self) -> &'static str {
-        if self.0.starts_with("cn-") {
-            "aws-cn"
-        } else if self.0.starts_with("us-gov-") {
-            "aws-us-gov"
-        } else {
-            "aws"
-        }
-    }
 }
 
 impl FromStr for Region {
     type Err = InputError;
 
-    /// Accepts the shape of every AWS region code: lowercase words joined by `-`, ending in a number.
+    /// Accepts the shape of every AWS region code: lowercase words joined by `-`, the first of
+    /// 2 to 4 letters (`us`, `cn`, `eusc`), ending in a number (`us-gov-west-1`, `cn-north-1`,
+    /// `us-iso-east-1`, `eusc-de-east-1`).
     fn from_str(input: &str) -> Result<Self, InputError> {
         let parts: Vec<&str> = input.split('-').collect();
         let shaped = parts.len() >= 3
             && parts[..parts.len() - 1]
                 .iter()
                 .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
-            && parts[0].len() == 2
+            && (2..=4).contains(&parts[0].len())
             && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
             && !parts[parts.len() - 1].is_empty();
         if shaped {
@@ -177,6 +168,59 @@ impl fmt::Display for Region {
     }
 }
 
+/// An ARN partition: `aws`, `aws-cn`, `aws-us-gov`, `aws-iso`, ... It is read from the ARN of
+/// the caller's identity (or of a role), never guessed from a region's name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Partition(String);
+
+impl Partition {
+    /// The commercial partition, `aws`.
+    pub fn aws() -> Partition {
+        Partition("aws".into())
+    }
+
+    /// The partition an ARN names, if it is an ARN.
+    pub fn of_arn(arn: &str) -> Option<Partition> {
+        arn.strip_prefix("arn:")?.split(':').next()?.parse().ok()
+    }
+
+    /// The partition's name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Partition {
+    fn default() -> Self {
+        Partition::aws()
+    }
+}
+
+impl FromStr for Partition {
+    type Err = InputError;
+
+    /// Accepts `aws` and `aws-` followed by lowercase words joined by `-`.
+    fn from_str(input: &str) -> Result<Self, InputError> {
+        let shaped = input == "aws"
+            || input.strip_prefix("aws-").is_some_and(|rest| {
+                rest.split('-').all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase()))
+            });
+        if shaped {
+            Ok(Partition(input.to_string()))
+        } else {
+            Err(InputError(format!(
+                "unknown partition '{input}' (expected aws, aws-cn, aws-us-gov, aws-iso, ...)"
+            )))
+        }
+    }
+}
+
+impl fmt::Display for Partition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A 12-digit AWS account id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AccountId(String);
@@ -189,8 +233,8 @@ impl AccountId {
 
     /// The account's root principal, `arn:PARTITION:iam::ACCOUNT:root`, which in a key policy
     /// delegates to that account's IAM policies.
-    pub fn root_arn(&self, region: &Region) -> String {
-        format!("arn:{}:iam::{}:root", region.partition(), self.0)
+    pub fn root_arn(&self, partition: &Partition) -> String {
+        format!("arn:{partition}:iam::{}:root", self.0)
     }
 }
 
@@ -280,17 +324,32 @@ mod tests {
     }
 
     #[test]
-    fn alias_arn_uses_partition() {
+    fn every_arn_is_built_in_the_partition_given() {
         let a: AliasName = "k".parse().unwrap();
+        let role: RoleName = "r".parse().unwrap();
         let acct: AccountId = "111111111111".parse().unwrap();
-        assert_eq!(
-            a.arn(&"us-east-1".parse().unwrap(), &acct),
-            "arn:aws:kms:us-east-1:111111111111:alias/k"
-        );
-        assert_eq!(
-            a.arn(&"cn-north-1".parse().unwrap(), &acct),
-            "arn:aws-cn:kms:cn-north-1:111111111111:alias/k"
-        );
+        for (partition, region) in
+            [("aws", "us-east-1"), ("aws-cn", "cn-north-1"), ("aws-us-gov", "us-gov-west-1")]
+        {
+            let p: Partition = partition.parse().unwrap();
+            let r: Region = region.parse().unwrap();
+            assert_eq!(
+                a.arn(&p, &r, &acct),
+                format!("arn:{partition}:kms:{region}:111111111111:alias/k")
+            );
+            assert_eq!(role.arn(&p, &acct), format!("arn:{partition}:iam::111111111111:role/r"));
+            assert_eq!(acct.root_arn(&p), format!("arn:{partition}:iam::111111111111:root"));
+        }
+    }
+
+    #[test]
+    fn partitions_come_from_arns() {
+        let of = |arn: &str| Partition::of_arn(arn).map(|p| p.to_string());
+        assert_eq!(of("arn:aws-us-gov:iam::111111111111:root").as_deref(), Some("aws-us-gov"));
+        assert_eq!(of("arn:aws-cn:sts::111111111111:assumed-role/r/s").as_deref(), Some("aws-cn"));
+        assert_eq!(of("arn:aws-iso-b:iam::111111111111:role/r").as_deref(), Some("aws-iso-b"));
+        assert_eq!(of("not-an-arn"), None);
+        assert!("gcp".parse::<Partition>().is_err());
     }
 
     #[test]
@@ -315,15 +374,22 @@ mod tests {
 
     #[test]
     fn regions() {
-        for ok in ["us-east-1", "eu-west-2", "us-gov-west-1", "ap-southeast-4", "cn-north-1"] {
+        for ok in [
+            "us-east-1",
+            "eu-west-2",
+            "us-gov-west-1",
+            "ap-southeast-4",
+            "cn-north-1",
+            "us-iso-east-1",
+            "us-isob-east-1",
+            "eusc-de-east-1",
+        ] {
             assert!(ok.parse::<Region>().is_ok(), "{ok}");
         }
-        for bad in ["", "us-east", "US-EAST-1", "useast1", "us-east-1a", "mars"] {
+        for bad in ["", "us-east", "US-EAST-1", "useast1", "us-east-1a", "mars", "europe-west-1"] {
             let err = bad.parse::<Region>().unwrap_err();
             assert!(err.0.contains(&format!("'{bad}'")), "{err}");
         }
-        let gov: Region = "us-gov-west-1".parse().unwrap();
-        assert_eq!(gov.partition(), "aws-us-gov");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The deployment record, `kmsxacct.toml`: what setup made, so that verify and teardown need no flags.
 
-use crate::names::{AccountId, AliasName, PendingWindow, Region, RoleName};
+use crate::names::{AccountId, AliasName, Partition, PendingWindow, Region, RoleName};
 use crate::policy::build::{AliasCondition, GrantTo, KeyAction};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -17,6 +17,9 @@ pub struct Deployment {
     pub owner_profile: String,
     /// Account that owns the key.
     pub owner_account: String,
+    /// ARN partition of the accounts (from the caller's identity).
+    #[serde(default = "default_partition")]
+    pub partition: String,
     /// Region of the key.
     pub region: String,
     /// Alias, `alias/NAME`.
@@ -57,6 +60,10 @@ pub struct Deployment {
     /// Keys the alias pointed at before `kmsxacct rotate`, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub previous_keys: Vec<RetiredKey>,
+}
+
+fn default_partition() -> String {
+    "aws".into()
 }
 
 /// A key the alias no longer points at: it keeps a retirement alias so that data encrypted under
@@ -114,6 +121,8 @@ pub struct CheckedDeployment {
     pub owner_account: AccountId,
     /// User account ids, in the record's order.
     pub user_accounts: Vec<AccountId>,
+    /// ARN partition.
+    pub partition: Partition,
     /// Region.
     pub region: Region,
     /// Alias.
@@ -187,6 +196,7 @@ impl Deployment {
                 .iter()
                 .map(|u| u.account.parse().map_err(|x| e("users.account", x)))
                 .collect::<Result<_, _>>()?,
+            partition: self.partition.parse().map_err(|x| e("partition", x))?,
             region: self.region.parse().map_err(|x| e("region", x))?,
             alias: self.alias.parse().map_err(|x| e("alias", x))?,
             role_name: self.role_name.parse().map_err(|x| e("role_name", x))?,
@@ -250,6 +260,7 @@ mod tests {
         Deployment {
             owner_profile: "A".into(),
             owner_account: "111111111111".into(),
+            partition: "aws-us-gov".into(),
             region: "us-east-1".into(),
             alias: "alias/production-data-key".into(),
             role_name: "kmsxacct-production-data-key".into(),

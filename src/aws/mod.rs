@@ -10,7 +10,7 @@ pub mod http;
 pub mod quota;
 
 use crate::error::{Error, Result};
-use crate::names::{AccountId, Region};
+use crate::names::{AccountId, Partition, Region};
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -57,10 +57,12 @@ pub struct Session {
     pub side: Side,
     /// The AWS profile it was built from.
     pub profile: String,
-    /// Region every regional call goes to.
+    /// The key's region, where every KMS call goes (STS and IAM use the profile's own).
     pub region: Region,
     /// The account, once `sts:GetCallerIdentity` has answered (see [`Session::identify`]).
     account: Arc<OnceLock<AccountId>>,
+    /// The ARN partition, learnt with the account.
+    partition: Arc<OnceLock<Partition>>,
     /// KMS client.
     pub kms: aws_sdk_kms::Client,
     /// IAM client.
@@ -94,7 +96,8 @@ pub async fn check_profiles(names: &[&str]) -> Result<()> {
 
 impl Session {
     /// Loads the profile and builds the clients on `http` (see [`http::client`]); no network
-    /// call. `region` overrides the profile's region. Call [`Session::identify`] to learn the account.
+    /// call. `region` is the key's region (default: the profile's). Call [`Session::identify`] to
+    /// learn the account.
     pub async fn open(
         side: Side,
         profile: &str,
@@ -102,7 +105,7 @@ impl Session {
         http: &SharedHttpClient,
         log: &CallLog,
     ) -> Result<Session> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        let loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http.clone())
             .profile_name(profile)
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
@@ -113,17 +116,22 @@ impl Session {
                     .operation_timeout(Duration::from_secs(25))
                     .build(),
             );
-        if let Some(r) = region {
-            loader = loader.region(aws_config::Region::new(r.as_str().to_string()));
-        }
         let config = loader.load().await;
-        let region: Region = match config.region() {
-            Some(r) => r.as_ref().parse()?,
-            None => {
+        let region: Region = match (region, config.region()) {
+            (Some(key_region), _) => key_region.clone(),
+            (None, Some(r)) => r.as_ref().parse()?,
+            (None, None) => {
                 return Err(Error::Input(format!(
                     "profile '{profile}' sets no region: add `region = ...` to it or pass --region"
                 )));
             }
+        };
+        // STS and IAM answer in the profile's own region (an account may not have enabled the
+        // key's region); only KMS calls go to the key's region.
+        let key_region = region.clone();
+        let config = match config.region() {
+            Some(_) => config,
+            None => config.to_builder().region(aws_config::Region::new(region.to_string())).build(),
         };
         let interceptor = CallInterceptor {
             log: log.clone(),
@@ -135,7 +143,8 @@ impl Session {
             profile: profile.to_string(),
             region,
             account: Arc::new(OnceLock::new()),
-            kms: kms_client(&config, &interceptor),
+            partition: Arc::new(OnceLock::new()),
+            kms: kms_client(&config, &interceptor, &key_region),
             iam: aws_sdk_iam::Client::from_conf(
                 aws_sdk_iam::config::Builder::from(&config)
                     .interceptor(interceptor.clone())
@@ -167,7 +176,7 @@ impl Session {
                 self.profile
             ))
         })?;
-        self.learn_account(account.clone());
+        self.learn_account(account.clone(), identity.arn().unwrap_or_default());
         Ok(account)
     }
 
@@ -179,17 +188,25 @@ impl Session {
             .and_then(|a| a.account.parse::<AccountId>().ok());
         match known {
             Some(account) => {
-                self.learn_account(account.clone());
+                self.learn_account(account.clone(), arn.unwrap_or_default());
                 Ok(account)
             }
             None => self.identify().await,
         }
     }
 
-    /// Remembers the account when it is known without asking STS.
-    fn learn_account(&self, account: AccountId) {
+    /// Remembers the account, and the partition of the ARN it was read from.
+    fn learn_account(&self, account: AccountId, arn: &str) {
         let _ = self.interceptor.account.set(account.to_string());
         let _ = self.account.set(account);
+        if let Some(partition) = Partition::of_arn(arn) {
+            let _ = self.partition.set(partition);
+        }
+    }
+
+    /// The ARN partition of the account, once learnt (`aws` before).
+    pub fn partition(&self) -> Partition {
+        self.partition.get().cloned().unwrap_or_default()
     }
 
     /// The account, or `unknown` before [`Session::identify`] has answered.
@@ -202,12 +219,8 @@ impl Session {
         &self,
         credentials: aws_credential_types::Credentials,
     ) -> aws_sdk_kms::Client {
-        aws_sdk_kms::Client::from_conf(
-            aws_sdk_kms::config::Builder::from(&self.config)
-                .credentials_provider(credentials)
-                .interceptor(self.interceptor.clone())
-                .build(),
-        )
+        let config = kms_config(&self.config, &self.interceptor, &self.region);
+        aws_sdk_kms::Client::from_conf(config.credentials_provider(credentials).build())
     }
 
     /// Classifies a failed KMS call `operation` (e.g. `kms:CreateAlias`) of this session.
@@ -265,14 +278,22 @@ impl Session {
     }
 }
 
+/// A KMS client in the key's region.
 fn kms_client(
     config: &aws_config::SdkConfig,
     interceptor: &CallInterceptor,
+    region: &Region,
 ) -> aws_sdk_kms::Client {
-    aws_sdk_kms::Client::from_conf(
-        aws_sdk_kms::config::Builder::from(config)
-            .interceptor(interceptor.clone())
-            .retry_classifier(quota::QuotaIsFinal)
-            .build(),
-    )
+    aws_sdk_kms::Client::from_conf(kms_config(config, interceptor, region).build())
+}
+
+fn kms_config(
+    config: &aws_config::SdkConfig,
+    interceptor: &CallInterceptor,
+    region: &Region,
+) -> aws_sdk_kms::config::Builder {
+    aws_sdk_kms::config::Builder::from(config)
+        .region(aws_config::Region::new(region.to_string()))
+        .interceptor(interceptor.clone())
+        .retry_classifier(quota::QuotaIsFinal)
 }

@@ -212,9 +212,18 @@ impl Target {
         keys.filter(|k| k.deletion_scheduled.is_none())
     }
 
-    /// The spec for the identified accounts.
-    pub fn spec(&self, owner: AccountId, users: Vec<AccountId>, region: Region) -> GrantSpec {
-        spec_from(region, owner, users, self.alias.clone(), self.role.clone(), &self.settings)
+    /// The spec for the identified accounts, in the partition and region of `sides`.
+    pub fn spec(&self, sides: &Sides, owner: AccountId, users: Vec<AccountId>) -> GrantSpec {
+        let mut spec = spec_from(
+            sides.region(),
+            owner,
+            users,
+            self.alias.clone(),
+            self.role.clone(),
+            &self.settings,
+        );
+        spec.partition = sides.owner.partition();
+        spec
     }
 
     /// Refuses to act when the record's profiles now lead to other accounts than it recorded:

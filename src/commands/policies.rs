@@ -2,7 +2,7 @@
 
 use super::{Context, DEFAULT_ALIAS, GrantArgs, role_name, spec_from};
 use crate::error::Result;
-use crate::names::{AccountId, AliasName, Region, RoleName};
+use crate::names::{AccountId, AliasName, Partition, Region, RoleName};
 use crate::policy::build;
 use serde_json::json;
 
@@ -21,6 +21,9 @@ pub struct PoliciesArgs {
     /// Region of the key.
     #[arg(long, default_value = "us-east-1")]
     pub region: Region,
+    /// ARN partition of the accounts: aws, aws-cn, aws-us-gov, ...
+    #[arg(long, default_value = "aws")]
+    pub partition: Partition,
     /// Role name in the user accounts [default: kmsxacct-<alias name>].
     #[arg(long)]
     pub role: Option<RoleName>,
@@ -33,7 +36,7 @@ pub struct PoliciesArgs {
 /// policy and the role policy.
 pub fn run(ctx: &Context, args: &PoliciesArgs) -> Result<()> {
     let role = role_name(args.role.as_ref(), &args.alias);
-    let spec = spec_from(
+    let mut spec = spec_from(
         args.region.clone(),
         args.owner_account.clone(),
         args.user_accounts.clone(),
@@ -41,6 +44,7 @@ pub fn run(ctx: &Context, args: &PoliciesArgs) -> Result<()> {
         role.clone(),
         &args.grant.settings(&[]),
     );
+    spec.partition = args.partition.clone();
     let grant = build::key_policy_grant(&spec);
     let grant_text = serde_json::to_string_pretty(&grant).expect("a statement serialises");
     let mut sections = vec![

@@ -140,7 +140,7 @@ async fn read(
     );
     let (owner_account, users) = ids?;
     target.check_accounts(&owner_account, &users)?;
-    let spec = target.spec(owner_account, users.clone(), sides.region());
+    let spec = target.spec(sides, owner_account, users.clone());
     let Some(current) = current? else {
         return Err(Error::Conflict(format!(
             "{} does not exist in account {}; run `kmsxacct setup` first",
@@ -246,13 +246,7 @@ impl Proof<'_> {
     /// The retirement alias's ARN.
     fn retired_arn(&self) -> String {
         let spec = self.spec;
-        format!(
-            "arn:{}:kms:{}:{}:{}",
-            spec.region.partition(),
-            spec.region,
-            spec.owner,
-            self.retired_alias
-        )
+        format!("arn:{}:kms:{}:{}:{}", spec.partition, spec.region, spec.owner, self.retired_alias)
     }
 }
 
@@ -391,7 +385,7 @@ fn failed_call(name: &str, e: crate::error::Error) -> Outcome {
 async fn encrypt_new_key(s: &Session, kms: &aws_sdk_kms::Client, proof: &Proof<'_>) -> Outcome {
     let name = "encrypt-new-key";
     let spec = proof.spec;
-    let alias_arn = spec.alias.arn(&spec.region, &spec.owner);
+    let alias_arn = spec.alias.arn(&spec.partition, &spec.region, &spec.owner);
     let plaintext = Blob::new(proof.sample.plaintext.to_vec());
     match kms.encrypt().key_id(&alias_arn).plaintext(plaintext).send().await {
         Ok(out) if out.key_id() == Some(proof.new_arn) => {

@@ -238,7 +238,7 @@ async fn read(ctx: &Context, args: &SetupArgs, target: &Resolved, sides: &Sides)
         }
     }
     check_trust(&args.trust, &accounts[..kept])?;
-    let spec = spec_from(
+    let mut spec = spec_from(
         sides.region(),
         owner,
         accounts[..kept].to_vec(),
@@ -246,6 +246,7 @@ async fn read(ctx: &Context, args: &SetupArgs, target: &Resolved, sides: &Sides)
         target.role.clone(),
         &args.grant.settings(&args.trust),
     );
+    spec.partition = sides.owner.partition();
     let previous = target.previous.as_ref();
     // A key recorded for another owner account is not ours to reuse.
     if previous.is_none_or(|r| r.owner_account != spec.owner) {
@@ -296,6 +297,7 @@ fn first_record(args: &SetupArgs, target: &Resolved, seen: &Seen, plan: &SetupPl
     Deployment {
         owner_profile: args.owner.clone(),
         owner_account: spec.owner.to_string(),
+        partition: spec.partition.to_string(),
         region: spec.region.to_string(),
         alias: spec.alias.to_string(),
         role_name: target.role.to_string(),
@@ -470,7 +472,7 @@ fn report(ctx: &Context, seen: &Seen, applied: &Applied) {
     let spec = &seen.spec;
     let changed = applied.changes.iter().any(Change::is_change);
     ctx.printer.changes(&applied.changes);
-    let alias_arn = spec.alias.arn(&spec.region, &spec.owner);
+    let alias_arn = spec.alias.arn(&spec.partition, &spec.region, &spec.owner);
     if changed {
         ctx.printer.line(format!(
             "setup complete: {} reached through {alias_arn} by {} user account(s); recorded in {}",

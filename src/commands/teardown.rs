@@ -103,7 +103,7 @@ async fn read(ctx: &Context, target: &Target, sides: &Sides) -> Result<Seen> {
     sides.check_distinct(&owner_account, &users)?;
     target.check_accounts(&owner_account, &users)?;
     Ok(Seen {
-        spec: target.spec(owner_account, users.clone(), sides.region()),
+        spec: target.spec(sides, owner_account, users.clone()),
         keys,
         retired: retired?,
         users: users.into_iter().zip(roles).collect(),

@@ -89,15 +89,15 @@ impl Names {
             let roles: Option<Vec<String>> =
                 (0..r.raw.users.len()).map(|i| target.recorded_role(i).map(String::from)).collect();
             if let Some(role_arns) = roles {
-                let alias_arn = target.alias.arn(&r.region, &r.owner_account);
+                let alias_arn = target.alias.arn(&r.partition, &r.region, &r.owner_account);
                 return Ok(Names { role_arns, alias_arn, ids: None });
             }
         }
         let (owner, users) = sides.identify(ctx).await?;
-        let region = sides.region();
+        let (partition, region) = (sides.owner.partition(), sides.region());
         Ok(Names {
-            role_arns: users.iter().map(|u| target.role.arn(&region, u)).collect(),
-            alias_arn: target.alias.arn(&region, &owner),
+            role_arns: users.iter().map(|u| target.role.arn(&partition, u)).collect(),
+            alias_arn: target.alias.arn(&partition, &region, &owner),
             ids: Some((owner, users)),
         })
     }
@@ -148,7 +148,7 @@ async fn read(ctx: &Context, target: &Target, sides: &Sides, names: &Names) -> R
     sides.check_distinct(&owner_account, &users)?;
     target.check_accounts(&owner_account, &users)?;
     Ok(Seen {
-        spec: target.spec(owner_account, users.clone(), sides.region()),
+        spec: target.spec(sides, owner_account, users.clone()),
         users,
         recorded_key: target.recorded_key().map(String::from),
         key,

@@ -1,7 +1,7 @@
 //! The policy documents kmsxacct writes, each built by a function named for what it grants.
 
 use super::document::{Effect, PolicyDocument, Statement};
-use crate::names::{AccountId, AliasName, Region, RoleName};
+use crate::names::{AccountId, AliasName, Partition, Region, RoleName};
 use serde::{Deserialize, Serialize};
 
 /// Sid of the owner account's admin statement in a key policy kmsxacct creates (AWS's default
@@ -101,6 +101,8 @@ pub enum AliasCondition {
 /// What a deployment's policies are built from.
 #[derive(Debug, Clone)]
 pub struct GrantSpec {
+    /// The ARN partition of every account (read from the caller's identity).
+    pub partition: Partition,
     /// Region of the key.
     pub region: Region,
     /// Account that owns the key.
@@ -135,6 +137,7 @@ impl GrantSpec {
         users.sort();
         users.dedup();
         GrantSpec {
+            partition: Partition::aws(),
             region,
             owner,
             users,
@@ -157,7 +160,7 @@ impl GrantSpec {
 
     /// The role's ARN in `user`.
     pub fn role_arn(&self, user: &AccountId) -> String {
-        self.role.arn(&self.region, user)
+        self.role.arn(&self.partition, user)
     }
 }
 
@@ -166,7 +169,7 @@ impl GrantSpec {
 pub fn owner_admin_statement(spec: &GrantSpec) -> Statement {
     Statement::new(Effect::Allow)
         .sid(OWNER_ADMIN_SID)
-        .aws_principals(vec![spec.owner.root_arn(&spec.region)])
+        .aws_principals(vec![spec.owner.root_arn(&spec.partition)])
         .actions(&["kms:*"])
         .resources(vec!["*".into()])
 }
@@ -179,7 +182,7 @@ pub fn key_policy_grant(spec: &GrantSpec) -> Statement {
         .users
         .iter()
         .map(|u| match spec.grant_to {
-            GrantTo::Account => u.root_arn(&spec.region),
+            GrantTo::Account => u.root_arn(&spec.partition),
             GrantTo::Role => spec.role_arn(u),
         })
         .collect();
@@ -207,7 +210,7 @@ pub fn role_trust_policy(spec: &GrantSpec, user: &AccountId) -> PolicyDocument {
         .cloned()
         .collect();
     if trusted.is_empty() {
-        trusted.push(user.root_arn(&spec.region));
+        trusted.push(user.root_arn(&spec.partition));
     }
     PolicyDocument::new(vec![
         Statement::new(Effect::Allow)
@@ -222,7 +225,7 @@ pub fn role_trust_policy(spec: &GrantSpec, user: &AccountId) -> PolicyDocument {
 /// `Resource` is `key/*` and the alias goes in a condition; an alias ARN in `Resource` would grant
 /// nothing for them.
 pub fn role_access_policy(spec: &GrantSpec) -> PolicyDocument {
-    let keys = format!("arn:{}:kms:{}:{}:key/*", spec.region.partition(), spec.region, spec.owner);
+    let keys = format!("arn:{}:kms:{}:{}:key/*", spec.partition, spec.region, spec.owner);
     let statement = Statement::new(Effect::Allow)
         .sid(ROLE_USE_SID)
         .actions(&spec.iam_actions())

@@ -87,6 +87,10 @@ pub struct Seen {
     /// Whether the proxy sent it on changed: an Encrypt naming a moved alias, sent to the key
     /// the alias pointed at before (resolution lag).
     pub stale: bool,
+    /// The region the request was signed for.
+    pub region: String,
+    /// The access key id it was signed with (on LocalStack, the account for a profile's keys).
+    pub access_key: String,
 }
 
 #[derive(Default)]
@@ -218,15 +222,16 @@ impl FaultProxy {
     }
 }
 
-/// Service (from the SigV4 scope) and access key id, from the Authorization header.
-fn scope(req: &Request<Incoming>) -> (String, String) {
+/// Service and region (from the SigV4 scope) and access key id, from the Authorization header.
+fn scope(req: &Request<Incoming>) -> (String, String, String) {
     let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let credential =
         auth.split("Credential=").nth(1).and_then(|c| c.split(',').next()).unwrap_or_default();
     let parts: Vec<&str> = credential.split('/').collect();
     let access_key = parts.first().copied().unwrap_or_default().to_string();
+    let region = parts.get(2).copied().unwrap_or_default().to_string();
     let service = parts.get(3).copied().unwrap_or_default().to_string();
-    (service, access_key)
+    (service, access_key, region)
 }
 
 fn operation(headers: &hyper::HeaderMap, body: &[u8]) -> String {
@@ -281,7 +286,7 @@ async fn handle(
     client: Client<HttpConnector, Full<Bytes>>,
     upstream: hyper::Uri,
 ) -> Result<Response<Full<Bytes>>, std::io::Error> {
-    let (service, access_key) = scope(&req);
+    let (service, access_key, region) = scope(&req);
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let op = operation(&parts.headers, &body);
@@ -344,6 +349,8 @@ async fn handle(
             status,
             injected,
             stale: stale_body.is_some() && !injected,
+            region: region.clone(),
+            access_key: access_key.clone(),
         });
     };
     let injected = match &fault {

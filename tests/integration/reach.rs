@@ -269,3 +269,28 @@ fn a_non_default_deployment_verifies_from_flags_by_its_record_and_is_named_witho
     assert!(stderr(&out).contains(&said), "{}", stderr(&out));
     assert!(!stdout(&out).contains("drift"), "{}", stdout(&out));
 }
+
+#[test]
+fn a_user_account_is_asked_in_its_own_region_and_kms_in_the_keys() {
+    let p = FaultProxy::start(&endpoint());
+    let sb = Sandbox::via(&p.url());
+    let config = sb.path().join("aws-config");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let user_section = format!("[profile {}]\nregion = us-east-1", sb.user.name);
+    let moved = format!("[profile {}]\nregion = eu-west-1", sb.user.name);
+    assert!(text.contains(&user_section));
+    std::fs::write(&config, text.replace(&user_section, &moved)).unwrap();
+    sb.setup(&[]).assert().success();
+    let out = sb.cmd().args(["verify", "--wait", "0"]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let seen = p.seen();
+    let user_calls: Vec<_> = seen.iter().filter(|s| s.access_key == sb.user.account).collect();
+    for s in &user_calls {
+        let expected = if s.service == "kms" { "us-east-1" } else { "eu-west-1" };
+        assert_eq!(s.region, expected, "{} {} signed for {}", s.service, s.operation, s.region);
+    }
+    assert!(user_calls.iter().any(|s| s.service == "sts"), "no STS call of the user side");
+    assert!(user_calls.iter().any(|s| s.service == "iam"), "no IAM call of the user side");
+    let (key, _) = sb.alias_target(&sb.owner.account, &sb.alias).unwrap();
+    assert!(key.starts_with("arn:aws:kms:us-east-1:"), "{key}");
+}
