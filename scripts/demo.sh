@@ -34,11 +34,15 @@ run() {
 }
 
 run plan --owner A --user B
-run setup --owner A --user B
-run setup --owner A --user B
+run setup --owner A --user B --pending-window-days 7
+run setup --owner A --user B --pending-window-days 7
 run verify
 run status
 run rotate
 run verify
 run teardown
-printf '\ndemo finished: plan, setup, verify, status, rotate and teardown all succeeded\n'
+run status
+run restore
+run verify
+run teardown
+printf '\ndemo finished: plan, setup, verify, status, rotate, teardown and restore all succeeded\n'

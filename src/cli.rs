@@ -1,7 +1,7 @@
 //! The command line: global flags and subcommands. Help text lives on the fields, once.
 
 use crate::commands::{
-    completions, explain, lint, policies, rotate, setup, status, teardown, verify,
+    completions, explain, lint, policies, restore, rotate, setup, status, teardown, verify,
 };
 use crate::output::OutputFormat;
 use clap::{Parser, Subcommand};
@@ -24,6 +24,7 @@ Decrypt: KMS authorises them against the key.)
   kmsxacct verify                      # policy engine + live round trip through the alias ARN
   kmsxacct rotate                      # new key behind the alias, old data still readable
   kmsxacct teardown                    # remove what setup made
+  kmsxacct restore                     # undo the teardown while the keys await deletion
   kmsxacct explain ...                 # would this request be allowed, and why?
   kmsxacct lint FILE...                # find the classic mistakes in policy files";
 
@@ -79,6 +80,8 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Remove what setup made, and only that: roles, alias, and keys (scheduled for deletion).
     Teardown(teardown::TeardownArgs),
+    /// Undo a complete teardown within the keys' pending window: keys, aliases and roles back.
+    Restore(restore::RestoreArgs),
     /// Show what the recorded deployment looks like now in every account, and the last verify.
     Status(status::StatusArgs),
     /// Put a new key behind the alias and prove the user accounts still work, old data included.

@@ -36,6 +36,7 @@ pub async fn run(cli: Cli) -> error::Result<()> {
                     | Command::Teardown(_)
                     | Command::Status(_)
                     | Command::Rotate(_)
+                    | Command::Restore(_)
             ),
         ),
         calls: aws::calls::CallLog::default(),
@@ -52,6 +53,7 @@ pub async fn run(cli: Cli) -> error::Result<()> {
             Command::Teardown(args) => commands::teardown::run(&ctx, args).await,
             Command::Status(args) => commands::status::run(&ctx, args).await,
             Command::Rotate(args) => commands::rotate::run(&ctx, args).await,
+            Command::Restore(args) => commands::restore::run(&ctx, args).await,
             Command::Explain(args) => commands::explain::run(&ctx, args),
             Command::Lint(args) => commands::lint::run(&ctx, args),
             Command::Policies(args) => commands::policies::run(&ctx, args),

@@ -261,8 +261,8 @@ impl fmt::Display for AccountId {
 pub struct PendingWindow(u8);
 
 impl PendingWindow {
-    /// The shortest window KMS allows; our default.
-    pub const DEFAULT: PendingWindow = PendingWindow(7);
+    /// AWS's (and Terraform's) default, the longest KMS allows: the most time to `restore`.
+    pub const DEFAULT: PendingWindow = PendingWindow(30);
 
     /// The window in days.
     pub fn days(self) -> i32 {

@@ -51,6 +51,7 @@ pub async fn read_key(s: &Session, key: &str, reads: KeyReads) -> Result<Option<
     Ok(Some(KeyState {
         arn: meta.arn().unwrap_or_default().to_string(),
         state: meta.key_state().map(|k| k.as_str().to_string()).unwrap_or_default(),
+        deletion_date: meta.deletion_date().map(writes::rfc3339),
         key_id,
         tags,
         policy,
@@ -84,6 +85,12 @@ async fn describe_key(s: &Session, key: &str) -> Result<Option<aws_sdk_kms::type
 /// The ARN of the key `alias` points at, or None when there is no such alias.
 pub async fn alias_target(s: &Session, alias: &str) -> Result<Option<String>> {
     Ok(describe_key(s, alias).await?.and_then(|m| m.arn))
+}
+
+/// The key's state (`Enabled`, `PendingDeletion`, ...), or None when there is no such key.
+pub async fn key_state(s: &Session, key: &str) -> Result<Option<String>> {
+    let meta = describe_key(s, key).await?;
+    Ok(meta.and_then(|m| m.key_state().map(|k| k.as_str().to_string())))
 }
 
 /// The key's deletion date when its deletion is scheduled, else None.

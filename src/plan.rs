@@ -44,6 +44,8 @@ pub struct KeyState {
     pub arn: String,
     /// KeyState (`Enabled`, `Disabled`, `PendingDeletion`, ...).
     pub state: String,
+    /// When KMS deletes it, if its deletion is scheduled (RFC 3339).
+    pub deletion_date: Option<String>,
     /// Its tags.
     pub tags: Vec<(String, String)>,
     /// Its key policy (read by setup).
@@ -529,6 +531,109 @@ pub fn plan_teardown(
     if conflicts.is_empty() { Ok(TeardownPlan { owner, retired, users }) } else { Err(conflicts) }
 }
 
+/// One key of a torn-down deployment as restore finds it.
+#[derive(Debug, Clone)]
+pub struct KeyLeft {
+    /// The alias that should point at it (the deployment's, or a retirement alias).
+    pub alias: String,
+    /// The key's ARN, as recorded.
+    pub arn: String,
+    /// When teardown said KMS would delete it.
+    pub deletion_date: String,
+    /// The key as it is; None once KMS has deleted it.
+    pub key: Option<KeyState>,
+    /// The key the alias points at now, if the alias exists.
+    pub alias_target: Option<String>,
+}
+
+/// What restore does.
+#[derive(Debug, Clone, Default)]
+pub struct RestorePlan {
+    /// Keys whose deletion to cancel.
+    pub cancel: Vec<String>,
+    /// Keys to enable (a cancelled deletion leaves a key Disabled).
+    pub enable: Vec<String>,
+    /// Aliases to create: (alias, key ARN).
+    pub aliases: Vec<(String, String)>,
+    /// The deployment key's policy, when it must name the roles again.
+    pub put_policy: Option<(String, PolicyDocument)>,
+    /// Each user account's role.
+    pub users: Vec<UserPlan>,
+    /// Retired keys KMS has deleted: what cannot come back.
+    pub gone: Vec<KeyLeft>,
+}
+
+/// Plans restore of a torn-down deployment: `keys` holds the deployment's key first, then its
+/// retired keys. The deployment's key deleted is a conflict (nothing can be restored); a retired
+/// key deleted is reported as gone; anything not ours, or an alias now on another key, is a
+/// conflict.
+pub fn plan_restore(
+    spec: &GrantSpec,
+    keys: &[KeyLeft],
+    users: &[(AccountId, Option<RoleState>)],
+) -> Result<RestorePlan, Vec<String>> {
+    let mut plan = RestorePlan::default();
+    let mut conflicts = Vec::new();
+    for (i, left) in keys.iter().enumerate() {
+        let Some(key) = &left.key else {
+            if i == 0 {
+                conflicts.push(format!(
+                    "key {} was deleted (its pending window ended on {}): nothing of the deployment can be restored; run `kmsxacct setup` for a new one",
+                    left.arn, left.deletion_date
+                ));
+            } else {
+                plan.gone.push(left.clone());
+            }
+            continue;
+        };
+        if let Err(c) = plan_key_restore(spec, left, key, &mut plan) {
+            conflicts.push(c);
+        }
+        if i == 0 {
+            plan.put_policy = converge_key_policy(spec, key).map(|p| (key.arn.clone(), p));
+        }
+    }
+    for (account, role) in users {
+        match plan_user_setup(spec, account, role.as_ref()) {
+            Ok(p) => plan.users.push(p),
+            Err(c) => conflicts.push(c),
+        }
+    }
+    if conflicts.is_empty() { Ok(plan) } else { Err(conflicts) }
+}
+
+/// One key that still exists: cancel its deletion, enable it, point its alias back at it.
+fn plan_key_restore(
+    spec: &GrantSpec,
+    left: &KeyLeft,
+    key: &KeyState,
+    plan: &mut RestorePlan,
+) -> Result<(), String> {
+    if !is_ours(&key.tags, spec) {
+        return Err(format!("key {} lacks this deployment's tags; nothing was changed", key.arn));
+    }
+    match key.state.as_str() {
+        KEY_PENDING_DELETION => {
+            plan.cancel.push(key.arn.clone());
+            plan.enable.push(key.arn.clone());
+        }
+        "Disabled" => plan.enable.push(key.arn.clone()),
+        KEY_ENABLED => {}
+        other => return Err(format!("key {} is {other}; restore cannot use it", key.arn)),
+    }
+    match &left.alias_target {
+        None => plan.aliases.push((left.alias.clone(), key.arn.clone())),
+        Some(at) if *at == key.arn => {}
+        Some(at) => {
+            return Err(format!(
+                "{} now points at {at}, not {}; nothing was changed",
+                left.alias, key.arn
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Live documents of one user account: its role's trust policy and kmsxacct's role policy.
 pub type LiveRole<'a> = (&'a AccountId, Option<&'a PolicyDocument>, Option<&'a PolicyDocument>);
 
@@ -613,6 +718,7 @@ mod tests {
             key_id: "k1".into(),
             arn: "arn:aws:kms:us-east-1:111111111111:key/k1".into(),
             state: state.into(),
+            deletion_date: None,
             tags,
             policy: Some(build::key_policy(&spec())),
             aliases: vec!["alias/data".into()],
@@ -765,6 +871,53 @@ mod tests {
         let drifted = build::role_access_policy(&spec());
         let live = [(&u, Some(&trust), Some(&drifted))];
         assert!(other_shape(&spec(), &key_policy, &live).is_none());
+    }
+
+    #[test]
+    fn restore_cancels_enables_and_points_aliases_back_or_says_what_is_gone() {
+        let pending = key(deployment_tags(&spec()), KEY_PENDING_DELETION);
+        let left = |k: Option<KeyState>, alias: &str, at: Option<&str>| KeyLeft {
+            alias: alias.into(),
+            arn: pending.arn.clone(),
+            deletion_date: "2026-12-29T00:00:00Z".into(),
+            key: k,
+            alias_target: at.map(String::from),
+        };
+        let mut retired = pending.clone();
+        (retired.arn, retired.state) =
+            ("arn:aws:kms:us-east-1:111111111111:key/k0".into(), "Disabled".into());
+        let keys = [
+            left(Some(pending.clone()), "alias/data", None),
+            KeyLeft {
+                arn: retired.arn.clone(),
+                ..left(Some(retired.clone()), "alias/data/retired/k0", None)
+            },
+        ];
+        let users = [(user(), None)];
+        let plan = plan_restore(&spec(), &keys, &users).unwrap();
+        assert_eq!(plan.cancel, vec![pending.arn.clone()]);
+        assert_eq!(plan.enable, vec![pending.arn.clone(), retired.arn.clone()]);
+        assert_eq!(plan.aliases.len(), 2);
+        assert!(plan.users[0].create_role.is_some() && plan.gone.is_empty());
+
+        // The deployment's key deleted: nothing to restore. A retired key deleted: gone.
+        let err = plan_restore(&spec(), &[left(None, "alias/data", None)], &users).unwrap_err();
+        assert!(err[0].contains("was deleted"), "{err:?}");
+        let keys = [
+            left(Some(pending.clone()), "alias/data", None),
+            left(None, "alias/data/retired/k0", None),
+        ];
+        assert_eq!(plan_restore(&spec(), &keys, &users).unwrap().gone.len(), 1);
+
+        // An alias now on another key, or a key not ours, is a conflict.
+        let moved = [left(
+            Some(pending.clone()),
+            "alias/data",
+            Some("arn:aws:kms:us-east-1:111111111111:key/x"),
+        )];
+        assert!(plan_restore(&spec(), &moved, &users).is_err());
+        let foreign = [left(Some(key(vec![], KEY_PENDING_DELETION)), "alias/data", None)];
+        assert!(plan_restore(&spec(), &foreign, &users).is_err());
     }
 
     #[test]

@@ -60,6 +60,36 @@ pub struct Deployment {
     /// Keys the alias pointed at before `kmsxacct rotate`, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub previous_keys: Vec<RetiredKey>,
+    /// Set by a complete teardown; `kmsxacct restore` undoes it within the pending window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torn_down: Option<TornDown>,
+}
+
+/// A complete teardown: when, and when KMS deletes each key of the deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TornDown {
+    /// When teardown finished (RFC 3339).
+    pub at: String,
+    /// Each key whose deletion is scheduled, with its deletion date.
+    pub deletions: Vec<KeyDeletion>,
+}
+
+/// A key KMS will delete, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyDeletion {
+    /// The key's ARN.
+    pub arn: String,
+    /// When KMS deletes it (RFC 3339).
+    pub date: String,
+}
+
+impl TornDown {
+    /// The earliest deletion date: until then, everything can be restored.
+    pub fn first_deletion(&self) -> Option<&str> {
+        self.deletions.iter().map(|d| d.date.as_str()).min()
+    }
 }
 
 fn default_partition() -> String {
@@ -279,6 +309,13 @@ mod tests {
             adopted: false,
             last_verify: None,
             previous_keys: vec![],
+            torn_down: Some(TornDown {
+                at: "2026-11-29T00:00:00Z".into(),
+                deletions: vec![KeyDeletion {
+                    arn: "arn:aws:kms:us-east-1:111111111111:key/abc".into(),
+                    date: "2026-12-29T00:00:00Z".into(),
+                }],
+            }),
         }
     }
 

@@ -75,6 +75,19 @@ pub enum Write<'a> {
         /// Days KMS waits, 7 to 30.
         days: i32,
     },
+    /// kms:CancelKeyDeletion. "Invalid state" is accepted when the key is no longer pending
+    /// deletion.
+    #[strum(serialize = "kms:CancelKeyDeletion")]
+    CancelKeyDeletion {
+        /// The key's ARN.
+        key_arn: &'a str,
+    },
+    /// kms:EnableKey (a key whose deletion was cancelled is Disabled). Idempotent.
+    #[strum(serialize = "kms:EnableKey")]
+    EnableKey {
+        /// The key's ARN.
+        key_arn: &'a str,
+    },
     /// kms:EnableKeyRotation. Idempotent.
     #[strum(serialize = "kms:EnableKeyRotation")]
     EnableKeyRotation {
@@ -276,6 +289,9 @@ impl Write<'_> {
             | Write::DeleteRolePolicy { .. }
             | Write::DeleteRole { .. } => kind == NotFound,
             Write::ScheduleKeyDeletion { .. } => kind == Conflict,
+            // AWS answers KMSInvalidStateException for a key not pending deletion; LocalStack
+            // answers DisabledException, which the operation's model lacks. The read decides.
+            Write::CancelKeyDeletion { .. } => matches!(kind, Conflict | InvalidInput),
             _ => false,
         }
     }
@@ -311,6 +327,12 @@ impl Write<'_> {
                     None => Err(err.clone().into()),
                 }
             }
+            Write::CancelKeyDeletion { key_arn } => match crate::owner::key_state(s, key_arn)
+                .await?
+            {
+                Some(state) if state != crate::plan::KEY_PENDING_DELETION => Ok(Output::Nothing),
+                _ => Err(err.clone().into()),
+            },
             Write::CreateRole { name, trust, tags } => {
                 crate::user::confirm_role(s, name, trust, tags).await
             }
@@ -352,6 +374,15 @@ impl Write<'_> {
                     _ => None,
                 },
             ),
+            Write::CancelKeyDeletion { key_arn } => (
+                Action::Updated,
+                Resource::Key,
+                key_arn.to_string(),
+                Some("deletion cancelled".into()),
+            ),
+            Write::EnableKey { key_arn } => {
+                (Action::Updated, Resource::Key, key_arn.to_string(), Some("enabled".into()))
+            }
             Write::EnableKeyRotation { key_arn, period_days } => (
                 Action::Updated,
                 Resource::KeyRotation,
@@ -408,6 +439,12 @@ impl Write<'_> {
                 let out = call.send().await.map_err(|e| s.kms_error(op, e))?;
                 let date = out.deletion_date().map(rfc3339);
                 Ok(Output::DeletionDate(date.unwrap_or_else(|| format!("in {days} days"))))
+            }
+            Write::CancelKeyDeletion { key_arn } => {
+                kms_answer(s, op, kms.cancel_key_deletion().key_id(key_arn).send().await)
+            }
+            Write::EnableKey { key_arn } => {
+                kms_answer(s, op, kms.enable_key().key_id(key_arn).send().await)
             }
             Write::EnableKeyRotation { key_arn, period_days } => {
                 let call = kms.enable_key_rotation().key_id(key_arn);
@@ -512,6 +549,11 @@ type SdkResult<O, E> = std::result::Result<O, SdkError<E, HttpResponse>>;
 /// The key id at the end of a key ARN (or the argument itself when it is an id).
 fn key_id(key: &str) -> &str {
     key.rsplit('/').next().unwrap_or(key)
+}
+
+/// Now, as RFC 3339.
+pub fn now() -> String {
+    rfc3339(&aws_smithy_types::DateTime::from(std::time::SystemTime::now()))
 }
 
 /// An AWS timestamp as RFC 3339.

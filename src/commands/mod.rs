@@ -5,6 +5,7 @@ pub mod explain;
 pub mod lint;
 pub mod plan;
 pub mod policies;
+pub mod restore;
 pub mod rotate;
 pub mod setup;
 pub mod status;
@@ -54,7 +55,7 @@ impl Context {
 }
 
 /// Flags that name a deployment without a record (verify and teardown).
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct TargetArgs {
     /// AWS profile of the account that owns the key (with --user: ignore the record).
     #[arg(long, value_name = "PROFILE", requires = "user")]

@@ -37,8 +37,9 @@ pub struct SetupArgs {
     /// Region of the key [default: the owner profile's region].
     #[arg(long)]
     pub region: Option<Region>,
-    /// Days teardown asks KMS to wait before deleting the key, 7 to 30 (recorded for teardown).
-    #[arg(long, value_name = "DAYS", default_value = "7")]
+    /// Days teardown asks KMS to wait before deleting the key, 7 to 30 (recorded for teardown;
+    /// `restore` can undo a teardown until then). 30 is AWS's own default.
+    #[arg(long, value_name = "DAYS", default_value = "30")]
     pub pending_window_days: PendingWindow,
     /// How the grant is shaped.
     #[command(flatten)]
@@ -160,7 +161,8 @@ impl Resolved {
 
 /// Refuses a record of another deployment, and finds the user accounts that leave.
 fn resolve(ctx: &Context, args: &SetupArgs) -> Result<Resolved> {
-    let previous = existing_record(&ctx.config)?;
+    // A record of a deployment torn down completely is history: a new setup starts afresh.
+    let previous = existing_record(&ctx.config)?.filter(|r| r.raw.torn_down.is_none());
     let role = role_name(args.role.as_ref(), &args.alias);
     if let Some(p) = previous.as_ref().map(|p| &p.raw)
         && (p.alias != args.alias.as_str()
@@ -326,6 +328,7 @@ fn first_record(args: &SetupArgs, target: &Resolved, seen: &Seen, plan: &SetupPl
             && seen.keys.at_alias.as_ref().is_some_and(|k| !plan::is_ours(&k.tags, spec)),
         last_verify: previous.and_then(|r| r.last_verify.clone()),
         previous_keys: previous.map(|r| r.previous_keys.clone()).unwrap_or_default(),
+        torn_down: None,
     }
 }
 

@@ -3,7 +3,7 @@
 use super::{Context, Sides, Target, TargetArgs};
 use crate::error::Result;
 use crate::owner::KeyReads;
-use crate::record::LastVerify;
+use crate::record::{LastVerify, TornDown};
 use crate::{owner, user};
 use serde::Serialize;
 
@@ -40,6 +40,7 @@ struct Report<'a> {
     key: Option<KeyStatus>,
     users: Vec<UserStatus>,
     last_verify: Option<&'a LastVerify>,
+    torn_down: Option<&'a TornDown>,
 }
 
 /// Runs status: reads only; exit 0 whatever it finds (verify is the check).
@@ -88,6 +89,7 @@ async fn read<'a>(ctx: &Context, target: &'a Target, sides: &Sides) -> Result<Re
         key,
         users: user_status,
         last_verify: target.record.as_ref().and_then(|r| r.raw.last_verify.as_ref()),
+        torn_down: target.record.as_ref().and_then(|r| r.raw.torn_down.as_ref()),
     })
 }
 
@@ -122,6 +124,15 @@ fn print_text(ctx: &Context, target: &Target, report: &Report<'_>) {
                 format!("user  {}  role   {arn}  (its kmsxacct policy is missing)", u.account)
             }
             None => format!("user  {}  role   {} does not exist", u.account, target.role),
+        });
+    }
+    if let Some(t) = report.torn_down {
+        p.line(match t.first_deletion() {
+            Some(date) => format!(
+                "torn down at {}; key deletion on {date} (`kmsxacct restore` undoes the teardown until then)",
+                t.at
+            ),
+            None => format!("torn down at {}", t.at),
         });
     }
     p.line(match report.last_verify {

@@ -10,7 +10,8 @@ use crate::plan::{
     DeploymentKeys, KeyState, OwnerTeardown, RoleState, TeardownPlan, TeardownSeen, plan_teardown,
 };
 use crate::policy::build::GrantSpec;
-use crate::writes::{Write, apply_to};
+use crate::record::{KeyDeletion, TornDown};
+use crate::writes::{Done, Write, apply_to};
 use crate::{owner, user};
 use serde::Serialize;
 
@@ -20,7 +21,7 @@ pub struct TeardownArgs {
     /// Which deployment; without these flags, the record (--config) says.
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Days KMS waits before deleting the key, 7 to 30 [default: the record's, else 7].
+    /// Days KMS waits before deleting the key, 7 to 30 [default: the record's, else 30].
     #[arg(long, value_name = "DAYS")]
     pub pending_window_days: Option<PendingWindow>,
 }
@@ -48,19 +49,51 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
     if plan.is_empty() {
         ctx.printer
             .line("teardown: nothing to do; no role, alias or key of this deployment is left");
+        mark_torn_down(ctx, &target, &seen, Vec::new())?;
         report(ctx, false, None, &[]);
         return Ok(());
     }
     ctx.printer.step("removing the roles, the alias and the key");
-    let (deletion_date, changes) = apply(ctx, &sides, &seen.spec, &plan, window).await?;
+    let (deletions, changes) = apply(ctx, &sides, &seen.spec, &plan, window).await?;
+    let key = plan.owner.schedule_key_deletion.as_deref();
+    let deletion_date =
+        deletions.iter().find(|d| Some(d.arn.as_str()) == key).map(|d| d.date.clone());
+    mark_torn_down(ctx, &target, &seen, deletions)?;
     match &deletion_date {
         Some(date) => ctx.printer.line(format!(
-            "teardown complete: the key will be deleted on {date} (cancel with kms:CancelKeyDeletion until then)"
+            "teardown complete: the key will be deleted on {date}; until then `kmsxacct restore` undoes this teardown"
         )),
         None => ctx.printer.line("teardown complete"),
     }
     report(ctx, true, deletion_date.as_deref(), &changes);
     Ok(())
+}
+
+/// Marks the record torn down, keeping when KMS deletes each key (scheduled by this run, or
+/// found pending deletion), so that `restore` can undo it and a new setup can start afresh.
+fn mark_torn_down(
+    ctx: &Context,
+    target: &Target,
+    seen: &Seen,
+    mut deletions: Vec<KeyDeletion>,
+) -> Result<()> {
+    let Some(record) = &target.record else {
+        return Ok(());
+    };
+    let read = [seen.keys.at_alias.as_ref(), seen.keys.recorded.as_ref()]
+        .into_iter()
+        .flatten()
+        .chain(seen.retired.iter().map(|(_, k)| k));
+    for key in read {
+        if let Some(date) = &key.deletion_date
+            && !deletions.iter().any(|d| d.arn == key.arn)
+        {
+            deletions.push(KeyDeletion { arn: key.arn.clone(), date: date.clone() });
+        }
+    }
+    let mut raw = record.raw.clone();
+    raw.torn_down = Some(TornDown { at: crate::writes::now(), deletions });
+    Ok(raw.save(&ctx.config)?)
 }
 
 impl Target {
@@ -142,7 +175,7 @@ async fn apply(
     spec: &GrantSpec,
     plan: &TeardownPlan,
     window: PendingWindow,
-) -> Result<(Option<String>, Vec<Change>)> {
+) -> Result<(Vec<KeyDeletion>, Vec<Change>)> {
     let owner = &sides.owner;
     let user_work = sides
         .users
@@ -163,18 +196,16 @@ async fn apply(
             errors.push(e.to_string());
         }
     };
+    let mut deletions = Vec::new();
     let (date, key_changes) = key;
-    let (date, key_result) = match date {
-        Ok(date) => (date, Ok(())),
-        Err(e) => (None, Err(e)),
-    };
+    let key_result = date.map(|d| deletions.extend(d));
     collect(alias);
     collect((key_result, key_changes));
-    collect(apply_retired(owner, &plan.retired, window).await);
+    collect(apply_retired(owner, &plan.retired, window, &mut deletions).await);
     user_results.into_iter().for_each(collect);
     ctx.printer.changes(&changes);
     if errors.is_empty() {
-        Ok((date, changes))
+        Ok((deletions, changes))
     } else {
         Err(Error::Failed(format!(
             "teardown did not finish ({}); run it again to finish",
@@ -210,14 +241,20 @@ async fn apply_key(
     owner: &Session,
     plan: &OwnerTeardown,
     window: PendingWindow,
-) -> (Result<Option<String>>, Vec<Change>) {
+) -> (Result<Option<KeyDeletion>>, Vec<Change>) {
     let mut changes = Vec::new();
     let Some(key_arn) = &plan.schedule_key_deletion else {
         return (Ok(None), changes);
     };
     let write = Write::ScheduleKeyDeletion { key_arn, days: window.days() };
     let result = apply_to(&mut changes, owner, write).await;
-    (result.map(|d| d.deletion_date().map(String::from)), changes)
+    (result.map(|d| deletion(key_arn, &d)), changes)
+}
+
+/// The deletion a ScheduleKeyDeletion made.
+fn deletion(key_arn: &str, done: &Done) -> Option<KeyDeletion> {
+    let date = done.deletion_date()?.to_string();
+    Some(KeyDeletion { arn: key_arn.to_string(), date })
 }
 
 /// Keys retired by rotate: their retirement alias, then the key. Stops at the first error.
@@ -225,6 +262,7 @@ async fn apply_retired(
     owner: &Session,
     retired: &[(Option<String>, Option<String>)],
     window: PendingWindow,
+    deletions: &mut Vec<KeyDeletion>,
 ) -> (Result<()>, Vec<Change>) {
     let mut changes = Vec::new();
     for (alias, key) in retired {
@@ -232,8 +270,9 @@ async fn apply_retired(
             key.iter().map(|k| Write::ScheduleKeyDeletion { key_arn: k, days: window.days() }),
         );
         for write in writes {
-            if let Err(e) = apply_to(&mut changes, owner, write).await {
-                return (Err(e), changes);
+            match apply_to(&mut changes, owner, write).await {
+                Ok(done) => deletions.extend(key.as_deref().and_then(|k| deletion(k, &done))),
+                Err(e) => return (Err(e), changes),
             }
         }
     }

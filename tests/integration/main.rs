@@ -13,6 +13,7 @@ mod propagation;
 mod proxy;
 mod reach;
 mod reliability;
+mod restore;
 mod rotate;
 mod support;
 mod transport;
