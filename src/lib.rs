@@ -69,8 +69,9 @@ pub async fn run(cli: Cli) -> error::Result<()> {
     result
 }
 
-/// Log filter: RUST_LOG if set, else from -v/-q. Crates that could log request headers or bodies
-/// (signatures, tokens, plaintext) are capped whatever is asked for.
+/// Log filter: RUST_LOG if set, else from -v/-q. The SDK's wire-level logs (canonical requests,
+/// connections) show only at -vvv; the SDK redacts tokens, signatures and sensitive fields
+/// there, which the integration tests hold it to. Otherwise those crates are capped at warn.
 pub fn log_filter(verbose: u8, quiet: bool) -> tracing_subscriber::EnvFilter {
     let base = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| {
         match (quiet, verbose) {
@@ -83,5 +84,7 @@ pub fn log_filter(verbose: u8, quiet: bool) -> tracing_subscriber::EnvFilter {
         .to_string()
     });
     let caps = "aws_sigv4=warn,aws_smithy_runtime=warn,aws_smithy_http_client=warn,aws_smithy_runtime_api=warn,aws_config=warn,aws_runtime=warn,hyper=warn,hyper_util=warn,h2=warn,rustls=warn";
-    tracing_subscriber::EnvFilter::builder().parse_lossy(format!("{base},{caps}"))
+    let wire = verbose >= 3 && !quiet;
+    let filter = if wire { base } else { format!("{base},{caps}") };
+    tracing_subscriber::EnvFilter::builder().parse_lossy(filter)
 }

@@ -221,8 +221,15 @@ fn verify_fails_and_names_the_mistake_when_the_role_policy_uses_the_alias_arn() 
     // LocalStack itself let the round trip through: only the policy engine caught it.
     assert!(text.lines().any(|l| l.starts_with("PASS") && l.contains("decrypt ")), "{text}");
 
-    // setup converges it back, and verify passes again.
+    // setup converges it back (read back: the key ARN pattern and the alias condition), and
+    // verify passes again.
     sb.setup(&[]).assert().success();
+    let policy = sb.role_policy(&sb.user.account);
+    let statement = &policy["Statement"][0];
+    let keys = format!("arn:aws:kms:us-east-1:{}:key/*", sb.owner.account);
+    assert_eq!(statement["Resource"], serde_json::json!(keys), "{policy}");
+    let condition = &statement["Condition"]["ForAnyValue:StringLike"]["kms:ResourceAliases"];
+    assert!(condition.to_string().contains(&sb.alias), "{policy}");
     sb.cmd().arg("verify").assert().success();
 }
 

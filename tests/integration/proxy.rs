@@ -110,6 +110,10 @@ struct State {
     alias_targets: std::collections::HashMap<String, String>,
     /// The last alias moved: (alias, the key id it pointed at before, when).
     moved: Option<(String, String, Instant)>,
+    /// Secrets that crossed the wire: session tokens, role secret keys, plaintext.
+    secrets: Vec<(&'static str, String)>,
+    /// Emulate real KMS's cross-account ReEncrypt (see [`FaultProxy::cross_account_reencrypt`]).
+    cross_account_reencrypt: bool,
 }
 
 /// The running proxy. Dropping it stops it.
@@ -143,8 +147,15 @@ impl FaultProxy {
                 let client = client.clone();
                 let upstream = upstream.clone();
                 tokio::spawn(async move {
+                    // Each request runs to its end in a task of its own, as on a real network:
+                    // a caller that goes away does not take back what it already sent.
                     let service = hyper::service::service_fn(move |req| {
-                        handle(req, st.clone(), client.clone(), upstream.clone())
+                        let work = handle(req, st.clone(), client.clone(), upstream.clone());
+                        async move {
+                            tokio::spawn(work)
+                                .await
+                                .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+                        }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -178,6 +189,20 @@ impl FaultProxy {
     /// an Encrypt naming it still reaches the key it pointed at before.
     pub fn alias_lag(&self, authorization: Duration, resolution: Duration) {
         self.state.lock().unwrap().alias_lag = Some((authorization, resolution));
+    }
+
+    /// Every secret that crossed the proxy, with its kind: `session-token` (a request header or
+    /// an AssumeRole answer), `secret-key` (an AssumeRole answer), `plaintext` (a KMS request or
+    /// answer, base64 as on the wire).
+    pub fn secrets(&self) -> Vec<(&'static str, String)> {
+        self.state.lock().unwrap().secrets.clone()
+    }
+
+    /// LocalStack 4.8.1 looks ReEncrypt's source key up in the caller's own account, so across
+    /// accounts it answers NotFoundException where KMS re-encrypts. This sends ReEncrypt on as
+    /// the account named by its destination key ARN, so that LocalStack finds the key.
+    pub fn cross_account_reencrypt(&self) {
+        self.state.lock().unwrap().cross_account_reencrypt = true;
     }
 
     /// When an alias was last created or moved.
@@ -291,6 +316,11 @@ async fn handle(
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let op = operation(&parts.headers, &body);
     let now = Instant::now();
+    let token = parts.headers.get("x-amz-security-token").and_then(|v| v.to_str().ok());
+    let mut found: Vec<(&'static str, String)> =
+        token.map(|t| ("session-token", t.to_string())).into_iter().collect();
+    found.extend(secrets_in(&body));
+    state.lock().unwrap().secrets.extend(found);
     state.lock().unwrap().arrived.push(op.clone());
     let fault = {
         let mut s = state.lock().unwrap();
@@ -419,10 +449,10 @@ async fn handle(
         return Ok(resp);
     }
     let (mut parts, mut body) = (parts, body);
-    if service == "kms"
-        && op == "Encrypt"
-        && let Some(stale) = stale_alias_request(&state.lock().unwrap(), &body, now)
-    {
+    if service == "kms" && op == "ReEncrypt" && state.lock().unwrap().cross_account_reencrypt {
+        as_key_owner(&mut parts.headers, &body, &access_key);
+    }
+    if let Some(stale) = stale_body.clone() {
         parts.headers.remove(hyper::header::CONTENT_LENGTH);
         body = stale;
     }
@@ -441,6 +471,8 @@ async fn handle(
     let (parts, body) = answer.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let ok = parts.status.is_success();
+    let found = secrets_in(&body);
+    state.lock().unwrap().secrets.extend(found);
     if ok
         && service == "iam"
         && matches!(op.as_str(), "CreateRole" | "PutRolePolicy" | "UpdateAssumeRolePolicy")
@@ -490,4 +522,40 @@ fn stale_alias_request(s: &State, body: &[u8], now: Instant) -> Option<Bytes> {
     };
     v["KeyId"] = serde_json::Value::String(stale);
     Some(Bytes::from(v.to_string()))
+}
+
+/// Secrets in a request or answer body: KMS JSON `Plaintext`, STS XML `SecretAccessKey` and
+/// `SessionToken`.
+fn secrets_in(body: &[u8]) -> Vec<(&'static str, String)> {
+    let mut found = Vec::new();
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body)
+        && let Some(p) = v["Plaintext"].as_str()
+    {
+        found.push(("plaintext", p.to_string()));
+    }
+    let text = String::from_utf8_lossy(body);
+    for (kind, tag) in [("secret-key", "SecretAccessKey"), ("session-token", "SessionToken")] {
+        let open = format!("<{tag}>");
+        let value = text.split(&open).nth(1).and_then(|rest| rest.split('<').next());
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            found.push((kind, v.to_string()));
+        }
+    }
+    found
+}
+
+/// Re-signs (in name: LocalStack checks no signature) a request as the account that owns its
+/// destination key, named by the ARN in `DestinationKeyId`.
+fn as_key_owner(headers: &mut hyper::HeaderMap, body: &[u8], access_key: &str) {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else { return };
+    let Some(owner) = v["DestinationKeyId"].as_str().and_then(|a| a.split(':').nth(4)) else {
+        return;
+    };
+    let Some(auth) = headers.get("authorization").and_then(|a| a.to_str().ok()) else { return };
+    let rewritten =
+        auth.replacen(&format!("Credential={access_key}/"), &format!("Credential={owner}/"), 1);
+    if let Ok(value) = rewritten.parse() {
+        headers.insert("authorization", value);
+        headers.remove("x-amz-security-token");
+    }
 }

@@ -162,6 +162,10 @@ fn a_converging_key_policy_update_that_fails_is_finished_by_the_next_run() {
     assert_eq!(sb.setup(&[]).output().unwrap().status.code(), Some(1));
     p.clear();
     sb.setup(&[]).assert().success();
+    let policy = sb.key_policy();
+    let sids: Vec<&str> =
+        policy["Statement"].as_array().unwrap().iter().filter_map(|s| s["Sid"].as_str()).collect();
+    assert!(sids.contains(&"KmsxacctCrossAccountUse"), "{sids:?}");
     assert_deployed(&sb);
 }
 
@@ -208,8 +212,15 @@ fn an_interrupted_setup_exits_130_without_panic_and_the_next_run_converges() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted") && !err.contains("panicked"), "{err}");
-    // Let the held CreateKey reach LocalStack, as it would on a real network.
-    std::thread::sleep(Duration::from_secs(3));
+    // The held CreateKey reaches LocalStack, as it would on a real network: a key exists that
+    // the interrupted run never learnt of, and the record says one may.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sb.deployment_keys().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(sb.deployment_keys().len(), 1, "the held CreateKey never reached LocalStack");
+    let record = std::fs::read_to_string(sb.record()).unwrap();
+    assert!(record.contains("key_creation_pending = true"), "{record}");
     p.clear();
     let out = sb.setup(&[]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));

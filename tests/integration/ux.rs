@@ -129,6 +129,14 @@ fn verify_reports_drift_with_a_diff_and_setup_converges_it() {
         "{}",
         stdout(&out)
     );
+    // Read back: the trust names the user account again, and the grant is in the key policy.
+    let role = sb.block_on(iam.get_role().role_name(sb.role_name()).send()).unwrap();
+    let trust = crate::support::json(role.role().unwrap().assume_role_policy_document().unwrap());
+    let root = format!("arn:aws:iam::{}:root", sb.user.account);
+    assert_eq!(trust["Statement"][0]["Principal"]["AWS"], json!(root));
+    let sids: Vec<serde_json::Value> =
+        sb.key_policy()["Statement"].as_array().unwrap().iter().map(|s| s["Sid"].clone()).collect();
+    assert!(sids.contains(&json!("KmsxacctCrossAccountUse")), "{sids:?}");
     let out = sb.cmd().args(["verify", "--wait", "0"]).output().unwrap();
     assert!(out.status.success(), "{}", stdout(&out));
     assert!(!stdout(&out).contains("FAIL"));
