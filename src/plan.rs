@@ -111,15 +111,6 @@ pub struct OwnerPlan {
     pub retire: Vec<String>,
 }
 
-impl OwnerPlan {
-    /// True when nothing would change.
-    pub fn is_noop(&self) -> bool {
-        matches!(self.key, KeyPlan::Existing { .. })
-            && !self.create_alias
-            && self.put_policy.is_none()
-    }
-}
-
 /// What setup does in the user account.
 #[derive(Debug, Clone, Default)]
 pub struct UserPlan {
@@ -131,13 +122,6 @@ pub struct UserPlan {
     pub update_trust: Option<PolicyDocument>,
     /// Put kmsxacct's inline policy.
     pub put_policy: Option<PolicyDocument>,
-}
-
-impl UserPlan {
-    /// True when nothing would change.
-    pub fn is_noop(&self) -> bool {
-        self.create_role.is_none() && self.update_trust.is_none() && self.put_policy.is_none()
-    }
 }
 
 /// Plans the owner side of setup. With `adopt`, an alias kmsxacct did not create is used as it
@@ -747,9 +731,14 @@ mod tests {
     #[test]
     fn converged_setup_is_a_noop() {
         let k = key(deployment_tags(&spec()), KEY_ENABLED);
-        assert!(plan_owner_setup(&spec(), Some(&k), None, &[], false).unwrap().is_noop());
+        let owner = plan_owner_setup(&spec(), Some(&k), None, &[], false).unwrap();
+        assert!(matches!(owner.key, KeyPlan::Existing { ref arn, .. } if *arn == k.arn));
+        assert!(!owner.create_alias && owner.put_policy.is_none() && owner.retire.is_empty());
         let r = role(deployment_tags(&spec()));
-        assert!(plan_user_setup(&spec(), &user(), Some(&r)).unwrap().is_noop());
+        let user = plan_user_setup(&spec(), &user(), Some(&r)).unwrap();
+        assert!(user.create_role.is_none() && user.update_trust.is_none());
+        assert!(user.put_policy.is_none());
+        assert_eq!(user.existing_arn.as_deref(), Some(r.arn.as_str()));
     }
 
     #[test]
