@@ -909,6 +909,170 @@ mod tests {
         assert!(plan_restore(&spec(), &foreign, &users).is_err());
     }
 
+    /// A key of this deployment with no alias and another id, `state`, tagged `tags`.
+    fn orphan(id: &str, tags: Vec<(String, String)>, state: &str) -> KeyState {
+        let mut k = key(tags, state);
+        k.key_id = id.into();
+        k.arn = format!("arn:aws:kms:us-east-1:111111111111:key/{id}");
+        k.aliases.clear();
+        k
+    }
+
+    #[test]
+    fn with_the_alias_in_place_only_unaliased_enabled_keys_of_ours_are_retired() {
+        let current = key(deployment_tags(&spec()), KEY_ENABLED);
+        let mut current_seen = current.clone();
+        current_seen.aliases.clear(); // the key in use, even if the scan saw it without aliases
+        let extra = orphan("k2", deployment_tags(&spec()), KEY_ENABLED);
+        let found = [
+            current_seen,
+            extra.clone(),
+            orphan("k3", vec![], KEY_ENABLED),
+            orphan("k4", deployment_tags(&spec()), "Disabled"),
+            orphan("k5", deployment_tags(&spec()), KEY_PENDING_DELETION),
+            KeyState {
+                aliases: vec!["alias/other".into()],
+                ..orphan("k6", deployment_tags(&spec()), KEY_ENABLED)
+            },
+        ];
+        let plan = plan_owner_setup(&spec(), Some(&current), None, &found, false).unwrap();
+        assert_eq!(plan.retire, vec![extra.arn]);
+    }
+
+    #[test]
+    fn a_role_policy_that_differs_is_put_again() {
+        let mut r = role(deployment_tags(&spec()));
+        let mut other = spec();
+        other.actions = vec![build::KeyAction::Decrypt];
+        r.access_policy = Some(build::role_access_policy(&other));
+        let plan = plan_user_setup(&spec(), &user(), Some(&r)).unwrap();
+        assert!(plan.put_policy.unwrap().same_as(&build::role_access_policy(&spec())));
+    }
+
+    #[test]
+    fn plan_setup_plans_every_account_or_returns_every_conflict() {
+        let ours = key(deployment_tags(&spec()), KEY_ENABLED);
+        let keys = DeploymentKeys { at_alias: Some(ours.clone()), recorded: None };
+        let users = [(user(), None)];
+        let leaving_role = role(deployment_tags(&spec()));
+        let leaving = [("333333333333".parse().unwrap(), Some(leaving_role.clone()))];
+        let seen =
+            SetupSeen { keys: &keys, found: &[], users: &users, leaving: &leaving, adopt: false };
+        let plan = plan_setup(&spec(), &seen).unwrap();
+        assert!(plan.users[0].create_role.is_some());
+        assert_eq!(plan.leaving[0].delete_role.as_deref(), Some(leaving_role.arn.as_str()));
+
+        let foreign_role = [(user(), Some(role(vec![])))];
+        let seen = SetupSeen { users: &foreign_role, ..seen };
+        let err = plan_setup(&spec(), &seen).unwrap_err();
+        assert_eq!(err.len(), 1);
+        assert!(err[0].contains("role r"), "{err:?}");
+        let foreign_key =
+            DeploymentKeys { at_alias: Some(key(vec![], KEY_ENABLED)), recorded: None };
+        let seen = SetupSeen { keys: &foreign_key, ..seen };
+        assert_eq!(plan_setup(&spec(), &seen).unwrap_err().len(), 2);
+    }
+
+    #[test]
+    fn a_retired_key_loses_its_retirement_alias_then_its_key_and_nothing_else() {
+        let alias = "alias/data/retired/k1";
+        let mut k = key(deployment_tags(&spec()), KEY_ENABLED);
+        k.aliases = vec![alias.into()];
+        assert_eq!(
+            plan_retired_teardown(&spec(), alias, &k).unwrap(),
+            (Some(alias.to_string()), Some(k.arn.clone()))
+        );
+        k.aliases.clear();
+        assert_eq!(plan_retired_teardown(&spec(), alias, &k).unwrap(), (None, Some(k.arn.clone())));
+        k.state = KEY_PENDING_DELETION.into();
+        assert_eq!(plan_retired_teardown(&spec(), alias, &k).unwrap(), (None, None));
+        k.aliases = vec![alias.into(), "alias/someone".into()];
+        let err = plan_retired_teardown(&spec(), alias, &k).unwrap_err();
+        assert!(err.contains("alias/someone") && !err.contains(alias), "{err}");
+        let untagged = KeyState { tags: vec![], aliases: vec![alias.into()], ..k };
+        assert!(plan_retired_teardown(&spec(), alias, &untagged).unwrap_err().contains("tags"));
+    }
+
+    #[test]
+    fn a_teardown_plan_is_empty_only_when_nothing_at_all_is_left() {
+        assert!(TeardownPlan::default().is_empty());
+        let owner = OwnerTeardown { delete_alias: true, ..OwnerTeardown::default() };
+        assert!(!TeardownPlan { owner, ..TeardownPlan::default() }.is_empty());
+        let users = vec![
+            UserTeardown::default(),
+            UserTeardown { delete_role: Some("r".into()), ..UserTeardown::default() },
+        ];
+        assert!(!TeardownPlan { users, ..TeardownPlan::default() }.is_empty());
+        let retired = vec![(None, None), (None, Some("k".into()))];
+        assert!(!TeardownPlan { retired, ..TeardownPlan::default() }.is_empty());
+        let retired = vec![(Some("alias/x".into()), None)];
+        assert!(!TeardownPlan { retired, ..TeardownPlan::default() }.is_empty());
+        let nothing = TeardownPlan {
+            users: vec![UserTeardown::default()],
+            retired: vec![(None, None)],
+            ..TeardownPlan::default()
+        };
+        assert!(nothing.is_empty());
+    }
+
+    #[test]
+    fn plan_teardown_plans_every_account_or_returns_every_conflict() {
+        let ours = key(deployment_tags(&spec()), KEY_ENABLED);
+        let keys = DeploymentKeys { at_alias: Some(ours.clone()), recorded: None };
+        let mut retired_key = orphan("k0", deployment_tags(&spec()), KEY_ENABLED);
+        retired_key.aliases = vec!["alias/data/retired/k0".into()];
+        let retired = [("alias/data/retired/k0".to_string(), retired_key.clone())];
+        let users = [(user(), Some(role(deployment_tags(&spec()))))];
+        let seen = TeardownSeen { keys: &keys, retired: &retired, users: &users, adopted: false };
+        let plan = plan_teardown(&spec(), &seen).unwrap();
+        assert!(plan.owner.delete_alias);
+        assert_eq!(plan.owner.schedule_key_deletion.as_deref(), Some(ours.arn.as_str()));
+        assert_eq!(plan.retired, vec![(Some(retired[0].0.clone()), Some(retired_key.arn))]);
+        assert!(plan.users[0].delete_role.is_some());
+        let foreign = [(user(), Some(role(vec![])))];
+        let err = plan_teardown(&spec(), &TeardownSeen { users: &foreign, ..seen }).unwrap_err();
+        assert_eq!(err.len(), 1);
+    }
+
+    #[test]
+    fn restore_puts_the_policy_back_on_the_deployment_key_only_and_keeps_an_alias_in_place() {
+        let mut pending = key(deployment_tags(&spec()), KEY_PENDING_DELETION);
+        pending.policy.as_mut().unwrap().remove_statement(build::USER_GRANT_SID);
+        let mut retired = orphan("k0", deployment_tags(&spec()), KEY_PENDING_DELETION);
+        retired.policy = pending.policy.clone();
+        let left = |k: &KeyState, alias: &str, at: Option<&str>| KeyLeft {
+            alias: alias.into(),
+            arn: k.arn.clone(),
+            deletion_date: "d".into(),
+            key: Some(k.clone()),
+            alias_target: at.map(String::from),
+        };
+        let keys = [
+            left(&pending, "alias/data", Some(&pending.arn)),
+            left(&retired, "alias/data/retired/k0", None),
+        ];
+        let plan = plan_restore(&spec(), &keys, &[]).unwrap();
+        let (arn, policy) = plan.put_policy.unwrap();
+        assert_eq!(arn, pending.arn);
+        assert!(policy.statement_by_sid(build::USER_GRANT_SID).is_some());
+        assert_eq!(plan.aliases, vec![("alias/data/retired/k0".to_string(), retired.arn.clone())]);
+    }
+
+    #[test]
+    fn action_sets_are_every_non_empty_subset_once() {
+        let sets = action_sets();
+        assert_eq!(sets.len(), 63);
+        assert!(sets.iter().all(|s| !s.is_empty()));
+        assert_eq!(sets[0], vec![build::KeyAction::Encrypt]);
+        assert_eq!(sets.iter().map(Vec::len).max(), Some(6));
+    }
+
+    #[test]
+    fn conflicts_name_the_missing_tags() {
+        let err = plan_user_setup(&spec(), &user(), Some(&role(vec![]))).unwrap_err();
+        assert!(err.contains("kmsxacct:managed-by=kmsxacct, kmsxacct:owner-account=111111111111, kmsxacct:alias=alias/data"), "{err}");
+    }
+
     #[test]
     fn foreign_alias_or_role_is_a_conflict() {
         let err = plan_owner_setup(&spec(), Some(&key(vec![], KEY_ENABLED)), None, &[], false)

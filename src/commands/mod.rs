@@ -57,10 +57,11 @@ impl Context {
 /// Flags that name a deployment without a record (verify and teardown).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TargetArgs {
-    /// AWS profile of the account that owns the key (with --user: ignore the record).
+    /// AWS profile of the account that owns the key (with --user: name the deployment by flags;
+    /// a record of the same deployment in --config still gives the grant's shape).
     #[arg(long, value_name = "PROFILE", requires = "user")]
     pub owner: Option<String>,
-    /// AWS profile of a user account (repeat for each; with --owner: ignore the record).
+    /// AWS profile of a user account (repeat for each; with --owner: name the deployment by flags).
     #[arg(long, value_name = "PROFILE", requires = "owner")]
     pub user: Vec<String>,
     /// Alias, `NAME` or `alias/NAME`, when not read from the record [default: alias/production-data-key].

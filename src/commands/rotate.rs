@@ -22,7 +22,7 @@ use crate::policy::build::{self, GrantSpec, KeyAction};
 use crate::policy::eval::{NamedPolicy, Request};
 use crate::record::{CheckedDeployment, Journal, RetiredKey};
 use crate::user;
-use crate::writes::{Write, apply_to, rfc3339};
+use crate::writes::{Write, apply_to, now};
 use aws_smithy_types::Blob;
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -57,10 +57,6 @@ struct Report<'a> {
     retired_alias: &'a str,
     changes: &'a [Change],
     checks: &'a [Check],
-}
-
-fn now() -> String {
-    rfc3339(&aws_smithy_types::DateTime::from(std::time::SystemTime::now()))
 }
 
 /// Runs rotate: resolve → read → plan → apply → prove → report.

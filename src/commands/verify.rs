@@ -14,7 +14,6 @@ use crate::policy::PolicyDocument;
 use crate::policy::build::{self, GrantSpec, KeyAction};
 use crate::policy::eval::{self, Decision, NamedPolicy, Request};
 use crate::record::LastVerify;
-use crate::writes::rfc3339;
 use crate::{owner, user};
 use live::{Live, RoundTrip, exercise, wait_for_propagation};
 use serde::Serialize;
@@ -308,7 +307,7 @@ fn record_outcome(ctx: &Context, target: &Target, checks: &[Check]) {
     };
     let mut raw = record.raw.clone();
     raw.last_verify = Some(LastVerify {
-        at: rfc3339(&aws_smithy_types::DateTime::from(std::time::SystemTime::now())),
+        at: crate::writes::now(),
         ok: checks.iter().all(|c| c.ok),
         failed: checks
             .iter()
