@@ -557,6 +557,11 @@ pub fn plan_restore(
     users: &[(AccountId, Option<RoleState>)],
 ) -> Result<RestorePlan, Vec<String>> {
     let mut plan = RestorePlan::default();
+    if keys.is_empty() {
+        return Err(vec![
+            "the teardown scheduled no key's deletion: there is nothing to restore; run `kmsxacct setup`".into(),
+        ]);
+    }
     let mut conflicts = Vec::new();
     for (i, left) in keys.iter().enumerate() {
         let Some(key) = &left.key else {
@@ -889,6 +894,7 @@ mod tests {
         assert_eq!(plan.aliases.len(), 2);
         assert!(plan.users[0].create_role.is_some() && plan.gone.is_empty());
 
+        assert!(plan_restore(&spec(), &[], &users).is_err(), "no key: nothing to restore");
         // The deployment's key deleted: nothing to restore. A retired key deleted: gone.
         let err = plan_restore(&spec(), &[left(None, "alias/data", None)], &users).unwrap_err();
         assert!(err[0].contains("was deleted"), "{err:?}");

@@ -161,7 +161,8 @@ impl Target {
             };
             let role = role_name(args.role.as_ref(), &alias);
             // The grant's shape is what the record of this deployment says, if there is one.
-            let matching = existing_record(config)?.filter(|r| {
+            // (An unreadable record does not stop a command named by flags.)
+            let matching = existing_record(config).ok().flatten().filter(|r| {
                 r.raw.owner_profile == *owner && r.alias == alias && r.role_name == role
             });
             return Ok(Target {

@@ -243,24 +243,16 @@ fn a_non_default_deployment_verifies_from_flags_by_its_record_and_is_named_witho
     let shape =
         ["--grant-to", "role", "--actions", "encrypt,decrypt,describe-key", "--trust", &app];
     sb.setup(&shape).assert().success();
-    let flags = [
-        "verify",
-        "--owner",
-        &sb.owner.name,
-        "--user",
-        &sb.user.name,
-        "--alias",
-        &sb.alias,
-        "--wait",
-        "0",
-    ];
-    let out = sb.cmd().args(flags).output().unwrap();
+    let verify = |extra: &[&std::ffi::OsStr]| {
+        sb.cmd().arg("verify").args(sb.target()).args(["--wait", "0"]).args(extra).output().unwrap()
+    };
+    let out = verify(&[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).lines().any(|l| l.starts_with("PASS  describe-key")), "{}", stdout(&out));
 
     // Without the record verify cannot tell those settings from drift, and says so.
     let elsewhere = sb.path().join("elsewhere.toml");
-    let out = sb.cmd().args(flags).arg("--config").arg(&elsewhere).output().unwrap();
+    let out = verify(&["--config".as_ref(), elsewhere.as_os_str()]);
     assert_eq!(out.status.code(), Some(2), "{}{}", stdout(&out), stderr(&out));
     let said = format!(
         "--grant-to role --actions encrypt,decrypt,describe-key --condition resource-aliases --trust {app}"

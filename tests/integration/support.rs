@@ -352,6 +352,11 @@ impl Sandbox {
         })
     }
 
+    /// `--owner`, `--user` and `--alias` naming this sandbox's deployment by flags.
+    pub fn target(&self) -> [&str; 6] {
+        ["--owner", &self.owner.name, "--user", &self.user.name, "--alias", &self.alias]
+    }
+
     /// The intended deployment, exactly: one key of ours, Enabled, behind the alias; the role
     /// with its policy; and verify passes.
     pub fn assert_deployed(&self) {

@@ -11,21 +11,7 @@ const MUTATING: [&str; 9] =
 fn plan_shows_changes_with_diffs_and_makes_no_mutating_call() {
     let p = FaultProxy::start(&endpoint());
     let sb = Sandbox::via(&p.url());
-    let out = sb
-        .cmd()
-        .args([
-            "plan",
-            "--owner",
-            &sb.owner.name,
-            "--user",
-            &sb.user.name,
-            "--alias",
-            &sb.alias,
-            "--output",
-            "json",
-        ])
-        .output()
-        .unwrap();
+    let out = sb.cmd().arg("plan").args(sb.target()).args(["--output", "json"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let report = json(&stdout(&out));
     let actions: Vec<(String, String)> = report["plan"]
