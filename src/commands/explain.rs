@@ -21,9 +21,14 @@ pub struct ExplainArgs {
     /// The KMS action, e.g. kms:Encrypt.
     #[arg(long)]
     pub action: String,
-    /// The key ARN the request resolves to (KMS authorises key operations against the key).
+    /// The key ARN the request resolves to (KMS authorises key operations against the key; for
+    /// CreateAlias, UpdateAlias and DeleteAlias, the key the alias points at). Not needed for
+    /// actions with no resource (ListKeys, CreateKey, GenerateRandom, ...).
     #[arg(long, value_name = "KEY_ARN")]
-    pub key: String,
+    pub key: Option<String>,
+    /// For CreateAlias, UpdateAlias and DeleteAlias: the alias ARN they act on.
+    #[arg(long, value_name = "ALIAS_ARN")]
+    pub alias_arn: Option<String>,
     /// An alias of the key (alias/NAME); repeat for each. Fills kms:ResourceAliases.
     #[arg(long = "key-alias", value_name = "ALIAS")]
     pub key_aliases: Vec<String>,
@@ -63,9 +68,10 @@ pub fn run(ctx: &Context, args: &ExplainArgs) -> Result<()> {
     let request = Request {
         principal: args.principal.clone(),
         action: args.action.clone(),
-        key_arn: args.key.clone(),
+        key_arn: args.key.clone().unwrap_or_default(),
         key_aliases: args.key_aliases.clone(),
         request_alias: args.request_alias.clone(),
+        alias_arn: args.alias_arn.clone(),
         extra: args.context.clone(),
     };
     let evaluation =
@@ -86,7 +92,7 @@ pub fn run(ctx: &Context, args: &ExplainArgs) -> Result<()> {
             "{} by {} on {} is denied ({})",
             args.action,
             args.principal,
-            args.key,
+            args.key.as_deref().or(args.alias_arn.as_deref()).unwrap_or("*"),
             d.as_str()
         ))),
     }

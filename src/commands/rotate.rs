@@ -311,6 +311,7 @@ fn policy_proof(
             key_arn: key.into(),
             key_aliases: vec![via.to_string()],
             request_alias: Some(via.into()),
+            alias_arn: None,
             extra: Vec::new(),
         };
         evaluation_check(

@@ -407,6 +407,7 @@ fn retired_check(
         key_arn: key.arn.clone(),
         key_aliases: key.aliases.clone(),
         request_alias: Some(alias.to_string()),
+        alias_arn: None,
         extra: Vec::new(),
     };
     evaluation_check(
@@ -514,6 +515,7 @@ fn policy_checks(
                 key_arn: key.arn.clone(),
                 key_aliases: key.aliases.clone(),
                 request_alias: Some(spec.alias.to_string()),
+                alias_arn: None,
                 extra: Vec::new(),
             };
             let check = evaluation_check(

@@ -88,6 +88,46 @@ pub const CROSS_ACCOUNT_ACTIONS: &[&str] = &[
 /// Actions authorised against the alias ARN rather than (or as well as) the key ARN.
 pub const ALIAS_ACTIONS: &[&str] = &["CreateAlias", "DeleteAlias", "UpdateAlias"];
 
+/// Actions authorised against no resource (`"Resource": "*"`): IAM policies alone decide them;
+/// no key policy has a say (Service Authorization Reference for KMS).
+pub const KEYLESS_ACTIONS: &[&str] = &[
+    "ConnectCustomKeyStore",
+    "CreateCustomKeyStore",
+    "CreateKey",
+    "DeleteCustomKeyStore",
+    "DescribeCustomKeyStores",
+    "DisconnectCustomKeyStore",
+    "GenerateRandom",
+    "ListAliases",
+    "ListKeys",
+    "ListRetirableGrants",
+    "UpdateCustomKeyStore",
+];
+
+/// What a KMS action is authorised against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionResource {
+    /// Nothing: IAM policies alone decide.
+    None,
+    /// The alias (IAM policies) and each key it affects (key policy, IAM where delegated).
+    Alias,
+    /// The key.
+    Key,
+}
+
+/// The resource `action` (with `kms:` prefix, any case) is authorised against.
+pub fn action_resource(action: &str) -> ActionResource {
+    let name = action.split_once(':').map(|(_, n)| n).unwrap_or(action);
+    let among = |list: &[&str]| list.iter().any(|a| a.eq_ignore_ascii_case(name));
+    if among(KEYLESS_ACTIONS) {
+        ActionResource::None
+    } else if among(ALIAS_ACTIONS) {
+        ActionResource::Alias
+    } else {
+        ActionResource::Key
+    }
+}
+
 /// Multivalued context keys: they need `ForAnyValue:` or `ForAllValues:` (lowercase).
 pub const MULTIVALUED_KEYS: &[&str] = &[
     "kms:resourcealiases",

@@ -19,6 +19,9 @@ use super::matching::{Arn, action_matches, resource_matches};
 use super::{Effect, OneOrMany};
 use serde::Serialize;
 
+mod layers;
+pub use layers::{Blocker, Grant, Layer, Layers, Verdict, decide};
+
 /// The outcome of an evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -78,6 +81,9 @@ pub struct Request {
     pub key_aliases: Vec<String>,
     /// The alias the request names, if any (`alias/NAME` or its ARN).
     pub request_alias: Option<String>,
+    /// For CreateAlias, UpdateAlias and DeleteAlias: the alias ARN they act on (authorised by
+    /// IAM policies), besides the key in `key_arn` (authorised by the key policy).
+    pub alias_arn: Option<String>,
     /// More context keys.
     pub extra: Vec<(String, String)>,
 }
@@ -280,7 +286,8 @@ pub fn normalise_alias(alias: &str) -> String {
     if tail.starts_with("alias/") { tail } else { format!("alias/{tail}") }
 }
 
-/// Evaluates `req` against the key policy and the caller's identity policies.
+/// Evaluates `req` against the key policy and the caller's identity policies, each action against
+/// its real resource (see [`decide`] for SCPs, permissions boundaries and grants too).
 /// Errors are bad input: a principal or key that is not an ARN of the right kind, an unknown KMS
 /// action, a Principal in an identity policy, an unknown condition operator.
 pub fn evaluate(
@@ -288,14 +295,29 @@ pub fn evaluate(
     key_policy: &PolicyDocument,
     identity: &[NamedPolicy<'_>],
 ) -> Result<Evaluation, PolicyError> {
+    let layers = Layers { key_policy: Some(key_policy), identity, ..Layers::default() };
+    decide(req, &layers).map(|v| Evaluation { decision: v.decision, reasons: v.reasons })
+}
+
+/// The key side of a request: key policy and identity policies, as KMS decides it. Also says
+/// whether the identity policies had to allow (across accounts, or through a delegation to the
+/// caller's account), which is where a permissions boundary applies.
+fn evaluate_key(
+    req: &Request,
+    key_policy: &PolicyDocument,
+    identity: &[NamedPolicy<'_>],
+) -> Result<(Evaluation, bool), PolicyError> {
     let (caller, key_account) = check_request(req, identity)?;
     let scan = scan(req, &caller, key_policy, identity)?;
-    if !scan.denies.is_empty() {
-        return Ok(Evaluation { decision: Decision::ExplicitDeny, reasons: scan.denies });
-    }
     let cross_account = caller.account != key_account;
+    let direct = scan.key_allow.as_ref().is_some_and(|(_, pm)| *pm == PrincipalMatch::Direct);
+    let needs_identity = cross_account || !direct;
+    if !scan.denies.is_empty() {
+        let denied = Evaluation { decision: Decision::ExplicitDeny, reasons: scan.denies };
+        return Ok((denied, needs_identity));
+    }
     if cross_account && !is_cross_account(&req.action) {
-        return Ok(Evaluation {
+        let rule = Evaluation {
             decision: Decision::ImplicitDeny,
             reasons: vec![Reason {
                 policy: "kms".into(),
@@ -306,9 +328,10 @@ pub fn evaluate(
                     req.action
                 ),
             }],
-        });
+        };
+        return Ok((rule, needs_identity));
     }
-    Ok(decide(req, &caller, &key_account, scan))
+    Ok((decide_key(req, &caller, &key_account, scan), needs_identity))
 }
 
 /// Checks the request's principal, key and action, and that no identity policy names a
@@ -471,7 +494,7 @@ impl Scan {
 
 /// The decision when nothing denies: the key policy must allow, and across accounts (or
 /// through a delegation to the account) an identity policy must allow too.
-fn decide(req: &Request, caller: &Caller, key_account: &str, scan: Scan) -> Evaluation {
+fn decide_key(req: &Request, caller: &Caller, key_account: &str, scan: Scan) -> Evaluation {
     let cross_account = caller.account != key_account;
     let key_ok = scan.key_allow.as_ref().map(|(_, pm)| *pm);
     let allowed = match (key_ok, &scan.identity_allow) {

@@ -330,6 +330,7 @@ fn run(c: &Case) -> super::eval::Evaluation {
         key_arn: KEY.into(),
         key_aliases: c.aliases.iter().map(|s| s.to_string()).collect(),
         request_alias: c.request_alias.map(String::from),
+        alias_arn: None,
         extra: c.extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
     };
     evaluate(&req, &kp, &named).unwrap_or_else(|e| panic!("{}: {e}", c.name))
