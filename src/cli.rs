@@ -1,7 +1,8 @@
 //! The command line: global flags and subcommands. Help text lives on the fields, once.
 
 use crate::commands::{
-    completions, explain, lint, policies, restore, rotate, setup, status, teardown, verify,
+    completions, diagnose, explain, lint, policies, restore, rotate, setup, status, teardown,
+    verify,
 };
 use crate::output::OutputFormat;
 use clap::{Parser, Subcommand};
@@ -25,6 +26,7 @@ Decrypt: KMS authorises them against the key.)
   kmsxacct rotate                      # new key behind the alias, old data still readable
   kmsxacct teardown                    # remove what setup made
   kmsxacct restore                     # undo the teardown while the keys await deletion
+  kmsxacct diagnose --caller P ...     # why is this live call denied, which layer, what fix
   kmsxacct explain ...                 # would this request be allowed, and why?
   kmsxacct lint FILE...                # find the classic mistakes in policy files";
 
@@ -86,6 +88,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Put a new key behind the alias and prove the user accounts still work, old data included.
     Rotate(rotate::RotateArgs),
+    /// Why is this live KMS call denied: which layer blocks, and the smallest fix.
+    Diagnose(diagnose::DiagnoseArgs),
     /// Decide from policy files whether a principal may call a KMS action on a key, and why.
     Explain(explain::ExplainArgs),
     /// Check policy files for the mistakes that break (or over-open) cross-account KMS access.

@@ -4,8 +4,10 @@
 //! AWS calls (`aws`, `owner`, `user`), and each subcommand lives in `commands`.
 
 pub mod aws;
+pub mod caller;
 pub mod cli;
 pub mod commands;
+pub mod diagnosis;
 pub mod error;
 pub mod names;
 pub mod output;
@@ -37,6 +39,7 @@ pub async fn run(cli: Cli) -> error::Result<()> {
                     | Command::Status(_)
                     | Command::Rotate(_)
                     | Command::Restore(_)
+                    | Command::Diagnose(_)
             ),
         ),
         calls: aws::calls::CallLog::default(),
@@ -54,6 +57,7 @@ pub async fn run(cli: Cli) -> error::Result<()> {
             Command::Status(args) => commands::status::run(&ctx, args).await,
             Command::Rotate(args) => commands::rotate::run(&ctx, args).await,
             Command::Restore(args) => commands::restore::run(&ctx, args).await,
+            Command::Diagnose(args) => commands::diagnose::run(&ctx, args).await,
             Command::Explain(args) => commands::explain::run(&ctx, args),
             Command::Lint(args) => commands::lint::run(&ctx, args),
             Command::Policies(args) => commands::policies::run(&ctx, args),

@@ -8,6 +8,7 @@ use crate::output::{Change, Printer, Resource};
 use crate::plan::{DeploymentKeys, KEY_PENDING_DELETION, KeyPlan, KeyState, OwnerPlan, is_ours};
 use crate::policy::PolicyDocument;
 use crate::policy::build::GrantSpec;
+use crate::policy::eval::Grant;
 use crate::writes::{self, KEY_POLICY_NAME, Propagation, Write, apply_to};
 use std::sync::Arc;
 use std::time::Instant;
@@ -57,6 +58,62 @@ pub async fn read_key(s: &Session, key: &str, reads: KeyReads) -> Result<Option<
         policy,
         aliases,
     }))
+}
+
+/// A key as `diagnose` weighs it: its metadata, aliases, policy and grants.
+#[derive(Debug, Clone)]
+pub struct KeyFacts {
+    /// Key ARN.
+    pub arn: String,
+    /// Key state.
+    pub state: String,
+    /// Key usage, e.g. `ENCRYPT_DECRYPT`.
+    pub usage: String,
+    /// When KMS deletes it, if scheduled.
+    pub deletion_date: Option<String>,
+    /// Every alias of the key.
+    pub aliases: Vec<String>,
+    /// Its key policy.
+    pub policy: PolicyDocument,
+    /// Its grants.
+    pub grants: Vec<Grant>,
+}
+
+/// Reads a key's [`KeyFacts`] (`key`: id, ARN, alias name or alias ARN); None when there is no
+/// such key or alias.
+pub async fn key_facts(s: &Session, key: &str) -> Result<Option<KeyFacts>> {
+    let Some(meta) = describe_key(s, key).await? else { return Ok(None) };
+    let id = meta.key_id();
+    let (policy, aliases, grants) =
+        tokio::try_join!(key_policy(s, id), key_aliases(s, id), key_grants(s, id))?;
+    Ok(Some(KeyFacts {
+        arn: meta.arn().unwrap_or_default().to_string(),
+        state: meta.key_state().map(|k| k.as_str().to_string()).unwrap_or_default(),
+        usage: meta.key_usage().map(|u| u.as_str().to_string()).unwrap_or_default(),
+        deletion_date: meta.deletion_date().map(writes::rfc3339),
+        aliases,
+        policy,
+        grants,
+    }))
+}
+
+/// The key's grants, as the policy engine weighs them.
+async fn key_grants(s: &Session, key_id: &str) -> Result<Vec<Grant>> {
+    let items = s.kms.list_grants().key_id(key_id).into_paginator().items().send();
+    let grants = s.kms_all("kms:ListGrants", items).await?;
+    let pairs = |m: Option<&std::collections::HashMap<String, String>>| {
+        m.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()
+    };
+    Ok(grants
+        .into_iter()
+        .map(|g| Grant {
+            id: g.grant_id().unwrap_or_default().to_string(),
+            grantee: g.grantee_principal().unwrap_or_default().to_string(),
+            operations: g.operations().iter().map(|o| o.as_str().to_string()).collect(),
+            context_subset: pairs(g.constraints().and_then(|c| c.encryption_context_subset())),
+            context_equals: pairs(g.constraints().and_then(|c| c.encryption_context_equals())),
+        })
+        .collect())
 }
 
 /// The key behind `alias`, and the key at `recorded` (an ARN) when the alias leads to none.

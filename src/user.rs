@@ -94,7 +94,7 @@ pub async fn confirm_role(
 }
 
 /// IAM returns policy documents URL-encoded.
-fn parse_iam_document(encoded: &str, what: &str) -> Result<PolicyDocument> {
+pub(crate) fn parse_iam_document(encoded: &str, what: &str) -> Result<PolicyDocument> {
     let text = percent_encoding::percent_decode_str(encoded).decode_utf8_lossy();
     PolicyDocument::parse(&text).map_err(|e| Error::Failed(format!("{what}: {}", e.0)))
 }
@@ -111,7 +111,7 @@ async fn inline_policy(s: &Session, role: &str, name: &str) -> Result<Option<Pol
 }
 
 /// The default version of the managed policy at `arn`.
-async fn managed_policy(s: &Session, arn: &str) -> Result<PolicyDocument> {
+pub(crate) async fn managed_policy(s: &Session, arn: &str) -> Result<PolicyDocument> {
     let policy = s.iam.get_policy().policy_arn(arn).send().await;
     let policy = policy.map_err(|e| s.iam_error("iam:GetPolicy", e))?;
     let version = policy.policy().and_then(|p| p.default_version_id()).unwrap_or("v1");
@@ -199,6 +199,15 @@ pub async fn apply_teardown(
 
 /// Assumes the role with the session's own credentials; returns the role's temporary credentials.
 pub async fn assume_role(s: &Session, role_arn: &str) -> Result<aws_credential_types::Credentials> {
+    assume_role_session(s, role_arn).await.map(|(c, _)| c)
+}
+
+/// Assumes the role; returns its temporary credentials and the session's ARN
+/// (`arn:...:sts::ACCOUNT:assumed-role/ROLE/SESSION`).
+pub async fn assume_role_session(
+    s: &Session,
+    role_arn: &str,
+) -> Result<(aws_credential_types::Credentials, String)> {
     let out = s
         .sts
         .assume_role()
@@ -211,13 +220,15 @@ pub async fn assume_role(s: &Session, role_arn: &str) -> Result<aws_credential_t
     let c = out
         .credentials()
         .ok_or_else(|| Error::Failed("sts:AssumeRole: the answer holds no credentials".into()))?;
-    Ok(aws_credential_types::Credentials::new(
+    let session = out.assumed_role_user().map(|u| u.arn().to_string()).unwrap_or_default();
+    let credentials = aws_credential_types::Credentials::new(
         c.access_key_id(),
         c.secret_access_key(),
         Some(c.session_token().to_string()),
         std::time::SystemTime::try_from(*c.expiration()).ok(),
         "kmsxacct-assumed-role",
-    ))
+    );
+    Ok((credentials, session))
 }
 
 /// The role's documents as they are: its trust policy, and every identity policy (inline ones
@@ -231,6 +242,8 @@ pub struct RoleDocuments {
     pub trust: Option<PolicyDocument>,
     /// Every identity policy.
     pub policies: Vec<(String, PolicyDocument)>,
+    /// The permissions boundary (`boundary:ARN`) and its document, if the role has one.
+    pub boundary: Option<(String, PolicyDocument)>,
 }
 
 impl RoleDocuments {
@@ -270,5 +283,9 @@ pub async fn role_documents(s: &Session, role_name: &str) -> Result<RoleDocument
     )?;
     let mut policies = inline?;
     policies.extend(attached?);
-    Ok(RoleDocuments { arn: Some(role.arn), trust: Some(trust), policies })
+    let boundary = match role.permissions_boundary().and_then(|b| b.permissions_boundary_arn()) {
+        Some(arn) => Some((format!("boundary:{arn}"), managed_policy(s, arn).await?)),
+        None => None,
+    };
+    Ok(RoleDocuments { arn: Some(role.arn), trust: Some(trust), policies, boundary })
 }

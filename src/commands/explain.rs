@@ -40,7 +40,7 @@ pub struct ExplainArgs {
     pub context: Vec<(String, String)>,
 }
 
-fn parse_context(text: &str) -> std::result::Result<(String, String), String> {
+pub fn parse_context(text: &str) -> std::result::Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
         _ => Err(format!("'{text}' is not KEY=VALUE")),

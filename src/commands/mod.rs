@@ -1,6 +1,7 @@
 //! One module per subcommand, and what they share: naming the deployment and connecting to it.
 
 pub mod completions;
+pub mod diagnose;
 pub mod explain;
 pub mod lint;
 pub mod plan;

@@ -412,6 +412,30 @@ impl PolicyDocument {
         changed
     }
 
+    /// Removes the statement reasons name `name` (its Sid, or `#INDEX` when it has none);
+    /// returns whether there was one.
+    pub fn remove_named(&mut self, name: &str) -> bool {
+        let before = self.statements().count();
+        let list: Vec<Statement> = self
+            .statements()
+            .enumerate()
+            .filter(|(i, s)| s.sid.clone().unwrap_or_else(|| format!("#{i}")) != name)
+            .map(|(_, s)| s.clone())
+            .collect();
+        let removed = list.len() != before;
+        if removed {
+            self.statement = OneOrMany::Many(list);
+        }
+        removed
+    }
+
+    /// Adds a statement at the end.
+    pub fn push_statement(&mut self, statement: Statement) {
+        let mut list: Vec<Statement> = self.statements().cloned().collect();
+        list.push(statement);
+        self.statement = OneOrMany::Many(list);
+    }
+
     /// Removes the statement with this Sid; returns whether there was one.
     pub fn remove_statement(&mut self, sid: &str) -> bool {
         let before = self.statements().count();

@@ -8,6 +8,7 @@ pub mod build;
 pub mod condition;
 pub mod document;
 pub mod eval;
+pub mod fix;
 pub mod lint;
 pub mod matching;
 

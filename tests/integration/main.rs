@@ -5,6 +5,7 @@
 //! names and alias, so tests run in parallel on one LocalStack without seeing each other.
 
 mod bad_input;
+mod diagnose;
 mod lifecycle;
 mod lost_answers;
 mod ownership;

@@ -73,6 +73,20 @@ pub struct Blocker {
     pub source: String,
     /// Plain words.
     pub message: String,
+    /// The policy that blocks, as reasons name it (empty for facts).
+    #[serde(skip)]
+    pub policy: String,
+    /// The statement that denies (empty when nothing allows).
+    #[serde(skip)]
+    pub statement: String,
+}
+
+impl Blocker {
+    /// A blocker that is a fact about the key or its name, not a policy.
+    pub fn fact(layer: Layer, source: impl Into<String>, message: impl Into<String>) -> Blocker {
+        let (source, message) = (source.into(), message.into());
+        Blocker { layer, source, message, policy: String::new(), statement: String::new() }
+    }
 }
 
 /// A grant on a key, as ListGrants answers it.
@@ -141,7 +155,13 @@ fn blocker(layer: Layer, r: &Reason) -> Blocker {
     } else {
         format!("{} statement {}", r.policy, r.statement)
     };
-    Blocker { layer, source, message: r.message.clone() }
+    Blocker {
+        layer,
+        source,
+        message: r.message.clone(),
+        policy: r.policy.clone(),
+        statement: if r.kind == "deny" { r.statement.clone() } else { String::new() },
+    }
 }
 
 fn missing(policy: &str, message: String) -> Reason {
