@@ -394,7 +394,12 @@ fn report(
             }
         }
     }
-    for r in v.reasons.iter().filter(|r| r.kind == "near-miss") {
+    // Near misses of the layers that block: the statement that almost allowed, and why not.
+    let blocked = |r: &&crate::policy::eval::Reason| {
+        let layer = if r.policy == "key-policy" { Layer::KeyPolicy } else { Layer::IdentityPolicy };
+        r.kind == "near-miss" && v.blocking.iter().any(|b| b.layer == layer)
+    };
+    for r in v.reasons.iter().filter(blocked) {
         p.line(format!("  near miss: {} statement {}: {}", r.policy, r.statement, r.message));
     }
     for layer in &v.unseen {
