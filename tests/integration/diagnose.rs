@@ -451,3 +451,61 @@ fn the_error_message_and_a_probe_are_checked_against_the_verdict() {
     // LocalStack does not enforce key policies: the probe shows AWS (here) allowed it.
     assert_eq!(report["probe"], json!("AWS allowed the call"), "{report:#}");
 }
+
+#[test]
+fn an_iam_user_is_judged_by_its_own_and_its_groups_policies() {
+    let c = Case::new(good_key_policy, Some(Value::Null));
+    let sb = &c.sb;
+    let iam = sb.iam(&sb.user.account);
+    sb.block_on(iam.create_user().user_name("dev").send()).unwrap();
+    sb.block_on(iam.create_group().group_name("devs").send()).unwrap();
+    sb.block_on(iam.add_user_to_group().group_name("devs").user_name("dev").send()).unwrap();
+    let keys = sb.block_on(iam.create_access_key().user_name("dev").send()).unwrap();
+    let key = keys.access_key().unwrap();
+    let profile = format!("dev-{}", &sb.user.name);
+    let config = sb.path().join("aws-config");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[profile {profile}]\nregion = us-east-1\nendpoint_url = {}\n",
+        crate::support::endpoint()
+    ));
+    std::fs::write(&config, text).unwrap();
+    let credentials = sb.path().join("aws-credentials");
+    let mut text = std::fs::read_to_string(&credentials).unwrap();
+    text.push_str(&format!(
+        "\n[{profile}]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+        key.access_key_id(),
+        key.secret_access_key()
+    ));
+    std::fs::write(&credentials, text).unwrap();
+    let diagnose = || {
+        let out = sb
+            .cmd()
+            .args([
+                "diagnose",
+                "--caller",
+                &profile,
+                "--key",
+                &c.alias_arn(),
+                "--action",
+                "kms:Decrypt",
+            ])
+            .args(["--owner", &sb.owner.name, "--output", "json"])
+            .output()
+            .unwrap();
+        json(&stdout(&out))
+    };
+    let report = diagnose();
+    assert!(report["principal"].as_str().unwrap().ends_with(":user/dev"), "{report:#}");
+    assert_eq!(layers(&report), vec!["identity-policy"], "{report:#}");
+    let group_policy = good_role_policy(sb);
+    sb.block_on(
+        iam.put_group_policy()
+            .group_name("devs")
+            .policy_name("use")
+            .policy_document(group_policy.to_string())
+            .send(),
+    )
+    .unwrap();
+    assert_eq!(diagnose()["decision"], json!("allow"));
+}

@@ -277,3 +277,32 @@ fn verify_evaluates_every_inline_and_attached_policy_of_the_role() {
         assert!(line.starts_with("FAIL") && line.contains(source), "{line}");
     }
 }
+
+#[test]
+fn explain_decides_each_action_against_its_real_resource() {
+    let sb = Sandbox::new();
+    let kp = write(&sb, "kp.json", &json!({"Statement": []}));
+    let id = write(
+        &sb,
+        "id.json",
+        &json!({"Statement": [{"Effect": "Allow", "Action": "kms:ListKeys", "Resource": "*"}]}),
+    );
+    let principal = "arn:aws:iam::222222222222:role/r";
+    let out = sb
+        .cmd()
+        .args(["explain", "--key-policy", &kp, "--identity-policy", &id, "--principal", principal])
+        .args(["--action", "kms:ListKeys"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // An alias action's resource is the alias ARN: expressible, and decided on alias and key.
+    let out = sb
+        .cmd()
+        .args(["explain", "--key-policy", &kp, "--identity-policy", &id, "--principal", principal])
+        .args(["--action", "kms:CreateAlias", "--key", "arn:aws:kms:us-east-1:222222222222:key/k"])
+        .args(["--alias-arn", "arn:aws:kms:us-east-1:222222222222:alias/x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("alias/x"), "{}", stdout(&out));
+}
