@@ -99,16 +99,16 @@ pub async fn run(ctx: &Context, args: &DiagnoseArgs) -> Result<()> {
     if let Some(o) = &owner_s {
         o.account_from(facts.as_ref().map(|f| f.arn.as_str())).await?;
     }
-    let judged = Judged::new(
-        args,
-        &name,
-        &caller_s,
-        owner_s.as_ref(),
-        &view,
-        facts.as_ref(),
-        resolved,
-        &scps,
-    )?;
+    let read = Read {
+        name: &name,
+        caller: &caller_s,
+        owner: owner_s.as_ref(),
+        view: &view,
+        facts: facts.as_ref(),
+        resolved: resolved.as_ref(),
+        scps: &scps,
+    };
+    let judged = Judged::new(args, &read)?;
     let probe = match args.probe {
         true => Some(probe(&caller_s, &view, args).await),
         false => None,
@@ -169,17 +169,8 @@ struct Judged {
 }
 
 impl Judged {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        args: &DiagnoseArgs,
-        name: &KeyName,
-        caller_s: &Session,
-        owner_s: Option<&Session>,
-        view: &CallerView,
-        facts: Option<&KeyFacts>,
-        resolved: Option<Option<String>>,
-        scps: &[(String, PolicyDocument)],
-    ) -> Result<Judged> {
+    fn new(args: &DiagnoseArgs, read: &Read<'_>) -> Result<Judged> {
+        let Read { name, caller: caller_s, owner: owner_s, view, facts, scps, .. } = *read;
         let partition = caller_s.partition();
         let key_account = match (name.place(), owner_s) {
             (Some((account, _)), _) => account.to_string(),
@@ -207,8 +198,7 @@ impl Judged {
         if !view.policies_seen {
             verdict.unseen.push(Layer::IdentityPolicy);
         }
-        let facts_found =
-            fact_blockers(args, name, caller_s, owner_s, view, facts, resolved, &region);
+        let facts_found = fact_blockers(args, read, &region);
         for b in facts_found {
             if verdict.decision == Decision::Allow {
                 verdict.decision = Decision::ImplicitDeny;
@@ -269,18 +259,22 @@ fn request(
     }
 }
 
+/// What diagnose read, and how the key was named.
+#[derive(Clone, Copy)]
+struct Read<'a> {
+    name: &'a KeyName,
+    caller: &'a Session,
+    owner: Option<&'a Session>,
+    view: &'a CallerView,
+    facts: Option<&'a KeyFacts>,
+    /// Where a short name leads in the caller's own account (None: the name is an ARN).
+    resolved: Option<&'a Option<String>>,
+    scps: &'a [(String, PolicyDocument)],
+}
+
 /// What blocks besides policies: the key's region, name, alias, state and usage.
-#[allow(clippy::too_many_arguments)]
-fn fact_blockers(
-    args: &DiagnoseArgs,
-    name: &KeyName,
-    caller_s: &Session,
-    owner_s: Option<&Session>,
-    view: &CallerView,
-    facts: Option<&KeyFacts>,
-    resolved: Option<Option<String>>,
-    region: &str,
-) -> Vec<Blocker> {
+fn fact_blockers(args: &DiagnoseArgs, read: &Read<'_>, region: &str) -> Vec<Blocker> {
+    let Read { name, caller: caller_s, owner: owner_s, view, facts, resolved, .. } = *read;
     let mut found = Vec::new();
     if name.place().is_some() && region != caller_s.region.as_str() {
         found.push(Blocker::fact(
@@ -289,7 +283,7 @@ fn fact_blockers(
             format!("the key is in {region}, but the caller's KMS calls go to {} (its profile's region)", caller_s.region),
         ));
     }
-    if let Some(resolution) = resolved {
+    if let Some(resolution) = resolved.cloned() {
         let owner_account = owner_s.map(|o| o.account()).filter(|a| *a != view.account.as_str());
         match (resolution, owner_account) {
             (None, _) => found.push(Blocker::fact(

@@ -71,6 +71,18 @@ impl Case {
         Case { sb, key_arn, alias, role_arn }
     }
 
+    /// Decrypt through the alias ARN: blocked as said, then allowed once the fix is applied.
+    fn decrypt_broken_then_fixed(&self, decision: &str, layer: &str) {
+        broken_then_fixed(self, &self.alias_arn(), "kms:Decrypt", decision, layer, &[], None);
+    }
+
+    /// Puts an inline policy on the role, behind anyone's back.
+    fn put_role_policy(&self, name: &str, policy: &Value) {
+        let iam = self.sb.iam(&self.sb.user.account);
+        let put = iam.put_role_policy().role_name(ROLE).policy_name(name);
+        self.sb.block_on(put.policy_document(policy.to_string()).send()).unwrap();
+    }
+
     fn alias_arn(&self) -> String {
         format!("arn:aws:kms:us-east-1:{}:{}", self.sb.owner.account, self.alias)
     }
@@ -192,34 +204,18 @@ fn the_right_setup_is_allowed() {
 fn an_alias_arn_in_the_role_policy_resource_is_the_identity_layer() {
     let c = Case::new(good_key_policy, Some(Value::Null));
     let wrong = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt"], "Resource": c.alias_arn()}]});
-    let iam = c.sb.iam(&c.sb.user.account);
-    c.sb.block_on(
-        iam.put_role_policy()
-            .role_name(ROLE)
-            .policy_name("use")
-            .policy_document(wrong.to_string())
-            .send(),
-    )
-    .unwrap();
+    c.put_role_policy("use", &wrong);
     let (report, _) = c.diagnose(&c.alias_arn(), "kms:Decrypt", &[]);
     assert!(report.to_string().contains("alias ARN"), "{report:#}");
     let fix = report["fix"][0]["policy"].to_string();
     assert!(fix.contains("key/*") && fix.contains("kms:ResourceAliases"), "{fix}");
-    broken_then_fixed(
-        &c,
-        &c.alias_arn(),
-        "kms:Decrypt",
-        "implicit_deny",
-        "identity-policy",
-        &[],
-        None,
-    );
+    c.decrypt_broken_then_fixed("implicit_deny", "identity-policy");
 }
 
 #[test]
 fn no_key_policy_grant_is_the_key_policy_layer() {
     let c = Case::new(|sb| json!({"Version": "2012-10-17", "Statement": [owner_admin(sb)]}), None);
-    broken_then_fixed(&c, &c.alias_arn(), "kms:Decrypt", "implicit_deny", "key-policy", &[], None);
+    c.decrypt_broken_then_fixed("implicit_deny", "key-policy");
 }
 
 #[test]
@@ -228,45 +224,21 @@ fn a_key_policy_granting_only_encrypt_blocks_decrypt() {
         |sb| json!({"Version": "2012-10-17", "Statement": [owner_admin(sb), user_grant(sb, json!("kms:Encrypt"))]}),
         None,
     );
-    broken_then_fixed(&c, &c.alias_arn(), "kms:Decrypt", "implicit_deny", "key-policy", &[], None);
+    c.decrypt_broken_then_fixed("implicit_deny", "key-policy");
 }
 
 #[test]
 fn no_identity_policy_is_the_identity_layer() {
     let c = Case::new(good_key_policy, Some(Value::Null));
-    broken_then_fixed(
-        &c,
-        &c.alias_arn(),
-        "kms:Decrypt",
-        "implicit_deny",
-        "identity-policy",
-        &[],
-        None,
-    );
+    c.decrypt_broken_then_fixed("implicit_deny", "identity-policy");
 }
 
 #[test]
 fn an_explicit_deny_is_named_and_its_removal_fixes_it() {
     let c = Case::new(good_key_policy, None);
     let deny = json!({"Version": "2012-10-17", "Statement": [{"Sid": "NoDecrypt", "Effect": "Deny", "Action": "kms:Decrypt", "Resource": "*"}]});
-    let iam = c.sb.iam(&c.sb.user.account);
-    c.sb.block_on(
-        iam.put_role_policy()
-            .role_name(ROLE)
-            .policy_name("guard")
-            .policy_document(deny.to_string())
-            .send(),
-    )
-    .unwrap();
-    broken_then_fixed(
-        &c,
-        &c.alias_arn(),
-        "kms:Decrypt",
-        "explicit_deny",
-        "identity-policy",
-        &[],
-        None,
-    );
+    c.put_role_policy("guard", &deny);
+    c.decrypt_broken_then_fixed("explicit_deny", "identity-policy");
 }
 
 #[test]
@@ -278,24 +250,8 @@ fn for_all_values_on_a_key_with_two_aliases_is_the_identity_layer() {
     let all = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:Decrypt",
         "Resource": format!("arn:aws:kms:us-east-1:{}:key/*", c.sb.owner.account),
         "Condition": {"ForAllValues:StringLike": {"kms:ResourceAliases": c.alias.clone()}}}]});
-    let iam = c.sb.iam(&c.sb.user.account);
-    c.sb.block_on(
-        iam.put_role_policy()
-            .role_name(ROLE)
-            .policy_name("use")
-            .policy_document(all.to_string())
-            .send(),
-    )
-    .unwrap();
-    broken_then_fixed(
-        &c,
-        &c.alias_arn(),
-        "kms:Decrypt",
-        "implicit_deny",
-        "identity-policy",
-        &[],
-        None,
-    );
+    c.put_role_policy("use", &all);
+    c.decrypt_broken_then_fixed("implicit_deny", "identity-policy");
 }
 
 #[test]
@@ -304,15 +260,7 @@ fn a_request_alias_condition_with_the_key_named_by_arn_is_the_identity_layer() {
     let by_alias = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:Decrypt",
         "Resource": format!("arn:aws:kms:us-east-1:{}:key/*", c.sb.owner.account),
         "Condition": {"StringEquals": {"kms:RequestAlias": c.alias.clone()}}}]});
-    let iam = c.sb.iam(&c.sb.user.account);
-    c.sb.block_on(
-        iam.put_role_policy()
-            .role_name(ROLE)
-            .policy_name("use")
-            .policy_document(by_alias.to_string())
-            .send(),
-    )
-    .unwrap();
+    c.put_role_policy("use", &by_alias);
     let key = c.key_arn.clone();
     broken_then_fixed(&c, &key, "kms:Decrypt", "implicit_deny", "identity-policy", &[], None);
 }
@@ -332,15 +280,7 @@ fn a_permissions_boundary_that_leaves_out_decrypt_is_the_boundary_layer() {
         iam.put_role_permissions_boundary().role_name(ROLE).permissions_boundary(arn).send(),
     )
     .unwrap();
-    broken_then_fixed(
-        &c,
-        &c.alias_arn(),
-        "kms:Decrypt",
-        "implicit_deny",
-        "permissions-boundary",
-        &[],
-        None,
-    );
+    c.decrypt_broken_then_fixed("implicit_deny", "permissions-boundary");
 }
 
 #[test]

@@ -237,6 +237,34 @@ fn no_principals(layers: &Layers<'_>) -> Result<(), PolicyError> {
     Ok(())
 }
 
+/// One set of identity-like policies (identity policies, the boundary, one SCP) weighed on its
+/// own: its denies, or else `why` when nothing in it allows. Returns whether it allows.
+fn weigh(
+    req: &Request,
+    caller: &Caller,
+    docs: &[NamedPolicy<'_>],
+    layer: Layer,
+    why: impl FnOnce() -> Reason,
+    v: &mut Verdict,
+) -> Result<bool, PolicyError> {
+    let s = scan(req, caller, &PolicyDocument::new(Vec::new()), docs)?;
+    if !s.denies.is_empty() {
+        s.denies.into_iter().for_each(|d| v.deny(layer, d));
+        return Ok(false);
+    }
+    match s.identity_allow {
+        Some(allow) => {
+            v.reasons.push(allow);
+            Ok(true)
+        }
+        None => {
+            v.block(layer, why());
+            v.reasons.extend(s.near);
+            Ok(false)
+        }
+    }
+}
+
 /// The identity policies must allow (and the boundary with them).
 fn identity_side(
     req: &Request,
@@ -244,23 +272,17 @@ fn identity_side(
     layers: &Layers<'_>,
     v: &mut Verdict,
 ) -> Result<(), PolicyError> {
-    let s = scan(req, caller, &PolicyDocument::new(Vec::new()), layers.identity)?;
-    if !s.denies.is_empty() {
-        s.denies.into_iter().for_each(|d| v.deny(Layer::IdentityPolicy, d));
-        return Ok(());
+    let why = || {
+        let message = format!(
+            "no identity policy allows {} on {} (only IAM policies decide it: no key policy speaks for it)",
+            req.action, req.key_arn
+        );
+        missing("identity", message)
+    };
+    if weigh(req, caller, layers.identity, Layer::IdentityPolicy, why, v)? {
+        boundary_side(req, caller, layers, v)?;
     }
-    match s.identity_allow {
-        Some(allow) => v.reasons.push(allow),
-        None => {
-            let why = format!(
-                "no identity policy allows {} on {} (only IAM policies decide it: no key policy speaks for it)",
-                req.action, req.key_arn
-            );
-            v.block(Layer::IdentityPolicy, missing("identity", why));
-            v.reasons.extend(s.near);
-        }
-    }
-    boundary_side(req, caller, layers, v)
+    Ok(())
 }
 
 /// A permissions boundary caps what identity policies can grant.
@@ -271,17 +293,14 @@ fn boundary_side(
     v: &mut Verdict,
 ) -> Result<(), PolicyError> {
     let Some(boundary) = layers.boundary else { return Ok(()) };
-    let s = scan(req, caller, &PolicyDocument::new(Vec::new()), &[boundary])?;
-    if !s.denies.is_empty() {
-        s.denies.into_iter().for_each(|d| v.deny(Layer::PermissionsBoundary, d));
-    } else if s.identity_allow.is_none() {
-        let why = format!(
+    let why = || {
+        let message = format!(
             "the permissions boundary {} does not allow {} on {}: it caps what identity policies can grant",
             boundary.name, req.action, req.key_arn
         );
-        v.block(Layer::PermissionsBoundary, missing(boundary.name, why));
-    }
-    Ok(())
+        missing(boundary.name, message)
+    };
+    weigh(req, caller, &[boundary], Layer::PermissionsBoundary, why, v).map(drop)
 }
 
 /// The key policy (or a grant) and, where needed, the identity policies and boundary.
@@ -368,17 +387,14 @@ fn scp_side(
     scp: NamedPolicy<'_>,
     v: &mut Verdict,
 ) -> Result<(), PolicyError> {
-    let s = scan(req, caller, &PolicyDocument::new(Vec::new()), &[scp])?;
-    if !s.denies.is_empty() {
-        s.denies.into_iter().for_each(|d| v.deny(Layer::Scp, d));
-    } else if s.identity_allow.is_none() {
-        let why = format!(
+    let why = || {
+        let message = format!(
             "the service control policy {} allows no {}: every SCP above the account must allow it",
             scp.name, req.action
         );
-        v.block(Layer::Scp, missing(scp.name, why));
-    }
-    Ok(())
+        missing(scp.name, message)
+    };
+    weigh(req, caller, &[scp], Layer::Scp, why, v).map(drop)
 }
 
 #[cfg(test)]
