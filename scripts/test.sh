@@ -19,6 +19,9 @@ cargo clippy --all-targets --locked -- -D warnings
 step "unit tests (no network)"
 cargo test --locked --lib --bins
 
+step "policy engine against iam-simulate (1,000 seeded cases)"
+./scripts/differential.sh 1000 1
+
 step "LocalStack"
 started=0
 if ! ./scripts/localstack.sh is-up; then

@@ -6,21 +6,23 @@ use crate::policy::PolicyDocument;
 use crate::policy::eval::{self, NamedPolicy, Request};
 use std::path::{Path, PathBuf};
 
+mod batch;
+
 /// Flags of `explain`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExplainArgs {
     /// The key policy (JSON file).
-    #[arg(long, value_name = "FILE")]
-    pub key_policy: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "batch")]
+    pub key_policy: Option<PathBuf>,
     /// An identity policy of the caller (JSON file); repeat for each policy attached to it.
     #[arg(long = "identity-policy", value_name = "FILE")]
     pub identity_policies: Vec<PathBuf>,
     /// Who calls: a role, user or assumed-role session ARN.
-    #[arg(long, value_name = "ARN")]
-    pub principal: String,
+    #[arg(long, value_name = "ARN", required_unless_present = "batch")]
+    pub principal: Option<String>,
     /// The KMS action, e.g. kms:Encrypt.
-    #[arg(long)]
-    pub action: String,
+    #[arg(long, required_unless_present = "batch")]
+    pub action: Option<String>,
     /// The key ARN the request resolves to (KMS authorises key operations against the key; for
     /// CreateAlias, UpdateAlias and DeleteAlias, the key the alias points at). Not needed for
     /// actions with no resource (ListKeys, CreateKey, GenerateRandom, ...).
@@ -38,6 +40,13 @@ pub struct ExplainArgs {
     /// Another context key, KEY=VALUE; repeat a key for several values.
     #[arg(long = "context", value_name = "KEY=VALUE", value_parser = parse_context)]
     pub context: Vec<(String, String)>,
+    /// Decide many requests at once: a file (or `-` for stdin) of JSON lines, each with the
+    /// fields of the flags (`principal`, `action`, `key`, `alias_arn`, `key_aliases`,
+    /// `request_alias`, `context`, `key_policy`, `identity_policies`, and `boundary`, `scps`,
+    /// `grants`), a policy given inline or as a file path; one JSON line out for each: the
+    /// decision, its reasons and blocking layers, or the error.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["key_policy", "principal", "action"])]
+    pub batch: Option<PathBuf>,
 }
 
 pub fn parse_context(text: &str) -> std::result::Result<(String, String), String> {
@@ -57,7 +66,15 @@ pub fn read_policy(path: &Path) -> Result<PolicyDocument> {
 
 /// Runs explain: exit 0 when allowed, 1 when denied, 2 on bad input.
 pub fn run(ctx: &Context, args: &ExplainArgs) -> Result<()> {
-    let key_policy = read_policy(&args.key_policy)?;
+    if let Some(batch) = &args.batch {
+        return batch::run(batch);
+    }
+    let (Some(key_policy), Some(principal), Some(action)) =
+        (&args.key_policy, &args.principal, &args.action)
+    else {
+        return Err(Error::Input("explain needs --key-policy, --principal and --action".into()));
+    };
+    let key_policy = read_policy(key_policy)?;
     let identity: Vec<(String, PolicyDocument)> = args
         .identity_policies
         .iter()
@@ -66,8 +83,8 @@ pub fn run(ctx: &Context, args: &ExplainArgs) -> Result<()> {
     let named: Vec<NamedPolicy<'_>> =
         identity.iter().map(|(name, document)| NamedPolicy { name, document }).collect();
     let request = Request {
-        principal: args.principal.clone(),
-        action: args.action.clone(),
+        principal: principal.clone(),
+        action: action.clone(),
         key_arn: args.key.clone().unwrap_or_default(),
         key_aliases: args.key_aliases.clone(),
         request_alias: args.request_alias.clone(),
@@ -90,8 +107,8 @@ pub fn run(ctx: &Context, args: &ExplainArgs) -> Result<()> {
         eval::Decision::Allow => Ok(()),
         d => Err(Error::Failed(format!(
             "{} by {} on {} is denied ({})",
-            args.action,
-            args.principal,
+            action,
+            principal,
             args.key.as_deref().or(args.alias_arn.as_deref()).unwrap_or("*"),
             d.as_str()
         ))),

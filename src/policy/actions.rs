@@ -88,6 +88,32 @@ pub const CROSS_ACCOUNT_ACTIONS: &[&str] = &[
 /// Actions authorised against the alias ARN rather than (or as well as) the key ARN.
 pub const ALIAS_ACTIONS: &[&str] = &["CreateAlias", "DeleteAlias", "UpdateAlias"];
 
+/// Actions whose request may name the key by an alias, and so carry `kms:RequestAlias` (KMS
+/// developer guide, "kms:RequestAlias": cryptographic operations, DescribeKey, GetPublicKey).
+pub const ALIAS_NAMING_ACTIONS: &[&str] = &[
+    "Decrypt",
+    "DeriveSharedSecret",
+    "DescribeKey",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateMac",
+    "GetPublicKey",
+    "ReEncryptFrom",
+    "ReEncryptTo",
+    "Sign",
+    "Verify",
+    "VerifyMac",
+];
+
+/// Whether a request for `action` (with `kms:` prefix, any case) can name the key by alias.
+pub fn names_key_by_alias(action: &str) -> bool {
+    let name = action.split_once(':').map(|(_, n)| n).unwrap_or(action);
+    ALIAS_NAMING_ACTIONS.iter().any(|a| a.eq_ignore_ascii_case(name))
+}
+
 /// Actions authorised against no resource (`"Resource": "*"`): IAM policies alone decide them;
 /// no key policy has a say (Service Authorization Reference for KMS).
 pub const KEYLESS_ACTIONS: &[&str] = &[

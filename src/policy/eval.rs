@@ -12,7 +12,7 @@
 //! - `kms:ResourceAliases` is in the context of identity policies only; `kms:RequestAlias` only when
 //!   the request names an alias.
 
-use super::actions::{is_alias_action, is_cross_account, is_known_kms_action};
+use super::actions::{is_alias_action, is_cross_account, is_known_kms_action, names_key_by_alias};
 use super::condition::{self, RequestContext};
 use super::document::{PolicyDocument, PolicyError, Principal, PrincipalKind, Statement};
 use super::matching::{Arn, action_matches, resource_matches};
@@ -379,7 +379,9 @@ fn contexts(req: &Request, caller: &Caller) -> (RequestContext, RequestContext) 
     base.set("aws:PrincipalArn", vec![caller.principal_arn.clone()]);
     base.set("aws:PrincipalAccount", vec![caller.account.clone()]);
     base.set("kms:CallerAccount", vec![caller.account.clone()]);
-    if let Some(alias) = &req.request_alias {
+    // Only operations that take an alias in KeyId carry kms:RequestAlias; for the others the
+    // request cannot name one, whatever the caller's code says.
+    if let Some(alias) = req.request_alias.as_ref().filter(|_| names_key_by_alias(&req.action)) {
         base.set("kms:RequestAlias", vec![normalise_alias(alias)]);
     }
     for (k, v) in &req.extra {

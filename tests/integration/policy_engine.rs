@@ -306,3 +306,31 @@ fn explain_decides_each_action_against_its_real_resource() {
     assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("alias/x"), "{}", stdout(&out));
 }
+
+#[test]
+fn explain_batch_answers_a_whole_matrix_in_one_call() {
+    let sb = Sandbox::new();
+    let key = "arn:aws:kms:us-east-1:111111111111:key/k1";
+    let key_policy = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::222222222222:root"}, "Action": "kms:Decrypt", "Resource": "*"}]});
+    let role = json!({"Statement": [{"Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt"], "Resource": "arn:aws:kms:us-east-1:111111111111:key/*"}]});
+    let lines: Vec<String> = ["kms:Encrypt", "kms:Decrypt"]
+        .iter()
+        .enumerate()
+        .map(|(i, action)| {
+            json!({"id": i, "principal": "arn:aws:iam::222222222222:role/app", "action": action, "key": key,
+                "key_policy": key_policy, "identity_policies": [role]})
+            .to_string()
+        })
+        .chain(std::iter::once(r#"{"id": 9, "principal": "nobody", "action": "kms:Decrypt", "key_policy": {"Statement": []}}"#.to_string()))
+        .collect();
+    let batch = sb.path().join("batch.jsonl");
+    std::fs::write(&batch, lines.join("\n")).unwrap();
+    let out = sb.cmd().args(["explain", "--batch"]).arg(&batch).output().unwrap();
+    let answers: Vec<serde_json::Value> = stdout(&out).lines().map(json).collect();
+    assert_eq!(answers.len(), 3, "{}", stdout(&out));
+    assert_eq!(answers[0]["decision"], json!("implicit_deny"));
+    assert_eq!(answers[0]["blocking"][0]["layer"], json!("key-policy"));
+    assert_eq!(answers[1]["decision"], json!("allow"));
+    assert!(answers[2]["error"].as_str().unwrap().contains("'nobody'"));
+    assert_eq!(out.status.code(), Some(2), "a bad line is bad input");
+}

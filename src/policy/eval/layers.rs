@@ -576,6 +576,20 @@ mod tests {
         assert_eq!(decide(&encrypt, &l).unwrap().decision, Decision::ImplicitDeny);
     }
 
+    // KMS "kms:RequestAlias": only cryptographic operations, DescribeKey and GetPublicKey take an
+    // alias in KeyId; other requests never carry the key.
+    #[test]
+    fn request_alias_is_absent_for_operations_that_cannot_name_an_alias() {
+        let me = format!("arn:aws:iam::{OWNER}:role/admin");
+        let kp = doc(json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": me.clone()},
+            "Action": "kms:*", "Resource": "*", "Condition": {"Null": {"kms:RequestAlias": "true"}}}]}));
+        let named =
+            |action: &str| Request { request_alias: Some("alias/data".into()), ..req(&me, action) };
+        let l = layers(Some(&kp), &[]);
+        assert_eq!(decide(&named("kms:PutKeyPolicy"), &l).unwrap().decision, Decision::Allow);
+        assert_eq!(decide(&named("kms:Decrypt"), &l).unwrap().decision, Decision::ImplicitDeny);
+    }
+
     #[test]
     fn an_unread_key_policy_is_reported_unseen_and_the_identity_side_still_decides() {
         let role = allow("kms:Decrypt", KEY);
