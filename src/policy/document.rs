@@ -350,6 +350,13 @@ impl PolicyDocument {
     pub fn parse(text: &str) -> Result<PolicyDocument, PolicyError> {
         let doc: PolicyDocument = serde_json::from_str(text)
             .map_err(|e| PolicyError(format!("not a valid policy document: {e}")))?;
+        doc.validated()
+    }
+
+    /// The document, once checked as [`PolicyDocument::parse`] checks it (a known Version; in
+    /// each statement an Action or NotAction, and never both of a pair).
+    pub fn validated(self) -> Result<PolicyDocument, PolicyError> {
+        let doc = self;
         if let Some(v) = &doc.version
             && v != VERSION_2012
             && v != "2008-10-17"

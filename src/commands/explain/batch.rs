@@ -27,18 +27,26 @@ struct Line {
     /// `{"KEY": "value" | ["v1", "v2"]}`.
     #[serde(default)]
     context: HashMap<String, Value>,
-    key_policy: Value,
+    key_policy: Source,
     #[serde(default)]
-    identity_policies: Vec<Value>,
+    identity_policies: Vec<Source>,
     #[serde(default)]
-    boundary: Option<Value>,
+    boundary: Option<Source>,
     #[serde(default)]
-    scps: Vec<Value>,
+    scps: Vec<Source>,
     #[serde(default)]
     grants: Vec<BatchGrant>,
     /// Carried to the output line as it is, to match answers with questions.
     #[serde(default)]
     id: Option<Value>,
+}
+
+/// A policy given inline, or as a file path.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Source {
+    Path(String),
+    Inline(PolicyDocument),
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,17 +95,17 @@ pub fn run(path: &Path) -> Result<()> {
     }
 }
 
-/// A policy given inline, or as a file path.
-fn policy(v: &Value) -> std::result::Result<PolicyDocument, String> {
-    match v {
-        Value::String(path) => super::read_policy(Path::new(path)).map_err(|e| e.to_string()),
-        other => PolicyDocument::parse(&other.to_string()).map_err(|e| e.0),
+/// The policy a source names, checked.
+fn policy(source: &Source) -> std::result::Result<PolicyDocument, String> {
+    match source {
+        Source::Path(path) => super::read_policy(Path::new(path)).map_err(|e| e.to_string()),
+        Source::Inline(doc) => doc.clone().validated().map_err(|e| e.0),
     }
 }
 
 fn decide_line(l: &Line) -> std::result::Result<Value, String> {
     let key_policy = policy(&l.key_policy)?;
-    let named = |docs: &[Value],
+    let named = |docs: &[Source],
                  prefix: &str|
      -> std::result::Result<Vec<(String, PolicyDocument)>, String> {
         docs.iter().enumerate().map(|(i, d)| Ok((format!("{prefix}-{i}"), policy(d)?))).collect()
