@@ -46,7 +46,7 @@ struct Line {
 #[serde(untagged)]
 enum Source {
     Path(String),
-    Inline(PolicyDocument),
+    Inline(Box<PolicyDocument>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,7 +99,7 @@ pub fn run(path: &Path) -> Result<()> {
 fn policy(source: &Source) -> std::result::Result<PolicyDocument, String> {
     match source {
         Source::Path(path) => super::read_policy(Path::new(path)).map_err(|e| e.to_string()),
-        Source::Inline(doc) => doc.clone().validated().map_err(|e| e.0),
+        Source::Inline(doc) => (**doc).clone().validated().map_err(|e| e.0),
     }
 }
 
