@@ -41,3 +41,12 @@ echo "bench: building the release binary" >&2
 cargo build --release --locked --quiet
 PATH="$venv/bin:$PATH" "$venv/bin/python" scripts/bench.py \
   --binary "$repo/target/release/kmsxacct" --runs "$runs" --out bench/RESULTS.md --peers scripts/peers "${pid_args[@]}"
+
+# The policy engine against iam-simulate: 10,000 seeded cases, both engines' speed.
+echo "bench: the policy engine against iam-simulate (10,000 cases)" >&2
+summary="$(./scripts/differential.sh 10000 1 target/release/kmsxacct | head -2)"
+{
+  printf '\n## Policy engine against iam-simulate\n\n'
+  printf '`scripts/differential.sh 10000 1` with the release binary (`explain --batch`, one process, the time includes its start):\n\n'
+  printf '%s\n' "$summary" | sed 's/^/    /'
+} >> bench/RESULTS.md
