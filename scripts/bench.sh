@@ -44,7 +44,8 @@ PATH="$venv/bin:$PATH" "$venv/bin/python" scripts/bench.py \
 
 # The policy engine against iam-simulate: 10,000 seeded cases, both engines' speed.
 echo "bench: the policy engine against iam-simulate (10,000 cases)" >&2
-summary="$(./scripts/differential.sh 10000 1 target/release/kmsxacct | head -2)"
+summary="$(./scripts/differential.sh 10000 1 target/release/kmsxacct)"
+summary="$(printf '%s\n' "$summary" | sed -n '1,2p')"
 {
   printf '\n## Policy engine against iam-simulate\n\n'
   printf '`scripts/differential.sh 10000 1` with the release binary (`explain --batch`, one process, the time includes its start):\n\n'
