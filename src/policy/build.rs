@@ -260,6 +260,18 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
+    #[test]
+    fn action_names_are_the_command_line_values_and_retired_aliases_are_short() {
+        use clap::ValueEnum;
+        for a in KeyAction::value_variants() {
+            let name = a.to_possible_value().unwrap().get_name().to_string();
+            assert_eq!(a.name(), name);
+        }
+        let alias: AliasName = "data".parse().unwrap();
+        assert_eq!(retired_alias(&alias, "1234abcd-5678"), "alias/data/retired/1234abcd");
+        assert_eq!(retired_alias_pattern(&alias), "alias/data/retired/*");
+    }
+
     fn spec() -> GrantSpec {
         GrantSpec::new(
             "us-east-1".parse().unwrap(),

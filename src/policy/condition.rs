@@ -283,6 +283,45 @@ mod tests {
         evaluate(&block(b), c).unwrap().is_none()
     }
 
+    // IAM "Condition operators": numeric and date operators compare as numbers, each at its
+    // boundary; NotEquals is the negation of Equals.
+    #[test]
+    fn numeric_and_date_operators_hold_exactly_at_their_boundaries() {
+        let c = ctx(&[("n", &["5"]), ("d", &["2026-01-01T00:00:00Z"])]);
+        let table = [
+            ("NumericEquals", "5", true),
+            ("NumericEquals", "6", false),
+            ("NumericNotEquals", "5", false),
+            ("NumericNotEquals", "6", true),
+            ("NumericLessThan", "5", false),
+            ("NumericLessThan", "6", true),
+            ("NumericLessThanEquals", "5", true),
+            ("NumericLessThanEquals", "4", false),
+            ("NumericGreaterThan", "5", false),
+            ("NumericGreaterThan", "4", true),
+            ("NumericGreaterThanEquals", "5", true),
+            ("NumericGreaterThanEquals", "6", false),
+        ];
+        for (op, value, expected) in table {
+            assert_eq!(holds(json!({op: {"n": value}}), &c), expected, "{op} {value}");
+        }
+        let at = "2026-01-01T00:00:00Z";
+        assert!(holds(json!({"DateEquals": {"d": at}}), &c));
+        assert!(!holds(json!({"DateLessThan": {"d": at}}), &c));
+        assert!(holds(json!({"DateLessThanEquals": {"d": at}}), &c));
+        assert!(!holds(json!({"DateGreaterThan": {"d": at}}), &c));
+        assert!(holds(json!({"DateGreaterThanEquals": {"d": at}}), &c));
+        assert!(holds(json!({"DateNotEquals": {"d": "2027-01-01T00:00:00Z"}}), &c));
+    }
+
+    // IAM: "...IfExists" holds when the key is absent; there is no NullIfExists, so
+    // "NullIfExists" is an unknown operator rather than Null with IfExists.
+    #[test]
+    fn if_exists_applies_to_every_operator_but_null() {
+        assert!(holds(json!({"NumericLessThanIfExists": {"n": "1"}}), &ctx(&[])));
+        assert!(evaluate(&block(json!({"NullIfExists": {"a": "true"}})), &ctx(&[])).is_err());
+    }
+
     #[test]
     fn unknown_operators_are_errors() {
         let err = evaluate(&block(json!({"StringSortOf": {"a": "b"}})), &ctx(&[])).unwrap_err();
