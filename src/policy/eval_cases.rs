@@ -359,6 +359,47 @@ fn corpus() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+// IAM "IAM identifiers": a principal is an account root, a role, a user, or an assumed-role
+// session (`assumed-role/ROLE/SESSION`) in a 12-digit account; anything else is bad input.
+#[test]
+fn principals_are_the_arns_iam_issues_and_nothing_else() {
+    let kp = PolicyDocument::parse(&setup_key_policy().to_string()).unwrap();
+    let id = PolicyDocument::parse(&setup_role_policy().to_string()).unwrap();
+    let named = [NamedPolicy { name: "role", document: &id }];
+    let with = |principal: &str| Request {
+        principal: principal.into(),
+        action: "kms:Encrypt".into(),
+        key_arn: KEY.into(),
+        ..Request::default()
+    };
+    for ok in [
+        format!("arn:aws:iam::{USER}:root"),
+        format!("arn:aws:iam::{USER}:user/dev"),
+        format!("arn:aws:iam::{USER}:role/app"),
+        format!("arn:aws:sts::{USER}:assumed-role/app/session"),
+    ] {
+        assert!(evaluate(&with(&ok), &kp, &named).is_ok(), "{ok}");
+    }
+    for bad in [
+        format!("arn:aws:iam::{USER}:group/devs"),
+        format!("arn:aws:iam::{USER}:policy/p"),
+        format!("arn:aws:sts::{USER}:assumed-role//session"),
+        format!("arn:aws:sts::{USER}:federated-user/x"),
+        "arn:aws:iam::12345678901:root".to_string(),
+        "arn:aws:iam::12345678901x:root".to_string(),
+        format!("arn:aws:s3::{USER}:root"),
+    ] {
+        assert!(evaluate(&with(&bad), &kp, &named).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn decisions_are_named_as_the_json_reports_them() {
+    assert_eq!(Decision::Allow.as_str(), "allow");
+    assert_eq!(Decision::ImplicitDeny.as_str(), "implicit_deny");
+    assert_eq!(Decision::ExplicitDeny.as_str(), "explicit_deny");
+}
+
 #[test]
 fn bad_requests_are_errors_not_decisions() {
     let kp = PolicyDocument::parse(&setup_key_policy().to_string()).unwrap();
