@@ -12,7 +12,7 @@
 //! - `kms:ResourceAliases` is in the context of identity policies only; `kms:RequestAlias` only when
 //!   the request names an alias.
 
-use super::actions::{is_alias_action, is_cross_account, is_known_kms_action, names_key_by_alias};
+use super::actions::{is_alias_action, is_cross_account, names_key_by_alias};
 use super::condition::{self, RequestContext};
 use super::document::{PolicyDocument, PolicyError, Principal, PrincipalKind, Statement};
 use super::matching::{Arn, action_matches, resource_matches};
@@ -307,7 +307,7 @@ fn evaluate_key(
     key_policy: &PolicyDocument,
     identity: &[NamedPolicy<'_>],
 ) -> Result<(Evaluation, bool), PolicyError> {
-    let (caller, key_account) = check_request(req, identity)?;
+    let (caller, key_account) = check_request(req)?;
     let scan = scan(req, &caller, key_policy, identity)?;
     let cross_account = caller.account != key_account;
     let direct = scan.key_allow.as_ref().is_some_and(|(_, pm)| *pm == PrincipalMatch::Direct);
@@ -334,12 +334,8 @@ fn evaluate_key(
     Ok((decide_key(req, &caller, &key_account, scan), needs_identity))
 }
 
-/// Checks the request's principal, key and action, and that no identity policy names a
-/// Principal. Returns the caller and the key's account.
-fn check_request(
-    req: &Request,
-    identity: &[NamedPolicy<'_>],
-) -> Result<(Caller, String), PolicyError> {
+/// Checks the request's principal and key. Returns the caller and the key's account.
+fn check_request(req: &Request) -> Result<(Caller, String), PolicyError> {
     let caller = parse_caller(&req.principal)?;
     let key = Arn::parse(&req.key_arn)
         .filter(|k| k.service == "kms" && k.resource.starts_with("key/"))
@@ -349,26 +345,7 @@ fn check_request(
                 req.key_arn
             ))
         })?;
-    if !req.action.contains(':') || is_known_kms_action(&req.action) == Some(false) {
-        return Err(PolicyError(format!(
-            "unknown action '{}' (expected a KMS action such as kms:Encrypt)",
-            req.action
-        )));
-    }
-    for p in identity {
-        if let Some((i, s)) = p
-            .document
-            .statements()
-            .enumerate()
-            .find(|(_, s)| s.principal.is_some() || s.not_principal.is_some())
-        {
-            return Err(PolicyError(format!(
-                "identity policy {} statement {} has a Principal; identity policies apply to whoever they are attached to and cannot name one",
-                p.name,
-                statement_name(s, i)
-            )));
-        }
-    }
+    // The action, and Principals in identity policies, are checked by `decide` first.
     Ok((caller, key.account.to_string()))
 }
 

@@ -590,6 +590,81 @@ mod tests {
         assert_eq!(decide(&named("kms:Decrypt"), &l).unwrap().decision, Decision::ImplicitDeny);
     }
 
+    // IAM "Permissions boundaries": in the key's own account too, a key policy that delegates to
+    // the account leaves the decision to identity policies, which the boundary caps.
+    #[test]
+    fn a_delegating_key_policy_in_the_same_account_is_capped_by_the_boundary() {
+        let me = format!("arn:aws:iam::{OWNER}:role/app");
+        let kp = key_policy_for(&format!("arn:aws:iam::{OWNER}:root"), "kms:Decrypt");
+        let role = allow("kms:Decrypt", KEY);
+        let id = [NamedPolicy { name: "role", document: &role }];
+        let narrow = allow("kms:Encrypt", "*");
+        let l = Layers {
+            boundary: Some(NamedPolicy { name: "b", document: &narrow }),
+            ..layers(Some(&kp), &id)
+        };
+        let v = decide(&req(&me, "kms:Decrypt"), &l).unwrap();
+        assert_eq!(
+            (v.decision, layer(&v)),
+            (Decision::ImplicitDeny, vec![Layer::PermissionsBoundary])
+        );
+    }
+
+    // KMS "Key policies": a statement naming the principal itself grants directly, whatever other
+    // statement also delegates to its account.
+    #[test]
+    fn a_direct_grant_wins_over_a_delegation_whatever_the_order() {
+        let me = format!("arn:aws:iam::{OWNER}:role/app");
+        let kp = doc(json!({"Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": me.clone()}, "Action": "kms:Decrypt", "Resource": "*"},
+            {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{OWNER}:root")}, "Action": "kms:*", "Resource": "*"}]}));
+        let v = decide(&req(&me, "kms:Decrypt"), &layers(Some(&kp), &[])).unwrap();
+        assert_eq!(v.decision, Decision::Allow, "{v:?}");
+        assert!(v.reasons.iter().all(|r| r.kind == "allow"));
+    }
+
+    // IAM "NotPrincipal": the statement applies to everyone but the principals it names.
+    #[test]
+    fn not_principal_excludes_whom_it_names() {
+        let me = format!("arn:aws:iam::{OWNER}:role/app");
+        let except = |who: &str| {
+            doc(
+                json!({"Statement": [{"Effect": "Allow", "NotPrincipal": {"AWS": who}, "Action": "kms:Decrypt", "Resource": "*"}]}),
+            )
+        };
+        let kp = except(&me);
+        assert_eq!(
+            decide(&req(&me, "kms:Decrypt"), &layers(Some(&kp), &[])).unwrap().decision,
+            Decision::ImplicitDeny
+        );
+        let kp = except(&format!("arn:aws:iam::{OWNER}:role/other"));
+        assert_eq!(
+            decide(&req(&me, "kms:Decrypt"), &layers(Some(&kp), &[])).unwrap().decision,
+            Decision::Allow
+        );
+        let deny = doc(
+            json!({"Statement": [{"Sid": "D", "Effect": "Deny", "Principal": {"AWS": me.clone()}, "Action": "kms:Decrypt", "Resource": "*"}]}),
+        );
+        let v = decide(&req(&me, "kms:Decrypt"), &layers(Some(&deny), &[])).unwrap();
+        assert_eq!(v.reasons[0].kind, "deny");
+    }
+
+    // An alias ARN in Resource is only a mistake for key operations: for alias actions it is the
+    // resource, and a different alias simply does not match.
+    #[test]
+    fn an_alias_arn_is_named_a_mistake_only_for_key_operations() {
+        let me = format!("arn:aws:iam::{OWNER}:role/admin");
+        let kp = key_policy_for(&format!("arn:aws:iam::{OWNER}:root"), "kms:*");
+        let other = allow("kms:*", "arn:aws:kms:us-east-1:111111111111:alias/other");
+        let id = [NamedPolicy { name: "p", document: &other }];
+        let r = Request { alias_arn: Some(ALIAS_ARN.into()), ..req(&me, "kms:CreateAlias") };
+        let v = decide(&r, &layers(Some(&kp), &id)).unwrap();
+        let text = serde_json::to_string(&v.reasons).unwrap();
+        assert!(text.contains("does not match") && !text.contains("is an alias ARN"), "{text}");
+        let v = decide(&req(&me, "kms:Decrypt"), &layers(Some(&kp), &id)).unwrap();
+        assert!(serde_json::to_string(&v.reasons).unwrap().contains("is an alias ARN"));
+    }
+
     #[test]
     fn an_unread_key_policy_is_reported_unseen_and_the_identity_side_still_decides() {
         let role = allow("kms:Decrypt", KEY);
