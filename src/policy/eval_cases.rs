@@ -393,6 +393,25 @@ fn principals_are_the_arns_iam_issues_and_nothing_else() {
     }
 }
 
+// KMS "Key policies": in the key's own account, a key policy that allows the account root
+// delegates to IAM policies; the reason says so rather than speaking of another account.
+#[test]
+fn a_same_account_delegation_without_an_identity_policy_says_so() {
+    let kp = PolicyDocument::parse(&setup_key_policy().to_string()).unwrap();
+    let me = Request {
+        principal: format!("arn:aws:iam::{OWNER}:role/admin"),
+        action: "kms:Encrypt".into(),
+        key_arn: KEY.into(),
+        ..Request::default()
+    };
+    let e = evaluate(&me, &kp, &[]).unwrap();
+    let text = serde_json::to_string(&e.reasons).unwrap();
+    assert!(
+        text.contains("delegates to its IAM policies") && !text.contains("cross-account"),
+        "{text}"
+    );
+}
+
 #[test]
 fn decisions_are_named_as_the_json_reports_them() {
     assert_eq!(Decision::Allow.as_str(), "allow");

@@ -298,6 +298,26 @@ mod tests {
     }
 
     #[test]
+    fn the_fix_goes_to_the_policy_that_blocks() {
+        let req = Request { action: "kms:Decrypt".into(), ..Request::default() };
+        let kp = PolicyDocument::new(vec![]);
+        let deny = |sid: &str| {
+            PolicyDocument::new(vec![
+                Statement::new(Effect::Deny)
+                    .sid(sid)
+                    .actions(&["kms:Decrypt"])
+                    .resources(vec!["*".into()]),
+                Statement::new(Effect::Allow).actions(&["kms:Encrypt"]).resources(vec!["*".into()]),
+            ])
+        };
+        let id = vec![("inline:a".to_string(), deny("A")), ("inline:b".to_string(), deny("B"))];
+        let fix =
+            smallest_fix(&blocker(Layer::IdentityPolicy, "inline:b", "B"), &input(&req, &kp, &id));
+        assert_eq!(fix.document, "inline:b");
+        assert!(fix.change.contains("remove statement B"), "{}", fix.change);
+    }
+
+    #[test]
     fn an_explicit_deny_is_removed_from_its_own_policy() {
         let req = Request { action: "kms:Decrypt".into(), ..Request::default() };
         let kp = PolicyDocument::new(vec![]);
