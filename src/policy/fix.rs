@@ -298,6 +298,32 @@ mod tests {
     }
 
     #[test]
+    fn facts_get_the_one_call_or_name_that_fixes_them() {
+        let req = Request {
+            action: "kms:Decrypt".into(),
+            key_arn: "arn:aws:kms:us-east-1:111111111111:key/k".into(),
+            ..Request::default()
+        };
+        let kp = PolicyDocument::new(vec![]);
+        let fix = |layer: Layer, message: &str| {
+            let b = Blocker { message: message.into(), ..blocker(layer, "", "") };
+            smallest_fix(&b, &input(&req, &kp, &[])).change
+        };
+        assert!(
+            fix(Layer::KeyState, "the key is PendingDeletion").contains("kms:CancelKeyDeletion")
+        );
+        assert_eq!(fix(Layer::KeyState, "the key is Disabled"), "enable the key (kms:EnableKey)");
+        assert!(fix(Layer::Region, "").starts_with("call KMS in us-east-1"));
+        assert!(
+            fix(Layer::AliasNotFound, "").starts_with("create alias/data in account 111111111111")
+        );
+        assert!(
+            fix(Layer::NameResolution, "")
+                .contains("arn:aws:kms:us-east-1:111111111111:alias/data")
+        );
+    }
+
+    #[test]
     fn the_fix_goes_to_the_policy_that_blocks() {
         let req = Request { action: "kms:Decrypt".into(), ..Request::default() };
         let kp = PolicyDocument::new(vec![]);
@@ -333,5 +359,6 @@ mod tests {
             &input(&req, &kp, &id),
         );
         assert!(fix.change.contains("delete inline:deny") && fix.delete, "{}", fix.change);
+        assert!(fix.diff.unwrap().contains("-      \"Sid\": \"NoDecrypt\""));
     }
 }

@@ -78,20 +78,6 @@ fn kms_actions_covered(s: &Statement) -> Vec<String> {
     }
 }
 
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 fn principal_accounts(p: &Principal) -> Vec<String> {
     match p {
         Principal::Wildcard(_) => vec!["*".into()],
@@ -218,7 +204,9 @@ fn lint_actions(s: &Statement, name: &str, out: &mut Vec<Finding>) {
         if !KMS_ACTIONS.iter().any(|k| action_matches(pattern, &format!("kms:{k}"))) {
             let closest = KMS_ACTIONS
                 .iter()
-                .min_by_key(|k| levenshtein(&k.to_ascii_lowercase(), &action.to_ascii_lowercase()))
+                .min_by_key(|k| {
+                    strsim::levenshtein(&k.to_ascii_lowercase(), &action.to_ascii_lowercase())
+                })
                 .map(|k| format!(" (did you mean kms:{k}?)"))
                 .unwrap_or_default();
             out.push(finding(
@@ -391,5 +379,43 @@ fn lint_broad_cross_account(
                     ),
                 ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // IAM: an account is named by its 12-digit id or its root ARN; roles and users are not roots.
+    #[test]
+    fn account_roots_are_twelve_digits_or_the_root_arn() {
+        assert_eq!(is_account_root("111111111111").as_deref(), Some("111111111111"));
+        assert_eq!(
+            is_account_root("arn:aws:iam::111111111111:root").as_deref(),
+            Some("111111111111")
+        );
+        for not in [
+            "11111111111",
+            "11111111111a",
+            "1111111111111",
+            "arn:aws:iam::111111111111:role/r",
+            "arn:aws:sts::111111111111:root",
+        ] {
+            assert_eq!(is_account_root(not), None, "{not}");
+        }
+    }
+
+    #[test]
+    fn not_action_covers_every_kms_action_but_those_it_names() {
+        let s = Statement {
+            not_action: Some(OneOrMany::One("kms:Encrypt".into())),
+            ..Statement::new(Effect::Allow)
+        };
+        let covered = kms_actions_covered(&s);
+        assert_eq!(covered.len(), KMS_ACTIONS.len() - 1);
+        assert!(
+            !covered.contains(&"kms:Encrypt".to_string())
+                && covered.contains(&"kms:Decrypt".to_string())
+        );
     }
 }
