@@ -405,6 +405,20 @@ mod tests {
         }
     }
 
+    // KMS "Default key policy": the account whose root is allowed kms:* manages the key; a Deny,
+    // or a statement allowing less, says nothing about the owner.
+    #[test]
+    fn the_owner_is_the_root_allowed_everything() {
+        let doc = |v: serde_json::Value| PolicyDocument::parse(&v.to_string()).unwrap();
+        let root = |acct: &str| format!("arn:aws:iam::{acct}:root");
+        let p = doc(serde_json::json!({"Statement": [
+            {"Effect": "Deny", "Principal": {"AWS": root("333333333333")}, "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Allow", "Principal": {"AWS": root("222222222222")}, "Action": "kms:Decrypt", "Resource": "*"},
+            {"Effect": "Allow", "Principal": {"AWS": root("111111111111")}, "Action": "kms:*", "Resource": "*"}]}));
+        assert_eq!(owner_account(&p, None).as_deref(), Some("111111111111"));
+        assert_eq!(owner_account(&p, Some("444444444444")).as_deref(), Some("444444444444"));
+    }
+
     #[test]
     fn not_action_covers_every_kms_action_but_those_it_names() {
         let s = Statement {
