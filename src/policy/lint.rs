@@ -336,9 +336,9 @@ fn lint_condition(
 
 /// wildcard-principal: an Allow to every principal with no condition.
 fn lint_wildcard_principal(s: &Statement, name: &str, out: &mut Vec<Finding>) {
-    if let Some(p) = &s.principal {
-        let everyone =
-            matches!(p, Principal::Wildcard(_)) || s.principal_values().iter().any(|v| v == "*");
+    if s.principal.is_some() {
+        // A bare "*" and {"AWS": "*"} alike.
+        let everyone = s.principal_values().iter().any(|v| v == "*");
         if everyone && s.condition.is_none() {
             out.push(finding(
                 "wildcard-principal",
@@ -417,6 +417,34 @@ mod tests {
             {"Effect": "Allow", "Principal": {"AWS": root("111111111111")}, "Action": "kms:*", "Resource": "*"}]}));
         assert_eq!(owner_account(&p, None).as_deref(), Some("111111111111"));
         assert_eq!(owner_account(&p, Some("444444444444")).as_deref(), Some("444444444444"));
+    }
+
+    fn codes(v: serde_json::Value, kind: PolicyKind) -> Vec<&'static str> {
+        let doc = PolicyDocument::parse(&v.to_string()).unwrap();
+        lint(&doc, kind, Some("111111111111")).iter().map(|f| f.code).collect()
+    }
+
+    // KMS "Default key policy": only the owner account's root allowed to manage the key keeps
+    // it manageable; a role allowed kms:* is not enough.
+    #[test]
+    fn a_key_managed_only_by_a_role_is_an_owner_lockout() {
+        let role = serde_json::json!({"Statement": [{"Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::111111111111:role/admin"}, "Action": "kms:*", "Resource": "*"}]});
+        assert!(codes(role, PolicyKind::KeyPolicy).contains(&"owner-lockout"));
+    }
+
+    // IAM "Single-valued vs multivalued context keys": a Null guard protects ForAllValues only on
+    // the same key.
+    #[test]
+    fn a_null_guard_on_another_key_does_not_make_for_all_values_safe() {
+        let other = serde_json::json!({"Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*",
+            "Condition": {"ForAllValues:StringLike": {"kms:ResourceAliases": "alias/data"},
+                          "Null": {"kms:RequestAlias": "false"}}}]});
+        assert!(codes(other, PolicyKind::IdentityPolicy).contains(&"forallvalues-vacuous"));
+        let same = serde_json::json!({"Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*",
+            "Condition": {"ForAllValues:StringLike": {"kms:ResourceAliases": "alias/data"},
+                          "Null": {"kms:ResourceAliases": "false"}}}]});
+        assert!(!codes(same, PolicyKind::IdentityPolicy).contains(&"forallvalues-vacuous"));
     }
 
     #[test]
