@@ -14,12 +14,13 @@ pub fn glob(pattern: &str, value: &str, ignore_case: bool) -> bool {
             pi += 1;
             vi += 1;
         } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, vi));
+            // Remember where the pattern goes on after the `*`, and where the `*`'s run ends.
             pi += 1;
-        } else if let Some((sp, sv)) = star {
-            pi = sp + 1;
-            vi = sv + 1;
-            star = Some((sp, sv + 1));
+            star = Some((pi, vi));
+        } else if let Some((after, end)) = star {
+            // Let the last `*` take one more character, and try again from there.
+            star = Some((after, end + 1));
+            (pi, vi) = (after, end + 1);
         } else {
             return false;
         }
