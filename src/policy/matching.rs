@@ -17,10 +17,10 @@ pub fn glob(pattern: &str, value: &str, ignore_case: bool) -> bool {
             // Remember where the pattern goes on after the `*`, and where the `*`'s run ends.
             pi += 1;
             star = Some((pi, vi));
-        } else if let Some((after, end)) = star {
+        } else if let Some((after, end)) = star.as_mut() {
             // Let the last `*` take one more character, and try again from there.
-            star = Some((after, end + 1));
-            (pi, vi) = (after, end + 1);
+            *end += 1;
+            (pi, vi) = (*after, *end);
         } else {
             return false;
         }
