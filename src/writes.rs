@@ -561,28 +561,47 @@ pub fn rfc3339(t: &aws_smithy_types::DateTime) -> String {
     t.fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_default()
 }
 
+/// The pause between two attempts while waiting out propagation: 250 ms, doubling, at most a
+/// second, so that a wait ends within about a second of the change becoming visible.
+#[derive(Debug, Clone, Copy)]
+pub struct PollDelay(Duration);
+
+impl Default for PollDelay {
+    fn default() -> Self {
+        PollDelay(Duration::from_millis(250))
+    }
+}
+
+impl PollDelay {
+    /// The next pause.
+    pub fn current(self) -> Duration {
+        self.0
+    }
+
+    /// Sleeps the current pause, then lengthens the next one.
+    pub async fn sleep(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(Duration::from_secs(1));
+    }
+}
+
 /// Bounded waiting for IAM changes to reach KMS: polls at most once a second until a deadline,
 /// saying once what it waits for.
 struct Waiting<'a> {
     until: Instant,
     printer: &'a Printer,
-    delay: Duration,
+    delay: PollDelay,
     said: bool,
 }
 
 impl<'a> Waiting<'a> {
     fn new(p: Propagation<'a>) -> Waiting<'a> {
-        Waiting {
-            until: p.until,
-            printer: p.printer,
-            delay: Duration::from_millis(250),
-            said: false,
-        }
+        Waiting { until: p.until, printer: p.printer, delay: PollDelay::default(), said: false }
     }
 
     /// Sleeps before another attempt; false once the deadline is past.
     async fn again(&mut self, operation: &str, error: &str) -> bool {
-        if Instant::now() + self.delay >= self.until {
+        if Instant::now() + self.delay.current() >= self.until {
             return false;
         }
         if !self.said {
@@ -592,8 +611,7 @@ impl<'a> Waiting<'a> {
             ));
             self.said = true;
         }
-        tokio::time::sleep(self.delay).await;
-        self.delay = (self.delay * 2).min(Duration::from_secs(1));
+        self.delay.sleep().await;
         true
     }
 }

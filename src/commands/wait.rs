@@ -2,12 +2,9 @@
 //! minutes before `kms:ResourceAliases` authorizes, and before an alias resolves to its new key).
 
 use super::Context;
+use crate::writes::PollDelay;
 use std::future::Future;
-use std::time::{Duration, Instant};
-
-/// The longest pause between two attempts: a wait ends within about this long of access
-/// becoming possible.
-const MAX_DELAY: Duration = Duration::from_secs(1);
+use std::time::Instant;
 
 /// How a wait ended.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,15 +36,14 @@ where
         return (last, Waited::No);
     };
     let from = Instant::now();
-    if from + Duration::from_millis(250) >= deadline {
+    let mut delay = PollDelay::default();
+    if from + delay.current() >= deadline {
         return (last, Waited::GaveUp(0.0));
     }
     let left = |now: Instant| deadline.saturating_duration_since(now).as_secs();
     ctx.printer.note(format!("waiting up to {} s for {what} ({why})", left(from)));
-    let mut delay = Duration::from_millis(250);
-    while pending(&last).is_some() && Instant::now() + delay < deadline {
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(MAX_DELAY);
+    while pending(&last).is_some() && Instant::now() + delay.current() < deadline {
+        delay.sleep().await;
         ctx.printer.step(format!("waiting for {what} ({} s left)", left(Instant::now())));
         last = again().await;
     }
