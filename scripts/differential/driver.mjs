@@ -183,6 +183,8 @@ function generate(i) {
 // --- the two engines ---
 function kmsxacct(lines) {
   const input = lines.map((l) => JSON.stringify(l)).join('\n') + '\n'
+  // DIFFERENTIAL_DUMP=FILE keeps the batch input, to profile or replay `explain --batch` alone.
+  if (process.env.DIFFERENTIAL_DUMP) writeFileSync(process.env.DIFFERENTIAL_DUMP, input)
   const t0 = process.hrtime.bigint()
   const out = spawnSync(BINARY, ['explain', '--batch', '-'], { input, maxBuffer: 1 << 30 })
   const ms = Number(process.hrtime.bigint() - t0) / 1e6

@@ -33,7 +33,12 @@ impl RequestContext {
 
     /// A key's values; `None` when the request does not carry it.
     pub fn get(&self, key: &str) -> Option<&[String]> {
-        self.values.get(&key.to_ascii_lowercase()).map(Vec::as_slice)
+        let key = if key.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(key.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(key)
+        };
+        self.values.get(key.as_ref()).map(Vec::as_slice)
     }
 }
 
@@ -184,18 +189,18 @@ fn matches_one(base: Base, policy: &str, request: &str) -> bool {
 
 /// Whether a request value satisfies the operator against the policy values (OR across them;
 /// a negated operator holds when none matches).
-fn value_holds(op: &Operator, policy: &[String], request: &str) -> bool {
-    let any = policy.iter().any(|p| matches_one(op.base, p, request));
+fn value_holds(op: &Operator, policy: &[impl AsRef<str>], request: &str) -> bool {
+    let any = policy.iter().any(|p| matches_one(op.base, p.as_ref(), request));
     any != op.negated
 }
 
 /// Evaluates one operator/key pair.
-fn key_holds(op: &Operator, policy: &[String], request: Option<&[String]>) -> bool {
+fn key_holds(op: &Operator, policy: &[impl AsRef<str>], request: Option<&[String]>) -> bool {
     let present = request.filter(|v| !v.is_empty());
     if op.base == Base::Null {
         // "true": the key must be absent; "false": present. Several values: OR.
         return policy.iter().any(|p| {
-            let want_absent = p.eq_ignore_ascii_case("true");
+            let want_absent = p.as_ref().eq_ignore_ascii_case("true");
             want_absent == present.is_none()
         });
     }
@@ -247,13 +252,13 @@ pub fn evaluate(
     for (op_text, keys) in block {
         let op = parse_operator(op_text)?;
         for (key, values) in keys {
-            let policy: Vec<String> = values.iter().map(ConditionValue::as_text).collect();
+            let policy: Vec<_> = values.iter().map(ConditionValue::text).collect();
             let request = ctx.get(key);
             if !key_holds(&op, &policy, request) {
                 return Ok(Some(ConditionMiss {
                     operator: op_text.clone(),
                     key: key.clone(),
-                    wanted: policy,
+                    wanted: policy.into_iter().map(|p| p.into_owned()).collect(),
                     found: request.map(<[String]>::to_vec),
                 }));
             }

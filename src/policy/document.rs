@@ -36,22 +36,69 @@ impl<T> OneOrMany<T> {
     }
 }
 
-impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for OneOrMany<T> {
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
     /// Decides by the JSON shape (list or not), so that an error inside an element is reported
-    /// as it is rather than as "matched no variant".
+    /// as it is rather than as "matched no variant"; read in one pass, nothing buffered.
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match Value::deserialize(d)? {
-            Value::Array(items) => items
-                .into_iter()
-                .map(serde_json::from_value)
-                .collect::<Result<Vec<T>, _>>()
-                .map(OneOrMany::Many)
-                .map_err(serde::de::Error::custom),
-            other => {
-                serde_json::from_value(other).map(OneOrMany::One).map_err(serde::de::Error::custom)
-            }
-        }
+        d.deserialize_any(OneOrManyVisitor(std::marker::PhantomData))
     }
+}
+
+/// Reads a list into [`OneOrMany::Many`] and anything else, through `T`, into [`OneOrMany::One`].
+struct OneOrManyVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for OneOrManyVisitor<T> {
+    type Value = OneOrMany<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a value or a list of values")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(OneOrMany::Many(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(OneOrMany::One)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        one(v)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        one(v)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        one(v)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        one(v)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        one(v)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        one(())
+    }
+}
+
+/// One scalar, read through `T`.
+fn one<'de, T, V, E>(v: V) -> Result<OneOrMany<T>, E>
+where
+    T: Deserialize<'de>,
+    V: serde::de::IntoDeserializer<'de, E>,
+    E: serde::de::Error,
+{
+    T::deserialize(v.into_deserializer()).map(OneOrMany::One)
 }
 
 impl<T> From<Vec<T>> for OneOrMany<T> {
@@ -132,10 +179,15 @@ pub enum ConditionValue {
 impl ConditionValue {
     /// The value as IAM compares it: its text.
     pub fn as_text(&self) -> String {
+        self.text().into_owned()
+    }
+
+    /// The value as IAM compares it, borrowed when it is a string.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            ConditionValue::String(s) => s.clone(),
-            ConditionValue::Bool(b) => b.to_string(),
-            ConditionValue::Number(n) => n.to_string(),
+            ConditionValue::String(s) => std::borrow::Cow::Borrowed(s),
+            ConditionValue::Bool(b) => b.to_string().into(),
+            ConditionValue::Number(n) => n.to_string().into(),
         }
     }
 }

@@ -230,6 +230,8 @@ fn match_statement(
         (None, None) => false,
     };
     let resource = match (&s.resource, &s.not_resource) {
+        // What did not match is only told when the action did (see `Match::miss`).
+        _ if !action => Ok(()),
         (Some(r), _) if any_matches(r, |p| resource_matches(p, &req.key_arn)) => Ok(()),
         (Some(r), _) => {
             let alias_arn = r.iter().find(|p| {
@@ -266,8 +268,8 @@ fn match_statement(
     let condition = match &s.condition {
         None => Ok(()),
         Some(block) => match condition::evaluate(block, ctx)? {
-            None => Ok(()),
-            Some(miss) => Err(miss.to_string()),
+            Some(miss) if action => Err(miss.to_string()),
+            _ => Ok(()),
         },
     };
     Ok(Match { action, resource, principal, condition })
@@ -304,11 +306,12 @@ pub fn evaluate(
 /// caller's account), which is where a permissions boundary applies.
 fn evaluate_key(
     req: &Request,
+    caller: &Caller,
     key_policy: &PolicyDocument,
     identity: &[NamedPolicy<'_>],
 ) -> Result<(Evaluation, bool), PolicyError> {
-    let (caller, key_account) = check_request(req)?;
-    let scan = scan(req, &caller, key_policy, identity)?;
+    let key_account = key_account(req)?;
+    let scan = scan(req, caller, key_policy, identity)?;
     let cross_account = caller.account != key_account;
     let direct = scan.key_allow.as_ref().is_some_and(|(_, pm)| *pm == PrincipalMatch::Direct);
     let needs_identity = cross_account || !direct;
@@ -331,12 +334,11 @@ fn evaluate_key(
         };
         return Ok((rule, needs_identity));
     }
-    Ok((decide_key(req, &caller, &key_account, scan), needs_identity))
+    Ok((decide_key(req, caller, key_account, scan), needs_identity))
 }
 
-/// Checks the request's principal and key. Returns the caller and the key's account.
-fn check_request(req: &Request) -> Result<(Caller, String), PolicyError> {
-    let caller = parse_caller(&req.principal)?;
+/// The key's account, once the key is checked to be a key ARN.
+fn key_account(req: &Request) -> Result<&str, PolicyError> {
     let key = Arn::parse(&req.key_arn)
         .filter(|k| k.service == "kms" && k.resource.starts_with("key/"))
         .ok_or_else(|| {
@@ -345,8 +347,8 @@ fn check_request(req: &Request) -> Result<(Caller, String), PolicyError> {
                 req.key_arn
             ))
         })?;
-    // The action, and Principals in identity policies, are checked by `decide` first.
-    Ok((caller, key.account.to_string()))
+    // The principal, the action, and Principals in identity policies are checked by `decide`.
+    Ok(key.account)
 }
 
 /// The request context of the key policy, and that of identity policies, which alone carry

@@ -2,30 +2,45 @@
 
 /// Whether `value` matches `pattern` with `*` and `?`; `ignore_case` for action names.
 pub fn glob(pattern: &str, value: &str, ignore_case: bool) -> bool {
+    // ASCII (every ARN and action name in practice) is matched byte by byte, in place.
+    if pattern.is_ascii() && value.is_ascii() {
+        let same = |a: &u8, b: &u8| if ignore_case { a.eq_ignore_ascii_case(b) } else { a == b };
+        return glob_in(pattern.as_bytes(), value.as_bytes(), &b'*', &b'?', same);
+    }
     let norm = |s: &str| -> Vec<char> {
         if ignore_case { s.to_lowercase().chars().collect() } else { s.chars().collect() }
     };
-    let (p, v) = (norm(pattern), norm(value));
-    // Iterative matcher with backtracking to the last `*`: linear in practice, no recursion.
+    glob_in(&norm(pattern), &norm(value), &'*', &'?', |a, b| a == b)
+}
+
+/// The matcher over characters (or bytes): `star` matches any run, `one` any one unit.
+/// Iterative, backtracking to the last `star`: linear in practice, no recursion.
+fn glob_in<T: PartialEq>(
+    p: &[T],
+    v: &[T],
+    star: &T,
+    one: &T,
+    same: impl Fn(&T, &T) -> bool,
+) -> bool {
     let (mut pi, mut vi) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
+    let mut last_star: Option<(usize, usize)> = None;
     while vi < v.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == v[vi]) {
+        if pi < p.len() && (p[pi] == *one || same(&p[pi], &v[vi])) {
             pi += 1;
             vi += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            // Remember where the pattern goes on after the `*`, and where the `*`'s run ends.
+        } else if pi < p.len() && p[pi] == *star {
+            // Remember where the pattern goes on after the star, and where the star's run ends.
             pi += 1;
-            star = Some((pi, vi));
-        } else if let Some((after, end)) = star.as_mut() {
-            // Let the last `*` take one more character, and try again from there.
+            last_star = Some((pi, vi));
+        } else if let Some((after, end)) = last_star.as_mut() {
+            // Let the last star take one more unit, and try again from there.
             *end += 1;
             (pi, vi) = (*after, *end);
         } else {
             return false;
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    p[pi..].iter().all(|c| c == star)
 }
 
 /// Whether an action pattern (`kms:Encrypt`, `kms:Gen*`, `*`) matches an action, case-insensitively.
@@ -100,6 +115,11 @@ mod tests {
         assert!(!glob("alias/prod-*", "alias/Prod-data", false));
         assert!(action_matches("KMS:encrypt", "kms:Encrypt"));
         assert!(action_matches("kms:Generate*", "kms:GenerateDataKey"));
+        // Beyond ASCII: `?` is one character (not one byte), and case folds by Unicode.
+        assert!(glob("alias/caf?", "alias/café", false));
+        assert!(!glob("alias/caf??", "alias/café", false));
+        assert!(glob("ALIAS/CAFÉ", "alias/café", true));
+        assert!(!glob("ALIAS/CAFÉ", "alias/café", false));
     }
 
     #[test]

@@ -334,3 +334,48 @@ fn explain_batch_answers_a_whole_matrix_in_one_call() {
     assert!(answers[2]["error"].as_str().unwrap().contains("'nobody'"));
     assert_eq!(out.status.code(), Some(2), "a bad line is bad input");
 }
+
+/// Lines are decided in parallel, a chunk at a time: answers still come in the order of their
+/// lines, across chunks, and every bad line is counted.
+#[test]
+fn explain_batch_answers_in_line_order_across_chunks() {
+    let sb = Sandbox::new();
+    let key = "arn:aws:kms:us-east-1:111111111111:key/k1";
+    let key_policy = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:role/app"}, "Action": "kms:Encrypt", "Resource": "*"}]});
+    let lines: Vec<String> = (0..5000)
+        .map(|i| match i % 1000 {
+            // Bad input: a line that is not JSON, and one naming no ARN, in each thousand.
+            7 => "{not json".to_string(),
+            500 => json!({"id": i, "principal": "nobody", "action": "kms:Encrypt", "key": key, "key_policy": key_policy}).to_string(),
+            _ => {
+                let action = if i % 2 == 0 { "kms:Encrypt" } else { "kms:Decrypt" };
+                json!({"id": i, "principal": "arn:aws:iam::111111111111:role/app", "action": action, "key": key, "key_policy": key_policy}).to_string()
+            }
+        })
+        .collect();
+    let batch = sb.path().join("batch.jsonl");
+    std::fs::write(&batch, lines.join("\n\n")).unwrap();
+    let out = sb.cmd().args(["explain", "--batch"]).arg(&batch).output().unwrap();
+    let answers: Vec<serde_json::Value> = stdout(&out).lines().map(json).collect();
+    assert_eq!(answers.len(), 5000);
+    for (i, a) in answers.iter().enumerate() {
+        let expected = match i % 1000 {
+            7 => {
+                json!({"id": null, "error": format!("line {}: key must be a string at line 1 column 2", 2 * i + 1)})
+            }
+            500 => json!(i),
+            _ if i % 2 == 0 => json!("allow"),
+            _ => json!("implicit_deny"),
+        };
+        match i % 1000 {
+            7 => assert_eq!(a, &expected),
+            500 => {
+                assert_eq!(a["id"], expected, "{a}");
+                assert!(a["error"].as_str().unwrap().contains("'nobody'"), "{a}");
+            }
+            _ => assert_eq!((&a["id"], &a["decision"]), (&json!(i), &expected)),
+        }
+    }
+    assert!(stderr(&out).contains("10 batch line(s) were bad input"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2));
+}

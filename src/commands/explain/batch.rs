@@ -3,9 +3,12 @@
 
 use crate::error::{Error, Result};
 use crate::policy::PolicyDocument;
-use crate::policy::eval::{Grant, Layers, NamedPolicy, Request, decide};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use crate::policy::eval::{
+    Blocker, Decision, Grant, Layers, NamedPolicy, Reason, Request, Verdict, decide,
+};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -42,11 +45,39 @@ struct Line {
 }
 
 /// A policy given inline, or as a file path.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 enum Source {
     Path(String),
     Inline(Box<PolicyDocument>),
+}
+
+impl<'de> Deserialize<'de> for Source {
+    /// A string is a path, an object the document itself; read in one pass, nothing buffered.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(SourceVisitor)
+    }
+}
+
+struct SourceVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SourceVisitor {
+    type Value = Source;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a policy document or the path of one")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, path: &str) -> std::result::Result<Source, E> {
+        Ok(Source::Path(path.to_string()))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        map: A,
+    ) -> std::result::Result<Source, A::Error> {
+        let doc = PolicyDocument::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Ok(Source::Inline(Box::new(doc)))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,75 +87,176 @@ struct BatchGrant {
     operations: Vec<String>,
 }
 
-/// Decides every line of `path` (`-`: stdin); exit 2 when any line is bad input.
+/// Lines decided together: enough to keep every core busy, few enough to stream.
+const CHUNK: usize = 1024;
+
+/// Chunks of numbered lines, or the error that stopped reading.
+type Chunks = std::sync::mpsc::Receiver<Result<Vec<(usize, String)>>>;
+
+/// Decides every line of `path` (`-`: stdin); exit 2 when any line is bad input. A reader thread,
+/// the deciding threads (a chunk at a time, in parallel) and a writer thread overlap, and
+/// answers come in the order of their lines.
 pub fn run(path: &Path) -> Result<()> {
-    let input: Box<dyn BufRead> = if path == Path::new("-") {
-        Box::new(std::io::stdin().lock())
+    let file = if path == Path::new("-") {
+        None
     } else {
-        let file = std::fs::File::open(path).map_err(|e| {
+        Some(std::fs::File::open(path).map_err(|e| {
             Error::Input(format!("cannot read batch file '{}': {e}", path.display()))
-        })?;
-        Box::new(std::io::BufReader::new(file))
+        })?)
     };
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut bad = 0usize;
-    for (n, line) in input.lines().enumerate() {
-        let line = line.map_err(|e| Error::Input(format!("batch line {}: {e}", n + 1)))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let answer = match serde_json::from_str::<Line>(&line) {
-            Ok(l) => decide_line(&l).unwrap_or_else(|e| {
-                bad += 1;
-                json!({"id": l.id, "error": e})
-            }),
+    let (send_answers, answers) = std::sync::mpsc::sync_channel::<Vec<(String, bool)>>(2);
+    let writer = std::thread::spawn(move || write_answers(answers));
+    let chunks = read_chunks(file);
+    let mut read = Ok(());
+    for chunk in chunks {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
             Err(e) => {
-                bad += 1;
-                json!({"error": format!("line {}: {e}", n + 1)})
+                read = Err(e);
+                break;
             }
         };
-        // A closed pipe is a normal way for a reader to stop.
-        if writeln!(out, "{answer}").is_err() {
-            return Ok(());
+        let decided = chunk.par_iter().map(|(n, line)| answer(*n, line)).collect();
+        // The writer stops early only when the reader closed the pipe: nothing more to do.
+        if send_answers.send(decided).is_err() {
+            break;
         }
     }
-    let _ = out.flush();
+    drop(send_answers);
+    let bad = writer.join().unwrap_or(0);
+    read?;
     match bad {
         0 => Ok(()),
         n => Err(Error::Input(format!("{n} batch line(s) were bad input; see their error field"))),
     }
 }
 
-/// The policy a source names, checked.
-fn policy(source: &Source) -> std::result::Result<PolicyDocument, String> {
-    match source {
-        Source::Path(path) => super::read_policy(Path::new(path)).map_err(|e| e.to_string()),
-        Source::Inline(doc) => (**doc).clone().validated().map_err(|e| e.0),
+/// Reads the file (stdin for `None`) on a thread of its own, a chunk of lines that are not
+/// blank at a time, numbered from 1.
+fn read_chunks(file: Option<std::fs::File>) -> Chunks {
+    let (send, chunks) = std::sync::mpsc::sync_channel(2);
+    std::thread::spawn(move || {
+        let input: Box<dyn BufRead> = match file {
+            Some(f) => Box::new(std::io::BufReader::new(f)),
+            None => Box::new(std::io::stdin().lock()),
+        };
+        let mut lines = input.lines().enumerate();
+        loop {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            for (n, line) in lines.by_ref().take(CHUNK) {
+                match line {
+                    Ok(line) if line.trim().is_empty() => {}
+                    Ok(line) => chunk.push((n + 1, line)),
+                    Err(e) => {
+                        let _ = send.send(Err(Error::Input(format!("batch line {}: {e}", n + 1))));
+                        return;
+                    }
+                }
+            }
+            if chunk.is_empty() || send.send(Ok(chunk)).is_err() {
+                return;
+            }
+        }
+    });
+    chunks
+}
+
+/// Writes answers in the order they come; returns how many lines were bad input.
+fn write_answers(answers: std::sync::mpsc::Receiver<Vec<(String, bool)>>) -> usize {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut bad = 0;
+    for chunk in answers {
+        for (answer, ok) in chunk {
+            bad += usize::from(!ok);
+            // A closed pipe is a normal way for a reader to stop.
+            if out.write_all(answer.as_bytes()).and_then(|()| out.write_all(b"\n")).is_err() {
+                return bad;
+            }
+        }
+    }
+    let _ = out.flush();
+    bad
+}
+
+/// The answer line to line `n`, and whether the line was good input.
+fn answer(n: usize, line: &str) -> (String, bool) {
+    match serde_json::from_str::<Line>(line) {
+        Ok(mut l) => {
+            let id = l.id.take();
+            match decide_line(l) {
+                Ok(v) => (
+                    Answer {
+                        id,
+                        decision: Some(v.decision),
+                        reasons: Some(v.reasons),
+                        blocking: Some(v.blocking),
+                        error: None,
+                    }
+                    .to_line(),
+                    true,
+                ),
+                Err(e) => (Answer { id, error: Some(e), ..Answer::default() }.to_line(), false),
+            }
+        }
+        Err(e) => {
+            (Answer { error: Some(format!("line {n}: {e}")), ..Answer::default() }.to_line(), false)
+        }
     }
 }
 
-fn decide_line(l: &Line) -> std::result::Result<Value, String> {
-    let key_policy = policy(&l.key_policy)?;
-    let named = |docs: &[Source],
+/// One output line.
+#[derive(Default, Serialize)]
+struct Answer {
+    id: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision: Option<Decision>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasons: Option<Vec<Reason>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blocking: Option<Vec<Blocker>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl Answer {
+    fn to_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+/// The policy a source names, checked.
+fn policy(source: Source) -> std::result::Result<PolicyDocument, String> {
+    match source {
+        Source::Path(path) => super::read_policy(Path::new(&path)).map_err(|e| e.to_string()),
+        Source::Inline(doc) => doc.validated().map_err(|e| e.0),
+    }
+}
+
+fn decide_line(l: Line) -> std::result::Result<Verdict, String> {
+    let key_policy = policy(l.key_policy)?;
+    let named = |docs: Vec<Source>,
                  prefix: &str|
      -> std::result::Result<Vec<(String, PolicyDocument)>, String> {
-        docs.iter().enumerate().map(|(i, d)| Ok((format!("{prefix}-{i}"), policy(d)?))).collect()
+        docs.into_iter()
+            .enumerate()
+            .map(|(i, d)| Ok((format!("{prefix}-{i}"), policy(d)?)))
+            .collect()
     };
-    let identity = named(&l.identity_policies, "identity")?;
-    let scps = named(&l.scps, "scp")?;
-    let boundary = l.boundary.as_ref().map(policy).transpose()?;
+    let identity = named(l.identity_policies, "identity")?;
+    let scps = named(l.scps, "scp")?;
+    let boundary = l.boundary.map(policy).transpose()?;
     let id: Vec<NamedPolicy<'_>> =
         identity.iter().map(|(n, d)| NamedPolicy { name: n, document: d }).collect();
     let scp: Vec<NamedPolicy<'_>> =
         scps.iter().map(|(n, d)| NamedPolicy { name: n, document: d }).collect();
     let grants: Vec<Grant> = l
         .grants
-        .iter()
+        .into_iter()
         .enumerate()
         .map(|(i, g)| Grant {
             id: format!("grant-{i}"),
-            grantee: g.grantee.clone(),
-            operations: g.operations.clone(),
+            grantee: g.grantee,
+            operations: g.operations,
             ..Grant::default()
         })
         .collect();
@@ -137,23 +269,22 @@ fn decide_line(l: &Line) -> std::result::Result<Value, String> {
     };
     let extra = l
         .context
-        .iter()
+        .into_iter()
         .flat_map(|(k, v)| match v {
             Value::Array(vs) => vs.iter().map(|x| (k.clone(), text(x))).collect::<Vec<_>>(),
-            x => vec![(k.clone(), text(x))],
+            x => vec![(k, text(&x))],
         })
         .collect();
     let request = Request {
-        principal: l.principal.clone(),
-        action: l.action.clone(),
-        key_arn: l.key.clone().unwrap_or_default(),
-        key_aliases: l.key_aliases.clone(),
-        request_alias: l.request_alias.clone(),
-        alias_arn: l.alias_arn.clone(),
+        principal: l.principal,
+        action: l.action,
+        key_arn: l.key.unwrap_or_default(),
+        key_aliases: l.key_aliases,
+        request_alias: l.request_alias,
+        alias_arn: l.alias_arn,
         extra,
     };
-    let v = decide(&request, &layers).map_err(|e| e.0)?;
-    Ok(json!({"id": l.id, "decision": v.decision, "reasons": v.reasons, "blocking": v.blocking}))
+    decide(&request, &layers).map_err(|e| e.0)
 }
 
 fn text(v: &Value) -> String {

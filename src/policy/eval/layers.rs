@@ -314,7 +314,7 @@ fn key_side(
         v.unseen.extend([Layer::KeyPolicy, Layer::Grant]);
         return identity_side(req, caller, layers, v);
     };
-    let (e, needs_identity) = evaluate_key(req, key_policy, layers.identity)?;
+    let (e, needs_identity) = evaluate_key(req, caller, key_policy, layers.identity)?;
     match e.decision {
         Decision::ExplicitDeny => {
             e.reasons.into_iter().for_each(|r| v.deny(layer_of(&r), r));
