@@ -53,6 +53,7 @@ pub async fn read_key(s: &Session, key: &str, reads: KeyReads) -> Result<Option<
         arn: meta.arn().unwrap_or_default().to_string(),
         state: meta.key_state().map(|k| k.as_str().to_string()).unwrap_or_default(),
         deletion_date: meta.deletion_date().map(writes::rfc3339),
+        multi_region: meta.multi_region().unwrap_or(false),
         key_id,
         tags,
         policy,
@@ -221,9 +222,11 @@ pub async fn apply_setup(
             changes.push(Change::unchanged(s, Resource::Key, arn));
             arn.clone()
         }
-        KeyPlan::Create { policy } => {
+        KeyPlan::Create { policy, multi_region } => {
             (journal.creating)()?;
-            let write = Write::CreateKey { alias: opts.alias, policy, tags: opts.tags };
+            let multi_region = *multi_region;
+            let write =
+                Write::CreateKey { alias: opts.alias, policy, tags: opts.tags, multi_region };
             let done = writes::apply(s, &write, Some(wait)).await?;
             let arn = done.key().map(|(_, arn)| arn.to_string()).unwrap_or_default();
             (journal.created)(&arn)?;

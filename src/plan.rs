@@ -7,6 +7,9 @@ use crate::names::AccountId;
 use crate::policy::PolicyDocument;
 use crate::policy::build::{self, GrantSpec};
 
+mod regions;
+pub use regions::{RegionDrop, RegionPlan, RegionSeen, plan_regions};
+
 /// Tag key marking a resource as created by kmsxacct (value [`MANAGED_BY_VALUE`]).
 pub const TAG_MANAGED_BY: &str = "kmsxacct:managed-by";
 /// Value of [`TAG_MANAGED_BY`].
@@ -52,6 +55,8 @@ pub struct KeyState {
     pub policy: Option<PolicyDocument>,
     /// Every alias pointing at it (read by teardown).
     pub aliases: Vec<String>,
+    /// A multi-Region key (a primary or a replica).
+    pub multi_region: bool,
 }
 
 /// The key the alias points at, and the key the record names when the alias leads to none.
@@ -87,6 +92,8 @@ pub enum KeyPlan {
     Create {
         /// The whole key policy of the new key.
         policy: Box<PolicyDocument>,
+        /// A multi-Region primary key, for replicas in other regions.
+        multi_region: bool,
     },
     /// Use this key of ours.
     Existing {
@@ -151,7 +158,10 @@ pub fn plan_owner_setup(
             });
         }
         return Ok(OwnerPlan {
-            key: KeyPlan::Create { policy: Box::new(build::key_policy(spec)) },
+            key: KeyPlan::Create {
+                policy: Box::new(build::key_policy(spec)),
+                multi_region: spec.multi_region(),
+            },
             create_alias: true,
             put_policy: None,
             retire: Vec::new(),
@@ -171,6 +181,12 @@ pub fn plan_owner_setup(
         return Err(format!(
             "{} points at key {} of this deployment, which is {} (not Enabled); finish `kmsxacct teardown` or cancel the key's deletion and enable it first",
             spec.alias, key.arn, key.state
+        ));
+    }
+    if spec.multi_region() && !key.multi_region {
+        return Err(format!(
+            "{} points at key {}, a one-Region key, and AWS cannot make a key multi-Region; keep one region (--region), or tear this deployment down and set it up again with --regions",
+            spec.alias, key.arn
         ));
     }
     Ok(OwnerPlan {
@@ -199,7 +215,7 @@ pub fn plan_rotate_key(spec: &GrantSpec, current: &KeyState, found: &[KeyState])
         Some(k) => KeyPlan::Existing { key_id: k.key_id.clone(), arn: k.arn.clone() },
         None => {
             let policy = current.policy.clone().unwrap_or_else(|| build::key_policy(spec));
-            KeyPlan::Create { policy: Box::new(policy) }
+            KeyPlan::Create { policy: Box::new(policy), multi_region: spec.multi_region() }
         }
     };
     OwnerPlan {
@@ -711,6 +727,7 @@ mod tests {
             tags,
             policy: Some(build::key_policy(&spec())),
             aliases: vec!["alias/data".into()],
+            multi_region: false,
         }
     }
 

@@ -9,6 +9,7 @@
 use crate::aws::error::AwsErrorKind;
 use crate::aws::{MAX_ATTEMPTS, Session};
 use crate::error::{Error, Result};
+use crate::names::Region;
 use crate::output::{Action, Change, Printer, Resource};
 use crate::policy::PolicyDocument;
 use aws_config::retry::RetryConfig;
@@ -31,6 +32,21 @@ pub enum Write<'a> {
         /// The alias it is made for (its description).
         alias: &'a str,
         /// Its whole key policy.
+        policy: &'a PolicyDocument,
+        /// Its tags.
+        tags: &'a [(String, String)],
+        /// A multi-Region primary key (`mrk-` id), which replicas can share.
+        multi_region: bool,
+    },
+    /// kms:ReplicateKey, sent in the primary's region. "Already exists" is accepted once the
+    /// replica is read back in its region.
+    #[strum(serialize = "kms:ReplicateKey")]
+    ReplicateKey {
+        /// The primary key's ARN.
+        key_arn: &'a str,
+        /// The replica's region.
+        region: &'a Region,
+        /// The replica's key policy (each replica has its own).
         policy: &'a PolicyDocument,
         /// Its tags.
         tags: &'a [(String, String)],
@@ -284,7 +300,9 @@ impl Write<'_> {
     fn may_be_done(&self, kind: AwsErrorKind) -> bool {
         use AwsErrorKind::*;
         match self {
-            Write::CreateAlias { .. } | Write::CreateRole { .. } => kind == AlreadyExists,
+            Write::CreateAlias { .. } | Write::CreateRole { .. } | Write::ReplicateKey { .. } => {
+                kind == AlreadyExists
+            }
             Write::DeleteAlias { .. }
             | Write::DeleteRolePolicy { .. }
             | Write::DeleteRole { .. } => kind == NotFound,
@@ -298,7 +316,10 @@ impl Write<'_> {
 
     /// Writes whose policy names principals: KMS refuses them until IAM shows it new roles.
     fn names_principals(&self) -> bool {
-        matches!(self, Write::CreateKey { .. } | Write::PutKeyPolicy { .. })
+        matches!(
+            self,
+            Write::CreateKey { .. } | Write::ReplicateKey { .. } | Write::PutKeyPolicy { .. }
+        )
     }
 
     /// Writes sent without the SDK's retries, retried here only on proof nothing was done.
@@ -336,6 +357,13 @@ impl Write<'_> {
             Write::CreateRole { name, trust, tags } => {
                 crate::user::confirm_role(s, name, trust, tags).await
             }
+            Write::ReplicateKey { key_arn, region, .. } => {
+                let replica = replica_arn(key_arn, region);
+                match crate::owner::key_state(&s.in_region(region), &replica).await? {
+                    Some(_) => Ok(Output::Key { id: key_id(&replica).to_string(), arn: replica }),
+                    None => Err(err.clone().into()),
+                }
+            }
             _ => Ok(Output::Nothing),
         }
     }
@@ -351,6 +379,12 @@ impl Write<'_> {
                 };
                 (Action::Created, resource, id, None)
             }
+            Write::ReplicateKey { key_arn, region, .. } => (
+                Action::Created,
+                Resource::Key,
+                replica_arn(key_arn, region),
+                Some(format!("replica of {key_arn}")),
+            ),
             Write::PutKeyPolicy { key_arn, note, .. } => {
                 (Action::Updated, Resource::KeyPolicy, key_arn.to_string(), note.map(String::from))
             }
@@ -417,6 +451,22 @@ impl Write<'_> {
         let (op, kms) = (self.operation(), &s.kms);
         match *self {
             Write::CreateKey { .. } => self.send_create_key(s).await,
+            Write::ReplicateKey { key_arn, region, policy, tags } => {
+                let call = kms
+                    .replicate_key()
+                    .key_id(key_arn)
+                    .replica_region(region.as_str())
+                    .policy(policy.render())
+                    .set_tags(Some(kms_tags(op, tags)?));
+                let out = call.send().await.map_err(|e| s.kms_error(op, e))?;
+                let meta = out.replica_key_metadata().ok_or_else(|| {
+                    Error::Failed(format!("{op}: the answer holds no key metadata"))
+                })?;
+                Ok(Output::Key {
+                    id: meta.key_id().to_string(),
+                    arn: meta.arn().unwrap_or_default().to_string(),
+                })
+            }
             Write::PutKeyPolicy { key_arn, policy, .. } => {
                 let call = kms.put_key_policy().key_id(key_arn).policy_name(KEY_POLICY_NAME);
                 kms_answer(s, op, call.policy(policy.render()).send().await)
@@ -455,17 +505,14 @@ impl Write<'_> {
     }
 
     async fn send_create_key(&self, s: &Session) -> Result<Output> {
-        let Write::CreateKey { alias, policy, tags } = *self else {
+        let Write::CreateKey { alias, policy, tags, multi_region } = *self else {
             return Err(Error::Failed(format!("{}: not CreateKey", self.operation())));
         };
-        let tags = tags
-            .iter()
-            .map(|(k, v)| aws_sdk_kms::types::Tag::builder().tag_key(k).tag_value(v).build())
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::Failed(format!("kms:CreateKey: {e}")))?;
+        let tags = kms_tags(self.operation(), tags)?;
         let out = s
             .kms
             .create_key()
+            .multi_region(multi_region)
             .key_spec(KeySpec::SymmetricDefault)
             .key_usage(KeyUsageType::EncryptDecrypt)
             .description(format!("kmsxacct: shared with other accounts through {alias}"))
@@ -549,6 +596,23 @@ type SdkResult<O, E> = std::result::Result<O, SdkError<E, HttpResponse>>;
 /// The key id at the end of a key ARN (or the argument itself when it is an id).
 fn key_id(key: &str) -> &str {
     key.rsplit('/').next().unwrap_or(key)
+}
+
+/// The ARN of a multi-Region key's replica in `region`: the same key id, the region's ARN.
+pub fn replica_arn(key_arn: &str, region: &Region) -> String {
+    let mut parts: Vec<&str> = key_arn.splitn(6, ':').collect();
+    if parts.len() == 6 {
+        parts[3] = region.as_str();
+    }
+    parts.join(":")
+}
+
+/// Tags as KMS takes them.
+fn kms_tags(op: &str, tags: &[(String, String)]) -> Result<Vec<aws_sdk_kms::types::Tag>> {
+    tags.iter()
+        .map(|(k, v)| aws_sdk_kms::types::Tag::builder().tag_key(k).tag_value(v).build())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Failed(format!("{op}: {e}")))
 }
 
 /// Now, as RFC 3339.

@@ -161,6 +161,15 @@ impl Session {
         })
     }
 
+    /// The same account and credentials, with KMS calls going to `region` (a replica's).
+    pub fn in_region(&self, region: &Region) -> Session {
+        Session {
+            region: region.clone(),
+            kms: kms_client(&self.config, &self.interceptor, region),
+            ..self.clone()
+        }
+    }
+
     /// Asks STS which account the profile is in, and remembers it.
     pub async fn identify(&self) -> Result<AccountId> {
         let identity = self

@@ -107,7 +107,7 @@ pub fn items(view: &PlanView<'_>) -> Vec<Planned> {
     let mut out = Vec::new();
     let alias = spec.alias.as_str();
     match &view.owner_plan.key {
-        KeyPlan::Create { policy } => {
+        KeyPlan::Create { policy, .. } => {
             out.push(item(s, Step::Create, Resource::Key, "(new key)", None, Some(policy)));
         }
         KeyPlan::Existing { arn, .. } => {

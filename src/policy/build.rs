@@ -103,8 +103,10 @@ pub enum AliasCondition {
 pub struct GrantSpec {
     /// The ARN partition of every account (read from the caller's identity).
     pub partition: Partition,
-    /// Region of the key.
+    /// Region of the key (of the primary key, for a multi-Region key).
     pub region: Region,
+    /// Regions of the replicas of a multi-Region key (none: a one-Region key).
+    pub replica_regions: Vec<Region>,
     /// Account that owns the key.
     pub owner: AccountId,
     /// Accounts whose role uses the key (sorted, distinct).
@@ -139,6 +141,7 @@ impl GrantSpec {
         GrantSpec {
             partition: Partition::aws(),
             region,
+            replica_regions: Vec::new(),
             owner,
             users,
             alias,
@@ -148,6 +151,16 @@ impl GrantSpec {
             condition: AliasCondition::ResourceAliases,
             trust: Vec::new(),
         }
+    }
+
+    /// Every region with a key of the deployment: the primary's first, then the replicas'.
+    pub fn regions(&self) -> impl Iterator<Item = &Region> {
+        std::iter::once(&self.region).chain(&self.replica_regions)
+    }
+
+    /// Whether the key is multi-Region.
+    pub fn multi_region(&self) -> bool {
+        !self.replica_regions.is_empty()
     }
 
     /// The IAM actions granted, in a stable order.
@@ -225,11 +238,15 @@ pub fn role_trust_policy(spec: &GrantSpec, user: &AccountId) -> PolicyDocument {
 /// `Resource` is `key/*` and the alias goes in a condition; an alias ARN in `Resource` would grant
 /// nothing for them.
 pub fn role_access_policy(spec: &GrantSpec) -> PolicyDocument {
-    let keys = format!("arn:{}:kms:{}:{}:key/*", spec.partition, spec.region, spec.owner);
+    // Every region's keys, each named: never `*` for the region.
+    let keys = spec
+        .regions()
+        .map(|region| format!("arn:{}:kms:{region}:{}:key/*", spec.partition, spec.owner))
+        .collect();
     let statement = Statement::new(Effect::Allow)
         .sid(ROLE_USE_SID)
         .actions(&spec.iam_actions())
-        .resources(vec![keys]);
+        .resources(keys);
     // The alias, and the retirement aliases `kmsxacct rotate` leaves on earlier keys, so that
     // data encrypted before a rotation stays readable once the alias has moved on.
     let aliases = vec![spec.alias.to_string(), retired_alias_pattern(&spec.alias)];
@@ -299,6 +316,22 @@ mod tests {
                 }]
             })
         );
+    }
+
+    #[test]
+    fn multi_region_role_policy_names_each_region_and_no_other() {
+        let mut s = spec();
+        s.replica_regions = vec!["eu-west-1".parse().unwrap(), "ap-southeast-2".parse().unwrap()];
+        let doc: Value = serde_json::from_str(&role_access_policy(&s).render()).unwrap();
+        assert_eq!(
+            doc["Statement"][0]["Resource"],
+            json!([
+                "arn:aws:kms:us-east-1:111111111111:key/*",
+                "arn:aws:kms:eu-west-1:111111111111:key/*",
+                "arn:aws:kms:ap-southeast-2:111111111111:key/*"
+            ])
+        );
+        assert!(s.multi_region() && !spec().multi_region());
     }
 
     #[test]
