@@ -91,6 +91,9 @@ pub struct Change {
     pub resource: Resource,
     /// ARN or name of the resource.
     pub id: String,
+    /// The region, for a change in a multi-Region key's replica region.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// More about it, e.g. the key deletion date.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -105,6 +108,7 @@ impl Change {
             action,
             resource,
             id: id.to_string(),
+            region: s.replica_region.then(|| s.region.to_string()),
             detail: None,
         }
     }
@@ -268,12 +272,13 @@ impl Printer {
     pub fn changes(&self, changes: &[Change]) {
         for c in changes {
             self.line(format!(
-                "{:<5} {}  {:<18} {:<12} {}{}",
+                "{:<5} {}  {:<18} {:<12} {}{}{}",
                 c.side,
                 c.account,
                 c.action.name(),
                 c.resource.name(),
                 c.id,
+                c.region.as_deref().map(|r| format!("  (in {r})")).unwrap_or_default(),
                 c.detail.as_deref().map(|d| format!("  ({d})")).unwrap_or_default()
             ));
         }

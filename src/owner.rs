@@ -3,9 +3,12 @@
 
 use crate::aws::Session;
 use crate::error::{Error, Result};
-use crate::names::PendingWindow;
+use crate::names::{PendingWindow, Region};
 use crate::output::{Change, Printer, Resource};
-use crate::plan::{DeploymentKeys, KEY_PENDING_DELETION, KeyPlan, KeyState, OwnerPlan, is_ours};
+use crate::plan::{
+    DeploymentKeys, KEY_PENDING_DELETION, KeyPlan, KeyState, OwnerPlan, RegionDrop, RegionPlan,
+    RegionSeen, is_ours,
+};
 use crate::policy::PolicyDocument;
 use crate::policy::build::GrantSpec;
 use crate::policy::eval::Grant;
@@ -304,4 +307,102 @@ pub async fn ensure_key_rotation(
     }
     let write = Write::EnableKeyRotation { key_arn, period_days };
     apply_to(changes, s, write).await.map(drop)
+}
+
+/// Reads the replica regions `kept` and the regions `dropped`: the key the alias points at there
+/// and, once the primary exists, its replica there.
+pub async fn read_regions(
+    s: &Session,
+    spec: &GrantSpec,
+    primary: Option<&str>,
+    (kept, dropped): (&[Region], &[Region]),
+) -> Result<(Vec<RegionSeen>, Vec<RegionSeen>)> {
+    let read = |region: Region| async move {
+        let regional = s.in_region(&region);
+        let replica = primary.map(|p| writes::replica_arn(p, &region));
+        let (at_alias, replica) =
+            tokio::try_join!(read_key(&regional, spec.alias.as_str(), KeyReads::SETUP), async {
+                match &replica {
+                    Some(arn) => read_key(&regional, arn, KeyReads::SETUP).await,
+                    None => Ok(None),
+                }
+            },)?;
+        Ok::<_, Error>(RegionSeen { region, at_alias, replica })
+    };
+    let (kept, gone) = tokio::try_join!(
+        futures_util::future::try_join_all(kept.iter().cloned().map(read)),
+        futures_util::future::try_join_all(dropped.iter().cloned().map(read)),
+    )?;
+    Ok((kept, gone))
+}
+
+/// What the region step of setup works with besides its plans.
+pub struct RegionApply<'a> {
+    /// The alias, `alias/NAME`, made in every region.
+    pub alias: &'a str,
+    /// The deployment's tags, for each replica.
+    pub tags: &'a [(String, String)],
+    /// Pending window for the replicas of dropped regions.
+    pub window: PendingWindow,
+    /// How long a key policy naming new principals is retried.
+    pub wait: Propagation<'a>,
+}
+
+/// Carries out the region plans in order: in each replica region, ReplicateKey (sent in the
+/// primary's region), CreateAlias and PutKeyPolicy there; in each dropped region, DeleteAlias and
+/// ScheduleKeyDeletion of the replica. Returns each replica deletion: its ARN and date.
+pub async fn apply_regions(
+    s: &Session,
+    primary: &str,
+    (plans, drops): &(Vec<RegionPlan>, Vec<RegionDrop>),
+    opts: RegionApply<'_>,
+    changes: &mut Vec<Change>,
+) -> Result<Vec<(String, String)>> {
+    let mut deletions = Vec::new();
+    for plan in plans {
+        let regional = s.in_region(&plan.region);
+        let replica = writes::replica_arn(primary, &plan.region);
+        match &plan.replicate {
+            Some(policy) => {
+                let write = Write::ReplicateKey {
+                    key_arn: primary,
+                    region: &plan.region,
+                    policy,
+                    tags: opts.tags,
+                };
+                changes.push(writes::apply(s, &write, Some(opts.wait)).await?.change);
+            }
+            None => changes.push(Change::unchanged(&regional, Resource::Key, &replica)),
+        }
+        if plan.create_alias {
+            let write = Write::CreateAlias { alias: opts.alias, key_arn: &replica };
+            apply_to(changes, &regional, write).await?;
+        } else {
+            changes.push(Change::unchanged(&regional, Resource::Alias, opts.alias));
+        }
+        match &plan.put_policy {
+            Some(policy) => {
+                let write = Write::PutKeyPolicy { key_arn: &replica, policy, note: None };
+                changes.push(writes::apply(&regional, &write, Some(opts.wait)).await?.change);
+            }
+            None if plan.replicate.is_none() => {
+                changes.push(Change::unchanged(&regional, Resource::KeyPolicy, &replica));
+            }
+            None => {}
+        }
+    }
+    for drop in drops {
+        let regional = s.in_region(&drop.region);
+        if drop.delete_alias {
+            apply_to(changes, &regional, Write::DeleteAlias { alias: opts.alias }).await?;
+        }
+        if let Some(replica) = &drop.schedule_deletion {
+            let write = Write::ScheduleKeyDeletion { key_arn: replica, days: opts.window.days() };
+            let done = apply_to(changes, &regional, write).await?;
+            if let Some(date) = done.deletion_date() {
+                deletions.push((replica.clone(), date.to_string()));
+            }
+        }
+    }
+    Ok(deletions)
 }

@@ -63,6 +63,9 @@ pub struct Deployment {
     /// Set by a complete teardown; `kmsxacct restore` undoes it within the pending window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub torn_down: Option<TornDown>,
+    /// Regions of the replicas of a multi-Region key (its primary is in `region`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replica_regions: Vec<String>,
 }
 
 /// A complete teardown: when, and when KMS deletes each key of the deployment.
@@ -309,6 +312,7 @@ mod tests {
             adopted: false,
             last_verify: None,
             previous_keys: vec![],
+            replica_regions: vec![],
             torn_down: Some(TornDown {
                 at: "2026-11-29T00:00:00Z".into(),
                 deletions: vec![KeyDeletion {

@@ -439,7 +439,10 @@ impl Write<'_> {
                 (Action::Deleted, Resource::Role, role_arn.into(), None)
             }
         };
-        let change = Change::new(s, action, resource, &id);
+        let mut change = Change::new(s, action, resource, &id);
+        if let Write::ReplicateKey { region, .. } = self {
+            change.region = Some(region.to_string());
+        }
         match detail {
             Some(d) => change.detail(d),
             None => change,

@@ -59,6 +59,8 @@ pub struct Session {
     pub profile: String,
     /// The key's region, where every KMS call goes (STS and IAM use the profile's own).
     pub region: Region,
+    /// Whether this session is the owner's in a replica's region (see [`Session::in_region`]).
+    pub replica_region: bool,
     /// The account, once `sts:GetCallerIdentity` has answered (see [`Session::identify`]).
     account: Arc<OnceLock<AccountId>>,
     /// The ARN partition, learnt with the account.
@@ -142,6 +144,7 @@ impl Session {
             side,
             profile: profile.to_string(),
             region,
+            replica_region: false,
             account: Arc::new(OnceLock::new()),
             partition: Arc::new(OnceLock::new()),
             kms: kms_client(&config, &interceptor, &key_region),
@@ -165,6 +168,7 @@ impl Session {
     pub fn in_region(&self, region: &Region) -> Session {
         Session {
             region: region.clone(),
+            replica_region: true,
             kms: kms_client(&self.config, &self.interceptor, region),
             ..self.clone()
         }

@@ -227,7 +227,14 @@ impl Target {
             &self.settings,
         );
         spec.partition = sides.owner.partition();
+        spec.replica_regions = self.replica_regions();
         spec
+    }
+
+    /// The recorded replica regions of a multi-Region key (none without a record).
+    pub fn replica_regions(&self) -> Vec<Region> {
+        let recorded = self.record.iter().flat_map(|r| r.raw.replica_regions.iter());
+        recorded.filter_map(|r| r.parse().ok()).collect()
     }
 
     /// Refuses to act when the record's profiles now lead to other accounts than it recorded:

@@ -6,7 +6,10 @@ use crate::aws::Session;
 use crate::error::Result;
 use crate::names::AccountId;
 use crate::output::{Resource, colorize_diff, diff};
-use crate::plan::{KeyPlan, KeyState, OwnerPlan, RoleState, UserPlan, UserTeardown};
+use crate::plan::{
+    KeyPlan, KeyState, OwnerPlan, RegionDrop, RegionPlan, RegionSeen, RoleState, UserPlan,
+    UserTeardown,
+};
 use crate::policy::PolicyDocument;
 use crate::policy::build::{self, GrantSpec};
 use serde::Serialize;
@@ -24,6 +27,9 @@ pub struct Planned {
     pub resource: Resource,
     /// ARN or name.
     pub id: String,
+    /// The region, for a replica region's key, alias and key policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// The document change as a unified diff (plain), when a policy is written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
@@ -72,6 +78,10 @@ pub struct PlanView<'a> {
     pub users: Vec<(&'a Session, &'a AccountId, Option<&'a RoleState>, &'a UserPlan)>,
     /// Each user account leaving the deployment: session and what goes.
     pub removals: Vec<(&'a Session, &'a UserTeardown)>,
+    /// What happens in each replica region, and in each region dropped.
+    pub regions: &'a (Vec<RegionPlan>, Vec<RegionDrop>),
+    /// Each replica region as read (for the key policy diffs).
+    pub regions_seen: &'a [RegionSeen],
 }
 
 #[derive(Serialize)]
@@ -96,8 +106,63 @@ fn item(
         action,
         resource,
         id: id.to_string(),
+        region: None,
         diff: new.map(|n| diff(&text(old), &text(Some(n)))),
     }
+}
+
+/// The items of each replica region and each dropped region (one key policy diff per region).
+fn region_items(view: &PlanView<'_>, primary: &str) -> Vec<Planned> {
+    let s = view.owner;
+    let alias = view.spec.alias.as_str();
+    let mut out = Vec::new();
+    let (plans, drops) = view.regions;
+    for plan in plans {
+        let replica = if primary.is_empty() {
+            "(new replica)".to_string()
+        } else {
+            crate::writes::replica_arn(primary, &plan.region)
+        };
+        let old = view
+            .regions_seen
+            .iter()
+            .find(|r| r.region == plan.region)
+            .and_then(|r| r.replica.as_ref().or(r.at_alias.as_ref()))
+            .and_then(|k| k.policy.as_ref());
+        let mut items = vec![
+            match &plan.replicate {
+                Some(policy) => item(s, Step::Create, Resource::Key, &replica, None, Some(policy)),
+                None => item(s, Step::NoChange, Resource::Key, &replica, None, None),
+            },
+            item(
+                s,
+                if plan.create_alias { Step::Create } else { Step::NoChange },
+                Resource::Alias,
+                alias,
+                None,
+                None,
+            ),
+        ];
+        if let Some(policy) = &plan.put_policy {
+            items.push(item(s, Step::Update, Resource::KeyPolicy, &replica, old, Some(policy)));
+        }
+        out.extend(
+            items.into_iter().map(|i| Planned { region: Some(plan.region.to_string()), ..i }),
+        );
+    }
+    for drop in drops {
+        let mut items = Vec::new();
+        if drop.delete_alias {
+            items.push(item(s, Step::Delete, Resource::Alias, alias, None, None));
+        }
+        if let Some(replica) = &drop.schedule_deletion {
+            items.push(item(s, Step::ScheduleDeletion, Resource::Key, replica, None, None));
+        }
+        out.extend(
+            items.into_iter().map(|i| Planned { region: Some(drop.region.to_string()), ..i }),
+        );
+    }
+    out
 }
 
 /// Builds the plan's items.
@@ -129,6 +194,11 @@ pub fn items(view: &PlanView<'_>) -> Vec<Planned> {
     for arn in &view.owner_plan.retire {
         out.push(item(s, Step::ScheduleDeletion, Resource::Key, arn, None, None));
     }
+    let primary = match &view.owner_plan.key {
+        KeyPlan::Existing { arn, .. } => arn.as_str(),
+        KeyPlan::Create { .. } => "",
+    };
+    out.extend(region_items(view, primary));
     for (u, account, role, plan) in &view.users {
         let arn = spec.role_arn(account);
         match &plan.create_role {
@@ -177,8 +247,9 @@ pub fn show(ctx: &Context, view: &PlanView<'_>) -> Result<()> {
     let changes = planned.iter().filter(|p| p.action != Step::NoChange).count();
     let color = ctx.printer.color();
     for p in &planned {
+        let region = p.region.as_ref().map(|r| format!("  (in {r})")).unwrap_or_default();
         ctx.printer.line(format!(
-            "{:<5} {}  {:<18} {:<12} {}",
+            "{:<5} {}  {:<18} {:<12} {}{region}",
             p.side,
             p.account,
             p.action.name(),

@@ -7,13 +7,15 @@ use super::{
 use crate::error::{Error, Result};
 use crate::names::{AccountId, AliasName, PendingWindow, Region, RoleName};
 use crate::output::Change;
-use crate::owner::{KeyJournal, KeyReads, OwnerApply};
+use crate::owner::{KeyJournal, KeyReads, OwnerApply, RegionApply, read_regions};
 use crate::plan::{
-    self, DeploymentKeys, KeyPlan, KeyState, RoleState, SetupPlan, SetupSeen, deployment_tags,
+    self, DeploymentKeys, KeyPlan, KeyState, RegionDrop, RegionPlan, RegionSeen, RoleState,
+    SetupPlan, SetupSeen, deployment_tags,
 };
 use crate::policy::build::{GrantSpec, GrantTo};
 use crate::policy::matching::Arn;
 use crate::record::{CheckedDeployment, Deployment, Journal, UserRecord};
+use crate::writes::Propagation;
 use crate::{owner, user};
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -35,8 +37,13 @@ pub struct SetupArgs {
     #[arg(long)]
     pub role: Option<RoleName>,
     /// Region of the key [default: the owner profile's region].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "regions")]
     pub region: Option<Region>,
+    /// A multi-Region key: its primary in the first region, a replica in each other, the alias
+    /// in every one (comma-separated, e.g. us-east-1,eu-west-1). A region dropped since the
+    /// last setup loses its alias and replica.
+    #[arg(long, value_name = "R1,R2,...", value_delimiter = ',', num_args = 1..)]
+    pub regions: Vec<Region>,
     /// Days teardown asks KMS to wait before deleting the key, 7 to 30 (recorded for teardown;
     /// `restore` can undo a teardown until then). 30 is AWS's own default.
     #[arg(long, value_name = "DAYS", default_value = "30")]
@@ -79,6 +86,27 @@ struct Report<'a> {
     changes: &'a [Change],
 }
 
+impl SetupArgs {
+    /// The key's region (the primary's, with --regions), when given.
+    pub fn key_region(&self) -> Option<&Region> {
+        self.regions.first().or(self.region.as_ref())
+    }
+
+    /// The replica regions of --regions: every region after the first, each once.
+    pub fn replica_regions(&self) -> Result<Vec<Region>> {
+        let mut seen: Vec<&Region> = Vec::new();
+        for r in &self.regions {
+            if seen.contains(&r) {
+                return Err(Error::Input(format!(
+                    "--regions names {r} twice (allowed: each region once, the primary's first)"
+                )));
+            }
+            seen.push(r);
+        }
+        Ok(self.regions.iter().skip(1).cloned().collect())
+    }
+}
+
 /// Checks `--trust`: each must be an IAM principal ARN in one of the user accounts, and every
 /// user account must be named by one (else its role would silently trust the whole account).
 fn check_trust(trust: &[String], users: &[AccountId]) -> Result<()> {
@@ -115,19 +143,38 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
     let started = Instant::now();
     let target = resolve(ctx, args)?;
     ctx.printer.step("reading the owner and user accounts");
-    let sides = open(ctx, &args.owner, &target.profiles(args), args.region.as_ref()).await?;
-    let seen = read(ctx, args, &target, &sides).await?;
+    let sides = open(ctx, &args.owner, &target.profiles(args), args.key_region()).await?;
+    let mut seen = read(ctx, args, &target, &sides).await?;
     let plan = plan::plan_setup(&seen.spec, &seen.view(target.adopt(args)))
         .map_err(|c| Error::Conflict(format!("setup changed nothing: {}", c.join("; "))))?;
+    let primary_arn = match &plan.owner.key {
+        KeyPlan::Existing { arn, .. } => Some(arn.as_str()),
+        KeyPlan::Create { .. } => None,
+    };
+    let dropped = target.dropped_regions(&seen.spec);
+    seen.regions =
+        read_regions(&sides.owner, &seen.spec, primary_arn, (&seen.spec.replica_regions, &dropped))
+            .await?;
+    let regions = plan::plan_regions(&seen.spec, primary_arn, &seen.regions.0, &seen.regions.1)
+        .map_err(|c| Error::Conflict(format!("setup changed nothing: {}", c.join("; "))))?;
     if args.dry_run {
-        return super::plan::show(ctx, &plan_view(&sides, &seen, &plan));
+        return super::plan::show(ctx, &plan_view(&sides, &seen, &plan, &regions));
     }
     ctx.printer.step("applying changes in every account");
     let journal = Journal::start(first_record(args, &target, &seen, &plan), &ctx.config)?;
-    let stage = Apply { ctx, args, sides: &sides, seen: &seen, plan: &plan, journal: &journal };
+    let stage = Apply {
+        ctx,
+        args,
+        sides: &sides,
+        seen: &seen,
+        plan: &plan,
+        regions: &regions,
+        journal: &journal,
+    };
     let applied = stage.run(started).await?;
     journal.update(|r| {
         r.key_arn = applied.key_arn.clone();
+        r.replica_regions = seen.spec.replica_regions.iter().map(|r| r.to_string()).collect();
         for (u, arn) in r.users.iter_mut().zip(&applied.role_arns) {
             u.role_arn = arn.clone();
         }
@@ -151,6 +198,16 @@ impl Resolved {
     fn profiles(&self, args: &SetupArgs) -> Vec<String> {
         let leaving = self.leaving.iter().map(|u| u.profile.clone());
         args.users.iter().cloned().chain(leaving).collect()
+    }
+
+    /// Regions of the last setup's replicas that are not replica regions now: their aliases and
+    /// replicas go.
+    fn dropped_regions(&self, spec: &GrantSpec) -> Vec<Region> {
+        let recorded = self.previous.iter().flat_map(|p| p.raw.replica_regions.iter());
+        recorded
+            .filter_map(|r| r.parse::<Region>().ok())
+            .filter(|r| !spec.regions().any(|k| k == r))
+            .collect()
     }
 
     /// Whether this deployment uses a key kmsxacct did not create.
@@ -193,6 +250,8 @@ struct Seen {
     found: Vec<KeyState>,
     users: Vec<(AccountId, Option<RoleState>)>,
     leaving: Vec<(AccountId, Option<RoleState>)>,
+    /// The replica regions, then the regions dropped, as read.
+    regions: (Vec<RegionSeen>, Vec<RegionSeen>),
 }
 
 impl Seen {
@@ -249,6 +308,7 @@ async fn read(ctx: &Context, args: &SetupArgs, target: &Resolved, sides: &Sides)
         &args.grant.settings(&args.trust),
     );
     spec.partition = sides.owner.partition();
+    spec.replica_regions = args.replica_regions()?;
     let previous = target.previous.as_ref();
     // A key recorded for another owner account is not ours to reuse.
     if previous.is_none_or(|r| r.owner_account != spec.owner) {
@@ -270,12 +330,20 @@ async fn read(ctx: &Context, args: &SetupArgs, target: &Resolved, sides: &Sides)
         found,
         users: pairs.by_ref().take(kept).collect(),
         leaving: pairs.collect(),
+        regions: Default::default(),
     })
 }
 
 /// What `plan` shows.
-fn plan_view<'a>(sides: &'a Sides, seen: &'a Seen, plan: &'a SetupPlan) -> PlanView<'a> {
+fn plan_view<'a>(
+    sides: &'a Sides,
+    seen: &'a Seen,
+    plan: &'a SetupPlan,
+    regions: &'a (Vec<RegionPlan>, Vec<RegionDrop>),
+) -> PlanView<'a> {
     PlanView {
+        regions,
+        regions_seen: &seen.regions.0,
         spec: &seen.spec,
         owner: &sides.owner,
         key_now: seen.keys.at_alias.as_ref(),
@@ -329,6 +397,17 @@ fn first_record(args: &SetupArgs, target: &Resolved, seen: &Seen, plan: &SetupPl
         last_verify: previous.and_then(|r| r.last_verify.clone()),
         previous_keys: previous.map(|r| r.previous_keys.clone()).unwrap_or_default(),
         torn_down: None,
+        // Those of the last setup and those to make: a run that stops midway leaves no replica
+        // the record does not name. Once setup is done, those of the deployment alone.
+        replica_regions: {
+            let mut regions = previous.map(|r| r.replica_regions.clone()).unwrap_or_default();
+            for r in &spec.replica_regions {
+                if !regions.contains(&r.to_string()) {
+                    regions.push(r.to_string());
+                }
+            }
+            regions
+        },
     }
 }
 
@@ -346,6 +425,7 @@ struct Apply<'a> {
     sides: &'a Sides,
     seen: &'a Seen,
     plan: &'a SetupPlan,
+    regions: &'a (Vec<RegionPlan>, Vec<RegionDrop>),
     journal: &'a Journal<'a>,
 }
 
@@ -378,7 +458,15 @@ impl Apply<'_> {
                 Err(e) => errors.push(e.to_string()),
             }
         }
-        let key_arn = key_arn.map_err(|e| errors.push(e.to_string())).ok();
+        let mut key_arn = key_arn.map_err(|e| errors.push(e.to_string())).ok();
+        // The replicas follow their primary, and take the same key policy.
+        if let Some(primary) = key_arn.as_deref()
+            && errors.is_empty()
+            && let Err(e) = self.regions(primary, &tags, started, &mut changes).await
+        {
+            errors.push(e.to_string());
+            key_arn = None;
+        }
         // Users dropped from the deployment: their roles go once the key policy no longer names them.
         if errors.is_empty() {
             errors.extend(self.remove_leaving(&mut changes).await);
@@ -401,7 +489,7 @@ impl Apply<'_> {
         tags: &[(String, String)],
         started: Instant,
     ) -> (Result<String>, Vec<Change>) {
-        let Apply { ctx, args, sides, seen, plan, journal } = *self;
+        let Apply { ctx, args, sides, seen, plan, journal, .. } = *self;
         let mut changes = Vec::new();
         let creating = || Ok(journal.update(|r| r.key_creation_pending = true)?);
         let created = |arn: &str| {
@@ -428,6 +516,27 @@ impl Apply<'_> {
             }
         }
         (arn, changes)
+    }
+
+    /// Every replica region (replica, alias, key policy), then every dropped region.
+    async fn regions(
+        &self,
+        primary: &str,
+        tags: &[(String, String)],
+        started: Instant,
+        changes: &mut Vec<Change>,
+    ) -> Result<()> {
+        let Apply { ctx, args, sides, seen, regions, .. } = *self;
+        let opts = RegionApply {
+            alias: seen.spec.alias.as_str(),
+            tags,
+            window: args.pending_window_days,
+            wait: Propagation {
+                until: started + Duration::from_secs(args.wait),
+                printer: &ctx.printer,
+            },
+        };
+        owner::apply_regions(&sides.owner, primary, regions, opts, changes).await.map(drop)
     }
 
     /// Each user side: role, trust, role policy. Returns each role's ARN.

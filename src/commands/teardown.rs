@@ -5,13 +5,14 @@ use crate::aws::Session;
 use crate::error::{Error, Result};
 use crate::names::{AccountId, PendingWindow};
 use crate::output::Change;
-use crate::owner::KeyReads;
+use crate::owner::{KeyReads, RegionApply};
 use crate::plan::{
-    DeploymentKeys, KeyState, OwnerTeardown, RoleState, TeardownPlan, TeardownSeen, plan_teardown,
+    DeploymentKeys, KeyState, OwnerTeardown, RegionSeen, RoleState, TeardownPlan, TeardownSeen,
+    plan_regions, plan_teardown,
 };
 use crate::policy::build::GrantSpec;
 use crate::record::{KeyDeletion, TornDown};
-use crate::writes::{Done, Write, apply_to};
+use crate::writes::{Done, Propagation, Write, apply_to};
 use crate::{owner, user};
 use serde::Serialize;
 
@@ -46,15 +47,41 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
     let seen = read(ctx, &target, &sides).await?;
     let plan = plan_teardown(&seen.spec, &seen.view(target.adopted()))
         .map_err(|c| Error::Conflict(format!("teardown changed nothing: {}", c.join("; "))))?;
-    if plan.is_empty() {
+    let primary = seen.primary_arn();
+    // Every replica goes before its primary (AWS deletes a primary only once it has none).
+    let replicas = plan_regions(&seen.spec, primary, &[], &seen.regions)
+        .map_err(|c| Error::Conflict(format!("teardown changed nothing: {}", c.join("; "))))?
+        .1;
+    let replicas_left = replicas.iter().any(|d| d.delete_alias || d.schedule_deletion.is_some());
+    if plan.is_empty() && !replicas_left {
         ctx.printer
             .line("teardown: nothing to do; no role, alias or key of this deployment is left");
         mark_torn_down(ctx, &target, &seen, Vec::new())?;
         report(ctx, false, None, &[]);
         return Ok(());
     }
+    let mut changes = Vec::new();
+    if replicas_left {
+        ctx.printer.step("removing the replicas and their aliases");
+        let opts = RegionApply {
+            alias: seen.spec.alias.as_str(),
+            tags: &[],
+            window,
+            wait: Propagation { until: std::time::Instant::now(), printer: &ctx.printer },
+        };
+        let regions = (Vec::new(), replicas);
+        let primary = primary.unwrap_or_default();
+        let done = owner::apply_regions(&sides.owner, primary, &regions, opts, &mut changes).await;
+        ctx.printer.changes(&changes);
+        if let Err(e) = done {
+            return Err(Error::Failed(format!(
+                "teardown did not finish ({e}); run it again to finish"
+            )));
+        }
+    }
     ctx.printer.step("removing the roles, the alias and the key");
-    let (deletions, changes) = apply(ctx, &sides, &seen.spec, &plan, window).await?;
+    let (deletions, more) = apply(ctx, &sides, &seen.spec, &plan, window).await?;
+    changes.extend(more);
     let key = plan.owner.schedule_key_deletion.as_deref();
     let deletion_date =
         deletions.iter().find(|d| Some(d.arn.as_str()) == key).map(|d| d.date.clone());
@@ -107,11 +134,19 @@ impl Target {
 struct Seen {
     spec: GrantSpec,
     keys: DeploymentKeys,
+    /// Each replica region: the alias and the replica there.
+    regions: Vec<RegionSeen>,
     retired: Vec<(String, KeyState)>,
     users: Vec<(AccountId, Option<RoleState>)>,
 }
 
 impl Seen {
+    /// The primary key: behind the alias, else the recorded one.
+    fn primary_arn(&self) -> Option<&str> {
+        let key = self.keys.at_alias.as_ref().or(self.keys.recorded.as_ref());
+        key.map(|k| k.arn.as_str())
+    }
+
     fn view(&self, adopted: bool) -> TeardownSeen<'_> {
         TeardownSeen { keys: &self.keys, retired: &self.retired, users: &self.users, adopted }
     }
@@ -135,8 +170,14 @@ async fn read(ctx: &Context, target: &Target, sides: &Sides) -> Result<Seen> {
     let owner_account = sides.owner_account(keys.at_alias.as_ref()).await?;
     sides.check_distinct(&owner_account, &users)?;
     target.check_accounts(&owner_account, &users)?;
+    let spec = target.spec(sides, owner_account, users.clone());
+    let primary = keys.at_alias.as_ref().or(keys.recorded.as_ref()).map(|k| k.arn.clone());
+    let regions = (&[][..], &spec.replica_regions[..]);
+    let (_, regions) =
+        owner::read_regions(&sides.owner, &spec, primary.as_deref(), regions).await?;
     Ok(Seen {
-        spec: target.spec(sides, owner_account, users.clone()),
+        spec,
+        regions,
         keys,
         retired: retired?,
         users: users.into_iter().zip(roles).collect(),

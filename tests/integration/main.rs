@@ -13,6 +13,7 @@ mod policy_engine;
 mod propagation;
 mod proxy;
 mod reach;
+mod regions;
 mod reliability;
 mod restore;
 mod rotate;

@@ -177,10 +177,15 @@ impl Sandbox {
 
     /// A KMS client acting in `account`, built without any kmsxacct code.
     pub fn kms(&self, account: &str) -> aws_sdk_kms::Client {
+        self.kms_in(account, "us-east-1")
+    }
+
+    /// A KMS client acting in `account` in `region`.
+    pub fn kms_in(&self, account: &str, region: &str) -> aws_sdk_kms::Client {
         aws_sdk_kms::Client::from_conf(
             aws_sdk_kms::Config::builder()
                 .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
+                .region(Region::new(region.to_string()))
                 .endpoint_url(endpoint())
                 .credentials_provider(Credentials::new(account, "test", None, None, "test"))
                 .build(),
