@@ -2,6 +2,7 @@
 //! policies (the policy engine) and live (the granted operations, called as the role).
 
 mod live;
+mod regions;
 
 use super::{Context, Sides, Target, TargetArgs};
 use crate::aws::Session;
@@ -219,6 +220,8 @@ async fn check(
     let spec = &seen.spec;
     let mut checks = owner_checks(&seen.key, spec, seen.recorded_key.as_deref());
     let key = seen.key.ok().flatten();
+    let region_keys = regions::read(&sides.owner, spec).await;
+    checks.extend(regions::owner_checks(&region_keys, spec, key.as_ref().map(|k| k.arn.as_str())));
     if let Some(k) = &key {
         let wanted = converge_key_policy(spec, k);
         checks.push(drift_check("drift-key-policy", k.policy.as_ref(), wanted.as_ref()));
@@ -239,6 +242,7 @@ async fn check(
             checks.extend(retired);
         }
         checks.extend(role_drift(spec, account, &docs).into_iter().map(in_account));
+        let policies = docs.as_ref().ok().map(|d| d.policies.clone());
         let policy_checks =
             policy_checks(key.as_ref(), docs.map(|d| d.policies), role_arn, account, spec);
         // Denied although every static check passes: propagation, not a wrong policy. Wait.
@@ -258,6 +262,18 @@ async fn check(
         };
         checks.extend(policy_checks);
         checks.extend(trip.checks.into_iter().map(in_account));
+        let (owner, alias_arn) = (&sides.owner, names.alias_arn.as_str());
+        let regional = regions::user_checks(
+            &region_keys,
+            spec,
+            session,
+            owner,
+            account,
+            role_arn,
+            policies,
+            alias_arn,
+        );
+        checks.extend(regional.await);
     }
     checks
 }

@@ -187,3 +187,136 @@ fn teardown_schedules_every_replica_before_the_primary() {
     }
     assert!(!sb.role_exists(&sb.user.account, &sb.role_name()));
 }
+
+/// KMS clients acting as the deployment's role in the user account, in `regions`.
+fn as_role(sb: &Sandbox, regions: &[&str]) -> Vec<aws_sdk_kms::Client> {
+    use aws_sdk_sts::config::{BehaviorVersion, Credentials, Region};
+    let sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(crate::support::endpoint())
+            .credentials_provider(Credentials::new(&sb.user.account, "test", None, None, "test"))
+            .build(),
+    );
+    let role_arn = format!("arn:aws:iam::{}:role/{}", sb.user.account, sb.role_name());
+    let out = sb
+        .block_on(sts.assume_role().role_arn(role_arn).role_session_name("it").send())
+        .expect("AssumeRole");
+    let c = out.credentials().unwrap();
+    regions
+        .iter()
+        .map(|r| {
+            aws_sdk_kms::Client::from_conf(
+                aws_sdk_kms::Config::builder()
+                    .behavior_version(BehaviorVersion::latest())
+                    .region(Region::new(r.to_string()))
+                    .endpoint_url(crate::support::endpoint())
+                    .credentials_provider(Credentials::new(
+                        c.access_key_id(),
+                        c.secret_access_key(),
+                        Some(c.session_token().to_string()),
+                        None,
+                        "role",
+                    ))
+                    .build(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn verify_proves_every_region_and_decrypts_across_regions() {
+    let sb = Sandbox::new();
+    let out = sb.setup(&["--regions", &REGIONS.join(",")]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let out = sb.cmd().args(["--output", "json", "verify", "--wait", "0"]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let report = json(&stdout(&out));
+    let passed: Vec<String> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == true)
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    for region in &REGIONS[1..] {
+        for name in [
+            "alias-target",
+            "key-enabled",
+            "drift-key-policy",
+            "policy-encrypt",
+            "policy-decrypt",
+            "encrypt",
+            "decrypt",
+            "cross-region-decrypt",
+        ] {
+            let wanted = format!("{name}@{region}");
+            assert!(passed.contains(&wanted), "{wanted} not passed: {report}");
+        }
+    }
+    // Read back with the SDK as the role: ciphertext made through the primary region's alias
+    // decrypts through each replica region's alias.
+    let clients = as_role(&sb, &REGIONS);
+    let alias_arn = |r: &str| format!("arn:aws:kms:{r}:{}:{}", sb.owner.account, sb.alias);
+    let sealed = sb
+        .block_on(
+            clients[0]
+                .encrypt()
+                .key_id(alias_arn(PRIMARY))
+                .plaintext(aws_sdk_kms::primitives::Blob::new(b"multi-region".to_vec()))
+                .send(),
+        )
+        .expect("Encrypt as the role");
+    for (client, region) in clients.iter().zip(REGIONS).skip(1) {
+        let opened = sb
+            .block_on(
+                client
+                    .decrypt()
+                    .key_id(alias_arn(region))
+                    .ciphertext_blob(sealed.ciphertext_blob().unwrap().clone())
+                    .send(),
+            )
+            .unwrap_or_else(|e| panic!("Decrypt in {region}: {e:?}"));
+        assert_eq!(opened.plaintext().unwrap().as_ref(), b"multi-region", "{region}");
+    }
+}
+
+#[test]
+fn verify_fails_a_region_whose_replica_lost_the_grant() {
+    let sb = Sandbox::new();
+    let out = sb.setup(&["--regions", &REGIONS.join(",")]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let (primary, ..) = sb.alias_in(PRIMARY).unwrap();
+    let region = "ap-southeast-2";
+    let kms = sb.kms_in(&sb.owner.account, region);
+    let admin_only = serde_json::json!({"Version": "2012-10-17", "Statement": [sb.policy_in(region, &replica(&primary, region))["Statement"][0].clone()]});
+    sb.block_on(
+        kms.put_key_policy()
+            .key_id(replica(&primary, region))
+            .policy_name("default")
+            .policy(admin_only.to_string())
+            .send(),
+    )
+    .unwrap();
+    let out = sb.cmd().args(["--output", "json", "verify", "--wait", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    let report = json(&stdout(&out));
+    let mut failed: Vec<String> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    failed.sort();
+    assert_eq!(
+        failed,
+        vec![
+            format!("drift-key-policy@{region}"),
+            format!("policy-decrypt@{region}"),
+            format!("policy-encrypt@{region}"),
+        ],
+        "{report}"
+    );
+}

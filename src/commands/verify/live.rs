@@ -258,3 +258,51 @@ pub(super) async fn wait_for_propagation(
     }
     trip
 }
+
+/// The multi-Region promise, as the role: random bytes encrypted through the alias ARN of one
+/// region (`from`) decrypt through the alias ARN of another (`to`), and match.
+pub(super) async fn cross_region(
+    (from, from_alias): (&Session, &str),
+    (to, to_alias): (&Session, &str),
+    role_arn: &str,
+) -> Check {
+    let name = "cross-region-decrypt";
+    let credentials = match user::assume_role(from, role_arn).await {
+        Ok(c) => c,
+        Err(e) => return Check::new(name, false, format!("not run: {e}")),
+    };
+    let mut plaintext = [0u8; PLAINTEXT_BYTES];
+    let _ = getrandom::fill(&mut plaintext);
+    let sealed = from
+        .kms_with_credentials(credentials.clone())
+        .encrypt()
+        .key_id(from_alias)
+        .plaintext(Blob::new(plaintext.to_vec()))
+        .send()
+        .await;
+    let blob = match sealed.map_err(|e| from.kms_error("kms:Encrypt (as the role)", e)) {
+        Ok(out) => out.ciphertext_blob,
+        Err(e) => return Check::new(name, false, e.to_string()),
+    };
+    let Some(blob) = blob else {
+        return Check::new(name, false, "kms:Encrypt gave no ciphertext");
+    };
+    let opened = to
+        .kms_with_credentials(credentials)
+        .decrypt()
+        .key_id(to_alias)
+        .ciphertext_blob(blob)
+        .send()
+        .await;
+    match opened.map_err(|e| to.kms_error("kms:Decrypt (as the role)", e)) {
+        Ok(out) if out.plaintext().map(|p| p.as_ref()) == Some(&plaintext[..]) => Check::new(
+            name,
+            true,
+            format!(
+                "encrypted through {from_alias}, decrypted through {to_alias}; the bytes match"
+            ),
+        ),
+        Ok(_) => Check::new(name, false, "decrypted, but the bytes differ from what was encrypted"),
+        Err(e) => Check::new(name, false, e.to_string()),
+    }
+}
