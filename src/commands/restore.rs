@@ -34,6 +34,7 @@ struct Report<'a> {
 pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<()> {
     let started = Instant::now();
     let target = Target::resolve(&TargetArgs::default(), &ctx.config)?;
+    target.one_region("restore")?;
     let (record, torn) = torn_down(&target, ctx)?;
     let sides = target.open(ctx).await?;
     ctx.printer.step("reading what is left of the deployment");

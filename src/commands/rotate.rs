@@ -63,6 +63,7 @@ struct Report<'a> {
 pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
     let started = Instant::now();
     let target = Target::resolve(&args.target, &ctx.config)?;
+    target.one_region("rotate")?;
     let record = rotatable(&target)?;
     let window = args.pending_window_days.unwrap_or(record.pending_window);
     let sides = target.open(ctx).await?;

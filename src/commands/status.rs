@@ -32,12 +32,23 @@ struct UserStatus {
 }
 
 #[derive(Serialize)]
+struct ReplicaStatus {
+    region: String,
+    /// The key the alias leads to in the region (none: no alias there).
+    arn: Option<String>,
+    state: Option<String>,
+}
+
+#[derive(Serialize)]
 struct Report<'a> {
     command: &'static str,
     alias: &'a str,
     owner_account: String,
     region: String,
     key: Option<KeyStatus>,
+    /// Each replica region of a multi-Region key: the key its alias leads to there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    replicas: Vec<ReplicaStatus>,
     users: Vec<UserStatus>,
     last_verify: Option<&'a LastVerify>,
     torn_down: Option<&'a TornDown>,
@@ -58,10 +69,20 @@ async fn read<'a>(ctx: &Context, target: &'a Target, sides: &Sides) -> Result<Re
     let role_reads =
         sides.users.iter().map(|u| user::read_role(u, target.role.as_str(), false)).collect();
     let reads = KeyReads { tags: false, policy: false, aliases: true };
-    let (ids, key, roles) = tokio::join!(
+    let replica_reads = target.replica_regions().into_iter().map(|region| async move {
+        let regional = sides.owner.in_region(&region);
+        let key = owner::read_key(&regional, target.alias.as_str(), reads).await?;
+        Ok::<_, crate::error::Error>(ReplicaStatus {
+            region: region.to_string(),
+            state: key.as_ref().map(|k| k.state.clone()),
+            arn: key.map(|k| k.arn),
+        })
+    });
+    let (ids, key, roles, replicas) = tokio::join!(
         sides.identify(ctx),
         owner::read_key(&sides.owner, target.alias.as_str(), reads),
         ctx.bounded(role_reads),
+        futures_util::future::try_join_all(replica_reads),
     );
     let (owner_account, users) = ids?;
     target.check_accounts(&owner_account, &users)?;
@@ -87,6 +108,7 @@ async fn read<'a>(ctx: &Context, target: &'a Target, sides: &Sides) -> Result<Re
         owner_account: owner_account.to_string(),
         region: sides.region().to_string(),
         key,
+        replicas: replicas?,
         users: user_status,
         last_verify: target.record.as_ref().and_then(|r| r.raw.last_verify.as_ref()),
         torn_down: target.record.as_ref().and_then(|r| r.raw.torn_down.as_ref()),
@@ -116,6 +138,17 @@ fn print_text(ctx: &Context, target: &Target, report: &Report<'_>) {
             ));
         }
         None => p.line(format!("owner {owner}  alias  {} does not exist", target.alias)),
+    }
+    for r in &report.replicas {
+        p.line(match (&r.arn, &r.state) {
+            (Some(arn), Some(state)) => {
+                format!(
+                    "owner {owner}  key    {arn}  {state}  (replica in {}, behind the alias)",
+                    r.region
+                )
+            }
+            _ => format!("owner {owner}  alias  {} does not exist in {}", target.alias, r.region),
+        });
     }
     for u in &report.users {
         p.line(match &u.role_arn {

@@ -320,3 +320,49 @@ fn verify_fails_a_region_whose_replica_lost_the_grant() {
         "{report}"
     );
 }
+
+#[test]
+fn bad_region_lists_change_nothing() {
+    let sb = Sandbox::new();
+    for (args, message) in [
+        (vec!["--regions", "us-east-1,eu-west-1,us-east-1"], "--regions names us-east-1 twice"),
+        (vec!["--regions", "us-east-1,eu-west-1", "--region", "us-east-1"], "cannot be used with"),
+        (vec!["--regions", "us-east-1,moon-1"], "moon-1"),
+    ] {
+        let out = sb.setup(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(sb.alias_in(PRIMARY), None);
+    assert!(!sb.record().exists());
+}
+
+#[test]
+fn a_one_region_key_is_not_made_multi_region_and_rotate_refuses_replicas() {
+    let sb = Sandbox::new();
+    assert!(sb.setup(&[]).output().unwrap().status.success());
+    let (key, ..) = sb.alias_in(PRIMARY).unwrap();
+    let out = sb.setup(&["--regions", "us-east-1,eu-west-1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "a conflict: {}{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("one-Region key"), "{}", stderr(&out));
+    assert_eq!(sb.alias_in("eu-west-1"), None);
+    assert_eq!(sb.alias_in(PRIMARY).map(|a| a.0), Some(key));
+
+    let multi = Sandbox::new();
+    assert!(multi.setup(&["--regions", "us-east-1,eu-west-1"]).output().unwrap().status.success());
+    let (primary, ..) = multi.alias_in(PRIMARY).unwrap();
+    let out = multi.cmd().args(["rotate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("replicas in eu-west-1"), "{}", stderr(&out));
+    assert_eq!(multi.alias_in(PRIMARY).map(|a| a.0), Some(primary));
+    // status shows every region.
+    let out = multi.cmd().args(["status"]).output().unwrap();
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "{}  Enabled  (replica in eu-west-1, behind the alias)",
+            replica(&multi.alias_in(PRIMARY).unwrap().0, "eu-west-1")
+        )),
+        "{text}"
+    );
+}
