@@ -87,6 +87,9 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
         deletions.iter().find(|d| Some(d.arn.as_str()) == key).map(|d| d.date.clone());
     mark_torn_down(ctx, &target, &seen, deletions)?;
     match &deletion_date {
+        Some(date) if seen.spec.multi_region() => ctx.printer.line(format!(
+            "teardown complete: the keys will be deleted on {date}; `kmsxacct restore` does not handle multi-Region deployments yet: cancel each key's deletion (CancelKeyDeletion in each region) to undo this teardown"
+        )),
         Some(date) => ctx.printer.line(format!(
             "teardown complete: the key will be deleted on {date}; until then `kmsxacct restore` undoes this teardown"
         )),
