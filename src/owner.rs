@@ -309,11 +309,11 @@ pub async fn ensure_key_rotation(
     apply_to(changes, s, write).await.map(drop)
 }
 
-/// Reads the replica regions `kept` and the regions `dropped`: the key the alias points at there
+/// Reads the replica regions `kept` and the regions `dropped`: the key `alias` points at there
 /// and, once the primary exists, its replica there.
 pub async fn read_regions(
     s: &Session,
-    spec: &GrantSpec,
+    alias: &str,
     primary: Option<&str>,
     (kept, dropped): (&[Region], &[Region]),
 ) -> Result<(Vec<RegionSeen>, Vec<RegionSeen>)> {
@@ -321,7 +321,7 @@ pub async fn read_regions(
         let regional = s.in_region(&region);
         let replica = primary.map(|p| writes::replica_arn(p, &region));
         let (at_alias, replica) =
-            tokio::try_join!(read_key(&regional, spec.alias.as_str(), KeyReads::SETUP), async {
+            tokio::try_join!(read_key(&regional, alias, KeyReads::SETUP), async {
                 match &replica {
                     Some(arn) => read_key(&regional, arn, KeyReads::SETUP).await,
                     None => Ok(None),

@@ -209,7 +209,7 @@ pub fn plan_rotate_key(spec: &GrantSpec, current: &KeyState, found: &[KeyState])
     let orphans: Vec<&KeyState> = found
         .iter()
         .filter(|k| is_ours(&k.tags, spec) && k.state == KEY_ENABLED && k.aliases.is_empty())
-        .filter(|k| k.arn != current.arn)
+        .filter(|k| k.arn != current.arn && k.multi_region == spec.multi_region())
         .collect();
     let key = match orphans.first() {
         Some(k) => KeyPlan::Existing { key_id: k.key_id.clone(), arn: k.arn.clone() },

@@ -8,12 +8,14 @@
 //! proves both: by the policy engine (Decrypt on the old key, Encrypt on the new one) and live
 //! (the role encrypts through the alias with the new key and decrypts data made before).
 
+mod regions;
+
 use super::verify::evaluation_check;
 use super::wait::{self, Waited};
 use super::{Context, Sides, Target, TargetArgs};
 use crate::aws::Session;
 use crate::error::{Error, Result};
-use crate::names::{AccountId, PendingWindow};
+use crate::names::{AccountId, PendingWindow, Region};
 use crate::output::{Change, Check};
 use crate::owner::{self, KeyJournal, KeyReads, OwnerApply};
 use crate::plan::{KEY_ENABLED, KeyState, deployment_tags, is_ours, plan_rotate_key};
@@ -46,6 +48,10 @@ pub struct RotateArgs {
     /// Days KMS waits before deleting the old key, 7 to 30 [default: the record's].
     #[arg(long, value_name = "DAYS")]
     pub pending_window_days: Option<PendingWindow>,
+    /// Move a one-Region deployment to a new multi-Region key, with a replica and the alias in
+    /// each of these regions (comma-separated; the primary stays in the key's region).
+    #[arg(long, value_name = "R1,R2,...", value_delimiter = ',', num_args = 1..)]
+    pub multi_region: Vec<Region>,
 }
 
 #[derive(Serialize)]
@@ -63,12 +69,17 @@ struct Report<'a> {
 pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
     let started = Instant::now();
     let target = Target::resolve(&args.target, &ctx.config)?;
-    target.one_region("rotate")?;
     let record = rotatable(&target)?;
     let window = args.pending_window_days.unwrap_or(record.pending_window);
     let sides = target.open(ctx).await?;
-    let (spec, users, old) = read(ctx, &target, &sides).await?;
+    let (mut spec, users, old) = read(ctx, &target, &sides).await?;
+    // The old key's replica regions, and those of the new key.
+    let old_regions = spec.replica_regions.clone();
+    if !args.multi_region.is_empty() {
+        spec.replica_regions = new_regions(&spec, &args.multi_region)?;
+    }
     let retired_alias = build::retired_alias(&spec.alias, &old.key_id);
+    let old_replicas = regions::read_old(&sides.owner, &old, &old_regions).await?;
     // Data encrypted before the rotation, to prove it stays readable.
     let sample = Sample::encrypt(&sides.owner, spec.alias.as_str()).await?;
     ctx.printer.step("creating the new key");
@@ -84,20 +95,55 @@ pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
             retired_at: now(),
             deletion_scheduled: None,
         });
+        r.replica_regions = spec.replica_regions.iter().map(|r| r.to_string()).collect();
     })?;
-    move_alias(&sides.owner, &spec, &old, &new_arn, &retired_alias, &mut changes).await?;
-    ctx.printer.step("proving the user accounts still work, old data included");
-    let proof = Proof {
+    let key_policy = old.policy.clone().unwrap_or_else(|| build::key_policy(&spec));
+    let moves = regions::Moves {
         spec: &spec,
-        old: &old,
+        old_replicas: &old_replicas,
         new_arn: &new_arn,
         retired_alias: &retired_alias,
-        sample: &sample,
+        key_policy: &key_policy,
+        wait_until: Instant::now() + Duration::from_secs(args.wait.max(30)),
+        printer: &ctx.printer,
     };
+    moves.replicate(&sides.owner, &mut changes).await?;
+    if !args.multi_region.is_empty() {
+        // The role policies must cover the new regions' keys before the aliases lead there.
+        regions::widen_role_policies(ctx, &sides, &users, &spec, &mut changes).await?;
+    }
+    move_alias(&sides.owner, &spec, &old, &new_arn, &retired_alias, &mut changes).await?;
+    moves.move_aliases(&sides.owner, &mut changes).await?;
+    ctx.printer.step("proving the user accounts still work, old data included");
     let deadline = started + Duration::from_secs(args.wait);
-    let checks = prove(ctx, &sides, &users, &proof, deadline).await?;
+    let mut checks = Vec::new();
+    let mut proofs = Vec::new();
+    for region in spec.regions() {
+        let old_arn = if *region == spec.region {
+            Some(old.arn.clone())
+        } else {
+            old_replicas.iter().find(|(r, _)| r == region).map(|(_, k)| k.arn.clone())
+        };
+        let new_arn = crate::writes::replica_arn(&new_arn, region);
+        let proof = Proof {
+            spec: &spec,
+            region,
+            old_arn,
+            key_policy: &key_policy,
+            new_arn,
+            retired_alias: &retired_alias,
+            sample: &sample,
+        };
+        checks.extend(prove(ctx, &sides, &users, &proof, deadline).await?);
+        proofs.push(proof);
+    }
     let ok = checks.iter().all(|c| c.ok);
     if args.retire_old && ok {
+        // The old replicas first: AWS deletes a primary only once it has none.
+        for (region, replica) in &old_replicas {
+            let write = Write::ScheduleKeyDeletion { key_arn: &replica.arn, days: window.days() };
+            apply_to(&mut changes, &sides.owner.in_region(region), write).await?;
+        }
         let write = Write::ScheduleKeyDeletion { key_arn: &old.arn, days: window.days() };
         apply_to(&mut changes, &sides.owner, write).await?;
         journal.update(|r| {
@@ -106,7 +152,29 @@ pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
             }
         })?;
     }
-    report(ctx, args, &proof, &changes, &checks)
+    report(ctx, args, &proofs[0], &changes, &checks)
+}
+
+/// The replica regions `rotate --multi-region` asks for: each once, never the primary's, and
+/// only for a deployment whose key is one-Region (setup --regions changes a multi-Region one).
+fn new_regions(spec: &GrantSpec, asked: &[Region]) -> Result<Vec<Region>> {
+    if spec.multi_region() {
+        return Err(Error::Input(
+            "--multi-region: this deployment's key is multi-Region already; add or drop regions with `kmsxacct setup --regions`".into(),
+        ));
+    }
+    let mut regions: Vec<Region> = Vec::new();
+    for r in asked {
+        if *r == spec.region || regions.contains(r) {
+            return Err(Error::Input(format!(
+                "--multi-region names {r} {} (allowed: each replica region once, not the key's region {})",
+                if *r == spec.region { "the key's own region" } else { "twice" },
+                spec.region
+            )));
+        }
+        regions.push(r.clone());
+    }
+    Ok(regions)
 }
 
 /// The record, which rotate needs (it keeps the key history), of a key kmsxacct created.
@@ -230,20 +298,35 @@ async fn move_alias(
     apply_to(changes, owner, update).await.map(drop)
 }
 
-/// What the continuity proof works with.
+/// What the continuity proof works with, in one region.
 struct Proof<'a> {
     spec: &'a GrantSpec,
-    old: &'a KeyState,
-    new_arn: &'a str,
+    /// The region proven: the primary's, or a replica's.
+    region: &'a Region,
+    /// The old key there (its replica, in a replica region); None where the old key had none.
+    old_arn: Option<String>,
+    /// The old key's policy, which the new key took.
+    key_policy: &'a PolicyDocument,
+    /// The new key there.
+    new_arn: String,
     retired_alias: &'a str,
     sample: &'a Sample,
 }
 
 impl Proof<'_> {
-    /// The retirement alias's ARN.
+    /// The retirement alias's ARN in the region.
     fn retired_arn(&self) -> String {
         let spec = self.spec;
-        format!("arn:{}:kms:{}:{}:{}", spec.partition, spec.region, spec.owner, self.retired_alias)
+        format!("arn:{}:kms:{}:{}:{}", spec.partition, self.region, spec.owner, self.retired_alias)
+    }
+
+    /// A check about this region (named `CHECK@REGION` in a replica's region).
+    fn named(&self, c: Check) -> Check {
+        if *self.region == self.spec.region {
+            c
+        } else {
+            Check { name: format!("{}@{}", c.name, self.region), ..c }
+        }
     }
 }
 
@@ -262,6 +345,7 @@ async fn prove(
         .map(|(session, account)| async move {
             let role_arn = proof.spec.role_arn(account);
             let docs = user::role_documents(session, proof.spec.role.as_str()).await?;
+            let session = &session.in_region(proof.region);
             let mut checks = policy_proof(proof, &role_arn, &docs.policies);
             let live = live_proof(session, &role_arn, proof).await;
             // Failing live although the policies allow: propagation, which AWS documents takes
@@ -285,7 +369,10 @@ async fn prove(
             };
             checks.extend(live.checks);
             Ok::<_, Error>(
-                checks.into_iter().map(|c| c.in_account(account.as_str())).collect::<Vec<_>>(),
+                checks
+                    .into_iter()
+                    .map(|c| proof.named(c).in_account(account.as_str()))
+                    .collect::<Vec<_>>(),
             )
         })
         .collect();
@@ -304,7 +391,7 @@ fn policy_proof(
     let spec = proof.spec;
     let named: Vec<NamedPolicy<'_>> =
         policies.iter().map(|(name, document)| NamedPolicy { name, document }).collect();
-    let key_policy = proof.old.policy.clone().unwrap_or_else(|| build::key_policy(spec));
+    let key_policy = proof.key_policy;
     let check = |name: &str, action: &str, key: &str, via: &str| {
         let request = Request {
             principal: role_arn.to_string(),
@@ -318,7 +405,7 @@ fn policy_proof(
         evaluation_check(
             name,
             &request,
-            &key_policy,
+            key_policy,
             &named,
             &format!("the policies allow {action} on {key} through {via}"),
             &format!(
@@ -327,13 +414,12 @@ fn policy_proof(
         )
     };
     let mut checks = Vec::new();
-    if spec.actions.contains(&KeyAction::Decrypt) {
-        let (old, via) = (&proof.old.arn, proof.retired_alias);
-        checks.push(check("policy-decrypt-old", "kms:Decrypt", old, via));
+    if let (true, Some(old)) = (spec.actions.contains(&KeyAction::Decrypt), &proof.old_arn) {
+        checks.push(check("policy-decrypt-old", "kms:Decrypt", old, proof.retired_alias));
     }
     if spec.actions.contains(&KeyAction::Encrypt) {
         let via = spec.alias.as_str();
-        checks.push(check("policy-encrypt-new", "kms:Encrypt", proof.new_arn, via));
+        checks.push(check("policy-encrypt-new", "kms:Encrypt", &proof.new_arn, via));
     }
     checks
 }
@@ -363,7 +449,7 @@ async fn live_proof(s: &Session, role_arn: &str, proof: &Proof<'_>) -> LiveProof
     if actions.contains(&KeyAction::Encrypt) {
         outcomes.push(encrypt_new_key(s, &kms, proof).await);
     }
-    if actions.contains(&KeyAction::Decrypt) {
+    if actions.contains(&KeyAction::Decrypt) && proof.old_arn.is_some() {
         outcomes.push(decrypt_old_data(s, &kms, proof).await);
     }
     let pending = outcomes.iter().find_map(|(_, p)| p.clone());
@@ -383,10 +469,10 @@ fn failed_call(name: &str, e: crate::error::Error) -> Outcome {
 async fn encrypt_new_key(s: &Session, kms: &aws_sdk_kms::Client, proof: &Proof<'_>) -> Outcome {
     let name = "encrypt-new-key";
     let spec = proof.spec;
-    let alias_arn = spec.alias.arn(&spec.partition, &spec.region, &spec.owner);
+    let alias_arn = spec.alias.arn(&spec.partition, proof.region, &spec.owner);
     let plaintext = Blob::new(proof.sample.plaintext.to_vec());
     match kms.encrypt().key_id(&alias_arn).plaintext(plaintext).send().await {
-        Ok(out) if out.key_id() == Some(proof.new_arn) => {
+        Ok(out) if out.key_id() == Some(proof.new_arn.as_str()) => {
             let detail =
                 format!("encrypted through {alias_arn} with the new key {}", proof.new_arn);
             (Check::new(name, true, detail), None)
@@ -426,6 +512,7 @@ fn report(
     changes: &[Change],
     checks: &[Check],
 ) -> Result<()> {
+    let old_arn = proof.old_arn.as_deref().unwrap_or_default();
     let ok = checks.iter().all(|c| c.ok);
     ctx.printer.changes(changes);
     ctx.printer.checks(checks);
@@ -433,8 +520,8 @@ fn report(
         &Report {
             command: "rotate",
             ok,
-            old_key: &proof.old.arn,
-            new_key: proof.new_arn,
+            old_key: old_arn,
+            new_key: &proof.new_arn,
             retired_alias: proof.retired_alias,
             changes,
             checks,

@@ -152,9 +152,13 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
         KeyPlan::Create { .. } => None,
     };
     let dropped = target.dropped_regions(&seen.spec);
-    seen.regions =
-        read_regions(&sides.owner, &seen.spec, primary_arn, (&seen.spec.replica_regions, &dropped))
-            .await?;
+    seen.regions = read_regions(
+        &sides.owner,
+        seen.spec.alias.as_str(),
+        primary_arn,
+        (&seen.spec.replica_regions, &dropped),
+    )
+    .await?;
     let regions = plan::plan_regions(&seen.spec, primary_arn, &seen.regions.0, &seen.regions.1)
         .map_err(|c| Error::Conflict(format!("setup changed nothing: {}", c.join("; "))))?;
     if args.dry_run {

@@ -47,12 +47,19 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
     let seen = read(ctx, &target, &sides).await?;
     let plan = plan_teardown(&seen.spec, &seen.view(target.adopted()))
         .map_err(|c| Error::Conflict(format!("teardown changed nothing: {}", c.join("; "))))?;
-    let primary = seen.primary_arn();
-    // Every replica goes before its primary (AWS deletes a primary only once it has none).
-    let replicas = plan_regions(&seen.spec, primary, &[], &seen.regions)
-        .map_err(|c| Error::Conflict(format!("teardown changed nothing: {}", c.join("; "))))?
-        .1;
-    let replicas_left = replicas.iter().any(|d| d.delete_alias || d.schedule_deletion.is_some());
+    // Every replica goes before its primary (AWS deletes a primary only once it has none): those
+    // of the key, and those of the keys rotate retired.
+    let mut replicas = Vec::new();
+    for set in &seen.replicas {
+        let drops = plan_regions(&seen.spec, set.primary.as_deref(), &[], &set.regions)
+            .map_err(|c| Error::Conflict(format!("teardown changed nothing: {}", c.join("; "))))?
+            .1;
+        replicas.push((set, drops));
+    }
+    let replicas_left = replicas
+        .iter()
+        .flat_map(|(_, drops)| drops)
+        .any(|d| d.delete_alias || d.schedule_deletion.is_some());
     if plan.is_empty() && !replicas_left {
         ctx.printer
             .line("teardown: nothing to do; no role, alias or key of this deployment is left");
@@ -63,15 +70,21 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
     let mut changes = Vec::new();
     if replicas_left {
         ctx.printer.step("removing the replicas and their aliases");
-        let opts = RegionApply {
-            alias: seen.spec.alias.as_str(),
-            tags: &[],
-            window,
-            wait: Propagation { until: std::time::Instant::now(), printer: &ctx.printer },
-        };
-        let regions = (Vec::new(), replicas);
-        let primary = primary.unwrap_or_default();
-        let done = owner::apply_regions(&sides.owner, primary, &regions, opts, &mut changes).await;
+        let mut done = Ok(Vec::new());
+        for (set, drops) in replicas {
+            let opts = RegionApply {
+                alias: &set.alias,
+                tags: &[],
+                window,
+                wait: Propagation { until: std::time::Instant::now(), printer: &ctx.printer },
+            };
+            let primary = set.primary.as_deref().unwrap_or_default();
+            let regions = (Vec::new(), drops);
+            done = owner::apply_regions(&sides.owner, primary, &regions, opts, &mut changes).await;
+            if done.is_err() {
+                break;
+            }
+        }
         ctx.printer.changes(&changes);
         if let Err(e) = done {
             return Err(Error::Failed(format!(
@@ -137,19 +150,21 @@ impl Target {
 struct Seen {
     spec: GrantSpec,
     keys: DeploymentKeys,
-    /// Each replica region: the alias and the replica there.
-    regions: Vec<RegionSeen>,
+    /// The replicas of the key, then those of each key rotate retired.
+    replicas: Vec<ReplicaSet>,
     retired: Vec<(String, KeyState)>,
     users: Vec<(AccountId, Option<RoleState>)>,
 }
 
-impl Seen {
-    /// The primary key: behind the alias, else the recorded one.
-    fn primary_arn(&self) -> Option<&str> {
-        let key = self.keys.at_alias.as_ref().or(self.keys.recorded.as_ref());
-        key.map(|k| k.arn.as_str())
-    }
+/// A multi-Region key's replica regions as read: the alias that leads to it and its replica in
+/// each.
+struct ReplicaSet {
+    alias: String,
+    primary: Option<String>,
+    regions: Vec<RegionSeen>,
+}
 
+impl Seen {
     fn view(&self, adopted: bool) -> TeardownSeen<'_> {
         TeardownSeen { keys: &self.keys, retired: &self.retired, users: &self.users, adopted }
     }
@@ -175,12 +190,17 @@ async fn read(ctx: &Context, target: &Target, sides: &Sides) -> Result<Seen> {
     target.check_accounts(&owner_account, &users)?;
     let spec = target.spec(sides, owner_account, users.clone());
     let primary = keys.at_alias.as_ref().or(keys.recorded.as_ref()).map(|k| k.arn.clone());
-    let regions = (&[][..], &spec.replica_regions[..]);
-    let (_, regions) =
-        owner::read_regions(&sides.owner, &spec, primary.as_deref(), regions).await?;
+    let sets = std::iter::once((spec.alias.to_string(), primary))
+        .chain(target.retired_keys().map(|r| (r.alias.clone(), Some(r.arn.clone()))))
+        .map(|(alias, primary)| async {
+            let regions = (&[][..], &spec.replica_regions[..]);
+            let seen = owner::read_regions(&sides.owner, &alias, primary.as_deref(), regions);
+            Ok::<_, Error>(ReplicaSet { regions: seen.await?.1, alias, primary })
+        });
+    let replicas = futures_util::future::try_join_all(sets).await?;
     Ok(Seen {
         spec,
-        regions,
+        replicas,
         keys,
         retired: retired?,
         users: users.into_iter().zip(roles).collect(),

@@ -338,7 +338,7 @@ fn bad_region_lists_change_nothing() {
 }
 
 #[test]
-fn a_one_region_key_is_not_made_multi_region_and_rotate_refuses_replicas() {
+fn a_one_region_key_is_not_made_multi_region_and_status_shows_every_region() {
     let sb = Sandbox::new();
     assert!(sb.setup(&[]).output().unwrap().status.success());
     let (key, ..) = sb.alias_in(PRIMARY).unwrap();
@@ -351,18 +351,113 @@ fn a_one_region_key_is_not_made_multi_region_and_rotate_refuses_replicas() {
     let multi = Sandbox::new();
     assert!(multi.setup(&["--regions", "us-east-1,eu-west-1"]).output().unwrap().status.success());
     let (primary, ..) = multi.alias_in(PRIMARY).unwrap();
-    let out = multi.cmd().args(["rotate"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("replicas in eu-west-1"), "{}", stderr(&out));
-    assert_eq!(multi.alias_in(PRIMARY).map(|a| a.0), Some(primary));
     // status shows every region.
     let out = multi.cmd().args(["status"]).output().unwrap();
     let text = stdout(&out);
     assert!(
         text.contains(&format!(
             "{}  Enabled  (replica in eu-west-1, behind the alias)",
-            replica(&multi.alias_in(PRIMARY).unwrap().0, "eu-west-1")
+            replica(&primary, "eu-west-1")
         )),
         "{text}"
     );
+}
+
+/// The checks of a JSON report that passed, by name.
+fn passed(report: &serde_json::Value) -> Vec<String> {
+    let checks = report["checks"].as_array().unwrap();
+    checks.iter().filter(|c| c["ok"] == true).map(|c| c["name"].as_str().unwrap().into()).collect()
+}
+
+#[test]
+fn rotate_in_three_regions_moves_every_alias_and_keeps_old_data_readable() {
+    let sb = Sandbox::new();
+    let out = sb.setup(&["--regions", &REGIONS.join(",")]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let (old, ..) = sb.alias_in(PRIMARY).unwrap();
+    let out = sb.cmd().args(["--output", "json", "rotate", "--wait", "0"]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let report = json(&stdout(&out));
+    let (new, _, multi) = sb.alias_in(PRIMARY).unwrap();
+    assert!(new != old && multi && new.contains(":key/mrk-"), "{new}");
+    let short: String = old.rsplit('/').next().unwrap().chars().take(8).collect();
+    let retired = format!("{}/retired/{short}", sb.alias);
+    let passed = passed(&report);
+    for region in REGIONS {
+        let (arn, state, _) = sb.alias_in(region).unwrap();
+        assert_eq!((arn, state.as_str()), (replica(&new, region), "Enabled"), "{region}");
+        let kms = sb.kms_in(&sb.owner.account, region);
+        let retired_target = sb.block_on(kms.describe_key().key_id(&retired).send()).unwrap();
+        assert_eq!(
+            retired_target.key_metadata().unwrap().arn(),
+            Some(replica(&old, region).as_str()),
+            "{region}"
+        );
+        let suffix = if region == PRIMARY { String::new() } else { format!("@{region}") };
+        for name in
+            ["policy-decrypt-old", "policy-encrypt-new", "encrypt-new-key", "decrypt-old-data"]
+        {
+            assert!(passed.contains(&format!("{name}{suffix}")), "{name}{suffix}: {report}");
+        }
+    }
+    // verify passes afterwards, and teardown leaves no alias, and every key pending deletion.
+    let out = sb.cmd().args(["verify", "--wait", "0"]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let out = sb.cmd().args(["teardown"]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    for region in REGIONS {
+        assert_eq!(sb.alias_in(region), None, "{region}");
+        for key in [&old, &new] {
+            assert_eq!(
+                sb.key_state_in(region, &replica(key, region)),
+                "PendingDeletion",
+                "{region}"
+            );
+        }
+        let kms = sb.kms_in(&sb.owner.account, region);
+        assert!(
+            sb.block_on(kms.describe_key().key_id(&retired).send()).is_err(),
+            "{retired} left in {region}"
+        );
+    }
+}
+
+#[test]
+fn rotate_multi_region_moves_a_one_region_deployment_to_replicated_keys() {
+    let sb = Sandbox::new();
+    assert!(sb.setup(&[]).output().unwrap().status.success());
+    let (old, _, multi) = sb.alias_in(PRIMARY).unwrap();
+    assert!(!multi);
+    let out = sb
+        .cmd()
+        .args([
+            "--output",
+            "json",
+            "rotate",
+            "--wait",
+            "0",
+            "--multi-region",
+            "eu-west-1,ap-southeast-2",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let passed = passed(&json(&stdout(&out)));
+    let (new, _, multi) = sb.alias_in(PRIMARY).unwrap();
+    assert!(multi && new != old, "{new}");
+    for region in &REGIONS[1..] {
+        assert_eq!(sb.alias_in(region).map(|a| a.0), Some(replica(&new, region)));
+        assert!(passed.contains(&format!("encrypt-new-key@{region}")), "{passed:?}");
+        // The old key was one-Region: there is no old data to read in the other regions.
+        assert!(!passed.iter().any(|p| p == &format!("decrypt-old-data@{region}")), "{passed:?}");
+    }
+    assert!(passed.contains(&"decrypt-old-data".to_string()), "{passed:?}");
+    let record = std::fs::read_to_string(sb.record()).unwrap();
+    assert!(record.contains(r#"replica_regions = ["eu-west-1", "ap-southeast-2"]"#), "{record}");
+    let out = sb.cmd().args(["verify", "--wait", "0"]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // Once multi-Region, regions change with setup --regions, not rotate --multi-region.
+    let out = sb.cmd().args(["rotate", "--multi-region", "eu-central-1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(sb.alias_in(PRIMARY).map(|a| a.0), Some(new));
 }
