@@ -85,10 +85,6 @@ impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for OneOrManyVisitor<T> {
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
         one(v)
     }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        one(())
-    }
 }
 
 /// One scalar, read through `T`.
@@ -555,6 +551,23 @@ mod tests {
         assert!(PolicyDocument::parse(principal).is_err());
         assert!(PolicyDocument::parse("not json").is_err());
         assert!(PolicyDocument::parse(r#"{"Version":"2020-01-01","Statement":[]}"#).is_err());
+        // A value that is neither one value nor a list says what is allowed.
+        let null = r#"{"Statement":[{"Effect":"Allow","Action":"a:b","Resource":"*","Condition":{"Null":{"k":null}}}]}"#;
+        let e = PolicyDocument::parse(null).unwrap_err().0;
+        assert!(e.contains("expected a value or a list of values"), "{e}");
+        // Scalars of every JSON kind reach the element type, which says what it takes.
+        let number = r#"{"Statement":[{"Effect":"Allow","Action":7,"Resource":"*"}]}"#;
+        assert!(PolicyDocument::parse(number).unwrap_err().0.contains("expected a string"));
+        let cond = r#"{"Statement":[{"Effect":"Allow","Action":"a:b","Resource":"*","Condition":{"NumericLessThan":{"k":[1,-2,2.5,true]}}}]}"#;
+        let doc = PolicyDocument::parse(cond).unwrap();
+        let values =
+            &doc.statements().next().unwrap().condition.as_ref().unwrap()["NumericLessThan"]["k"];
+        let texts: Vec<String> = values.iter().map(ConditionValue::as_text).collect();
+        assert_eq!(texts, ["1", "-2", "2.5", "true"]);
+        let scalar = r#"{"Statement":[{"Effect":"Allow","Action":"a:b","Resource":"*","Condition":{"Bool":{"k":false}}}]}"#;
+        let doc = PolicyDocument::parse(scalar).unwrap();
+        let values = &doc.statements().next().unwrap().condition.as_ref().unwrap()["Bool"]["k"];
+        assert_eq!(values, &OneOrMany::One(ConditionValue::Bool(false)));
     }
 
     #[test]
