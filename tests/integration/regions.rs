@@ -461,3 +461,23 @@ fn rotate_multi_region_moves_a_one_region_deployment_to_replicated_keys() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(sb.alias_in(PRIMARY).map(|a| a.0), Some(new));
 }
+
+/// A lost answer to ReplicateKey: the replica was made, the SDK asked again and heard "already
+/// exists"; setup reads the replica back in its region and goes on. Exactly one replica, the
+/// alias on it.
+#[test]
+fn setup_survives_a_lost_replicate_key_answer() {
+    use crate::proxy::{Fault, FaultProxy, Rule};
+    let p = FaultProxy::start(&crate::support::endpoint());
+    let sb = Sandbox::via(&p.url());
+    p.add(Rule::on("kms", "ReplicateKey", Fault::ResetAfterForward).times(1));
+    let out = sb.setup(&["--regions", "us-east-1,eu-west-1"]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(p.injected("ReplicateKey"), 1, "no answer was lost");
+    assert!(stdout(&out).contains("already so"), "{}", stdout(&out));
+    let (primary, ..) = sb.alias_in(PRIMARY).unwrap();
+    assert_eq!(sb.alias_in("eu-west-1").map(|a| a.0), Some(replica(&primary, "eu-west-1")));
+    let kms = sb.kms_in(&sb.owner.account, "eu-west-1");
+    let keys = sb.block_on(kms.list_keys().send()).unwrap();
+    assert_eq!(keys.keys().len(), 1, "one replica in eu-west-1: {keys:?}");
+}
