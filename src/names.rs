@@ -405,3 +405,121 @@ mod tests {
         }
     }
 }
+
+/// Which organisation (or part of one) a key policy grants, instead of listing accounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrgScope {
+    /// `o-` and 10 to 32 of a-z 0-9: every account of the organisation (`aws:PrincipalOrgID`).
+    Id(String),
+    /// `o-.../r-.../ou-.../`: the accounts under that root or OU (`aws:PrincipalOrgPaths`).
+    Path(String),
+}
+
+impl OrgScope {
+    /// Parses `--org-id`.
+    pub fn id(input: &str) -> Result<OrgScope, InputError> {
+        if org_part(input, "o-", 10, 32) {
+            Ok(OrgScope::Id(input.to_string()))
+        } else {
+            Err(InputError(format!(
+                "invalid --org-id '{input}' (expected o- and 10 to 32 of a-z 0-9, e.g. o-a1b2c3d4e5)"
+            )))
+        }
+    }
+
+    /// Parses `--org-path`: the organisation, its root, then any OUs, each ending in `/`.
+    pub fn path(input: &str) -> Result<OrgScope, InputError> {
+        let bad = || {
+            InputError(format!(
+                "invalid --org-path '{input}' (expected o-ID/r-ID/ and any ou-ID/ after it, ending in /, e.g. o-a1b2c3d4e5/r-ab12/ou-ab12-cdef3456/)"
+            ))
+        };
+        let body = input.strip_suffix('/').ok_or_else(bad)?;
+        let parts: Vec<&str> = body.split('/').collect();
+        let shaped = parts.len() >= 2
+            && org_part(parts[0], "o-", 10, 32)
+            && org_part(parts[1], "r-", 4, 32)
+            && parts[2..].iter().all(|ou| {
+                ou.strip_prefix("ou-").and_then(|rest| rest.split_once('-')).is_some_and(
+                    |(root, id)| {
+                        org_part(&format!("r-{root}"), "r-", 4, 32)
+                            && org_part(&format!("x-{id}"), "x-", 8, 32)
+                    },
+                )
+            });
+        if shaped { Ok(OrgScope::Path(input.to_string())) } else { Err(bad()) }
+    }
+
+    /// The value as written.
+    pub fn as_str(&self) -> &str {
+        match self {
+            OrgScope::Id(v) | OrgScope::Path(v) => v,
+        }
+    }
+
+    /// The condition operator and key that bound a key policy statement to the scope, and the
+    /// value (a path covers the accounts under it).
+    pub fn condition(&self) -> (&'static str, &'static str, String) {
+        match self {
+            OrgScope::Id(id) => ("StringEquals", "aws:PrincipalOrgID", id.clone()),
+            OrgScope::Path(path) => {
+                ("ForAnyValue:StringLike", "aws:PrincipalOrgPaths", format!("{path}*"))
+            }
+        }
+    }
+
+    /// The request context a principal of the scope carries (for the policy engine: membership
+    /// is assumed, and a wrong organisation shows as a live failure).
+    pub fn context(&self) -> (String, String) {
+        match self {
+            OrgScope::Id(id) => ("aws:PrincipalOrgID".into(), id.clone()),
+            OrgScope::Path(path) => ("aws:PrincipalOrgPaths".into(), path.clone()),
+        }
+    }
+}
+
+/// `prefix` then `min` to `max` of a-z 0-9.
+fn org_part(text: &str, prefix: &str, min: usize, max: usize) -> bool {
+    text.strip_prefix(prefix).is_some_and(|rest| {
+        (min..=max).contains(&rest.len())
+            && rest.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    })
+}
+
+#[cfg(test)]
+mod org_tests {
+    use super::*;
+
+    #[test]
+    fn organisation_ids_and_paths() {
+        assert_eq!(OrgScope::id("o-a1b2c3d4e5").unwrap(), OrgScope::Id("o-a1b2c3d4e5".into()));
+        for bad in ["o-short", "a1b2c3d4e5", "o-A1B2C3D4E5", &format!("o-{}", "a".repeat(33))] {
+            assert!(OrgScope::id(bad).unwrap_err().0.contains(bad), "{bad}");
+        }
+        assert!(OrgScope::id(&format!("o-{}", "a".repeat(32))).is_ok());
+        for good in
+            ["o-a1b2c3d4e5/r-ab12/", "o-a1b2c3d4e5/r-ab12/ou-ab12-cdef3456/ou-ab12-99999999/"]
+        {
+            assert_eq!(OrgScope::path(good).unwrap().as_str(), good);
+        }
+        for bad in [
+            "o-a1b2c3d4e5/r-ab12",
+            "o-a1b2c3d4e5/",
+            "o-a1b2c3d4e5/r-a/",
+            "o-a1b2c3d4e5/r-ab12/ou-ab12/",
+            "o-a1b2c3d4e5/r-ab12/ou-ab12-short/",
+            "o-a1b2c3d4e5/r-ab12/x-ab12-cdef3456/",
+        ] {
+            assert!(OrgScope::path(bad).unwrap_err().0.contains(bad), "{bad}");
+        }
+        let path = OrgScope::path("o-a1b2c3d4e5/r-ab12/").unwrap();
+        assert_eq!(
+            path.condition(),
+            ("ForAnyValue:StringLike", "aws:PrincipalOrgPaths", "o-a1b2c3d4e5/r-ab12/*".into())
+        );
+        assert_eq!(path.context(), ("aws:PrincipalOrgPaths".into(), "o-a1b2c3d4e5/r-ab12/".into()));
+        let id = OrgScope::id("o-a1b2c3d4e5").unwrap();
+        assert_eq!(id.condition(), ("StringEquals", "aws:PrincipalOrgID", "o-a1b2c3d4e5".into()));
+        assert_eq!(id.context(), ("aws:PrincipalOrgID".into(), "o-a1b2c3d4e5".into()));
+    }
+}

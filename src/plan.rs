@@ -298,6 +298,7 @@ pub fn plan_setup(spec: &GrantSpec, seen: &SetupSeen<'_>) -> Result<SetupPlan, V
     let mut conflicts = Vec::new();
     let (at_alias, recorded) = (seen.keys.at_alias.as_ref(), seen.keys.recorded.as_ref());
     let owner = plan_owner_setup(spec, at_alias, recorded, seen.found, seen.adopt)
+        .and_then(|o| within_size_limit(spec, &o).map(|()| o))
         .map_err(|c| conflicts.push(c))
         .ok();
     let users: Vec<UserPlan> = seen
@@ -318,6 +319,32 @@ pub fn plan_setup(spec: &GrantSpec, seen: &SetupSeen<'_>) -> Result<SetupPlan, V
         Some(owner) if conflicts.is_empty() => Ok(SetupPlan { owner, users, leaving }),
         _ => Err(conflicts),
     }
+}
+
+/// AWS's limit on a key policy document, in bytes.
+pub const KEY_POLICY_LIMIT: usize = 32_768;
+
+/// Refuses a key policy AWS would refuse for its size, naming the way out for many accounts.
+fn within_size_limit(spec: &GrantSpec, plan: &OwnerPlan) -> Result<(), String> {
+    let policy = match &plan.key {
+        KeyPlan::Create { policy, .. } => Some(policy.as_ref()),
+        KeyPlan::Existing { .. } => plan.put_policy.as_ref(),
+    };
+    let size = policy.map(|p| p.render().len()).unwrap_or(0);
+    if size <= KEY_POLICY_LIMIT {
+        return Ok(());
+    }
+    let hint = if spec.org.is_none() {
+        format!(
+            "; grant the organisation instead of listing {} accounts: --org-id o-... (or --org-path)",
+            spec.users.len()
+        )
+    } else {
+        String::new()
+    };
+    Err(format!(
+        "the key policy would be {size} bytes, over AWS's {KEY_POLICY_LIMIT}-byte limit for a key policy{hint}"
+    ))
 }
 
 /// What teardown does in one user account.
@@ -933,6 +960,37 @@ mod tests {
     }
 
     /// A key of this deployment with no alias and another id, `state`, tagged `tags`.
+    #[test]
+    fn a_key_policy_over_the_size_limit_is_refused_and_an_organisation_fits() {
+        let users: Vec<AccountId> =
+            (0..1200).map(|i| format!("{:012}", 100_000_000_000u64 + i).parse().unwrap()).collect();
+        let mut many = GrantSpec::new(
+            "us-east-1".parse().unwrap(),
+            "111111111111".parse().unwrap(),
+            users,
+            "alias/data".parse().unwrap(),
+            "r".parse().unwrap(),
+        );
+        let keys = DeploymentKeys::default();
+        let seen = SetupSeen { keys: &keys, found: &[], users: &[], leaving: &[], adopt: false };
+        let e = plan_setup(&many, &seen).unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert!(e[0].contains("over AWS's 32768-byte limit") && e[0].contains("--org-id"), "{e:?}");
+        many.org = Some(crate::names::OrgScope::id("o-a1b2c3d4e5").unwrap());
+        let plan = plan_setup(&many, &seen).unwrap();
+        let KeyPlan::Create { policy, .. } = &plan.owner.key else { panic!("a new key") };
+        assert!(policy.render().len() < 2_000);
+        // Just under the limit is fine; the limit is AWS's, in bytes.
+        let with = |n: u64| {
+            let users = (0..n).map(|i| format!("{:012}", 100_000_000_000u64 + i).parse().unwrap());
+            GrantSpec { users: users.collect(), org: None, ..many.clone() }
+        };
+        let size = |n: u64| build::key_policy(&with(n)).render().len();
+        let largest = (1..1200u64).rev().find(|n| size(*n) <= KEY_POLICY_LIMIT).unwrap();
+        assert!(plan_setup(&with(largest), &seen).is_ok());
+        assert!(plan_setup(&with(largest + 1), &seen).is_err());
+    }
+
     fn orphan(id: &str, tags: Vec<(String, String)>, state: &str) -> KeyState {
         let mut k = key(tags, state);
         k.key_id = id.into();

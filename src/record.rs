@@ -66,6 +66,12 @@ pub struct Deployment {
     /// Regions of the replicas of a multi-Region key (its primary is in `region`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replica_regions: Vec<String>,
+    /// The organisation the key policy grants (`--org-id`), instead of listing accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<String>,
+    /// The organization path the key policy grants (`--org-path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_path: Option<String>,
 }
 
 /// A complete teardown: when, and when KMS deletes each key of the deployment.
@@ -195,6 +201,12 @@ pub enum RecordError {
 }
 
 impl Deployment {
+    /// The organisation scope the record names, if any (one that no longer parses is ignored).
+    pub fn org_scope(&self) -> Option<crate::names::OrgScope> {
+        let id = self.org_id.as_deref().and_then(|v| crate::names::OrgScope::id(v).ok());
+        id.or_else(|| self.org_path.as_deref().and_then(|v| crate::names::OrgScope::path(v).ok()))
+    }
+
     /// Reads and checks the record at `path`.
     pub fn load(path: &Path) -> Result<CheckedDeployment, RecordError> {
         let shown = path.display().to_string();
@@ -313,6 +325,8 @@ mod tests {
             last_verify: None,
             previous_keys: vec![],
             replica_regions: vec![],
+            org_id: None,
+            org_path: None,
             torn_down: Some(TornDown {
                 at: "2026-11-29T00:00:00Z".into(),
                 deletions: vec![KeyDeletion {

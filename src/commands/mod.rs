@@ -17,7 +17,7 @@ pub mod wait;
 use crate::aws::calls::CallLog;
 use crate::aws::{Session, Side, check_profiles};
 use crate::error::{Error, Result};
-use crate::names::{AccountId, AliasName, Region, RoleName};
+use crate::names::{AccountId, AliasName, OrgScope, Region, RoleName};
 use crate::output::Printer;
 use crate::plan::KeyState;
 use crate::policy::build::{AliasCondition, GrantSpec, GrantTo, KeyAction};
@@ -93,6 +93,14 @@ pub struct GrantArgs {
     /// kms:RequestAlias (the request names the alias).
     #[arg(long, value_enum, default_value_t = AliasCondition::ResourceAliases)]
     pub condition: AliasCondition,
+    /// Grant every account of this AWS Organization (`o-...`) in the key policy, by
+    /// aws:PrincipalOrgID, instead of listing the user accounts (which a 32 KB key policy caps).
+    #[arg(long, value_name = "ID", value_parser = OrgScope::id, conflicts_with = "org_path")]
+    pub org_id: Option<OrgScope>,
+    /// Grant the accounts under this organization path (`o-.../r-.../ou-.../`), by
+    /// aws:PrincipalOrgPaths, instead of listing the user accounts.
+    #[arg(long, value_name = "PATH", value_parser = OrgScope::path)]
+    pub org_path: Option<OrgScope>,
 }
 
 impl GrantArgs {
@@ -103,6 +111,7 @@ impl GrantArgs {
             actions: self.actions.clone(),
             condition: self.condition,
             trust: trust.to_vec(),
+            org: self.org_id.clone().or(self.org_path.clone()),
         }
     }
 }
@@ -118,6 +127,8 @@ pub struct GrantSettings {
     pub condition: AliasCondition,
     /// Principals allowed to assume the role.
     pub trust: Vec<String>,
+    /// The organisation the key policy grants, instead of listing accounts.
+    pub org: Option<OrgScope>,
 }
 
 impl Default for GrantSettings {
@@ -127,6 +138,7 @@ impl Default for GrantSettings {
             actions: KeyAction::DEFAULT.to_vec(),
             condition: AliasCondition::ResourceAliases,
             trust: Vec::new(),
+            org: None,
         }
     }
 }
@@ -281,6 +293,7 @@ fn recorded_settings(record: &CheckedDeployment) -> GrantSettings {
         actions: raw.actions.clone(),
         condition: raw.condition,
         trust: raw.trust.clone(),
+        org: raw.org_scope(),
     }
 }
 
@@ -298,6 +311,7 @@ pub fn spec_from(
     spec.actions = settings.actions.clone();
     spec.condition = settings.condition;
     spec.trust = settings.trust.clone();
+    spec.org = settings.org.clone();
     spec
 }
 

@@ -400,7 +400,7 @@ fn policy_proof(
             key_aliases: vec![via.to_string()],
             request_alias: Some(via.into()),
             alias_arn: None,
-            extra: Vec::new(),
+            extra: spec.principal_context(),
         };
         evaluation_check(
             name,

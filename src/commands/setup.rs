@@ -401,6 +401,14 @@ fn first_record(args: &SetupArgs, target: &Resolved, seen: &Seen, plan: &SetupPl
         last_verify: previous.and_then(|r| r.last_verify.clone()),
         previous_keys: previous.map(|r| r.previous_keys.clone()).unwrap_or_default(),
         torn_down: None,
+        org_id: match &settings.org {
+            Some(crate::names::OrgScope::Id(id)) => Some(id.clone()),
+            _ => None,
+        },
+        org_path: match &settings.org {
+            Some(crate::names::OrgScope::Path(path)) => Some(path.clone()),
+            _ => None,
+        },
         // Those of the last setup and those to make: a run that stops midway leaves no replica
         // the record does not name. Once setup is done, those of the deployment alone.
         replica_regions: {

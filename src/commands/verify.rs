@@ -238,7 +238,8 @@ async fn check(
             let retired = seen
                 .retired
                 .iter()
-                .map(|(alias, arn, k)| in_account(retired_check(alias, arn, k, &docs, role_arn)));
+                .map(|(alias, arn, k)| retired_check(alias, arn, k, &docs, role_arn, spec))
+                .map(in_account);
             checks.extend(retired);
         }
         checks.extend(role_drift(spec, account, &docs).into_iter().map(in_account));
@@ -403,6 +404,7 @@ fn retired_check(
     key: &Result<Option<KeyState>>,
     docs: &Result<user::RoleDocuments>,
     role_arn: &str,
+    spec: &GrantSpec,
 ) -> Check {
     let name = "policy-decrypt-retired";
     let (key, docs) = match (key, docs) {
@@ -424,7 +426,7 @@ fn retired_check(
         key_aliases: key.aliases.clone(),
         request_alias: Some(alias.to_string()),
         alias_arn: None,
-        extra: Vec::new(),
+        extra: spec.principal_context(),
     };
     evaluation_check(
         name,
@@ -532,7 +534,7 @@ fn policy_checks(
                 key_aliases: key.aliases.clone(),
                 request_alias: Some(spec.alias.to_string()),
                 alias_arn: None,
-                extra: Vec::new(),
+                extra: spec.principal_context(),
             };
             let check = evaluation_check(
                 &name(action),

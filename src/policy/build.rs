@@ -1,7 +1,7 @@
 //! The policy documents kmsxacct writes, each built by a function named for what it grants.
 
 use super::document::{Effect, PolicyDocument, Statement};
-use crate::names::{AccountId, AliasName, Partition, Region, RoleName};
+use crate::names::{AccountId, AliasName, OrgScope, Partition, Region, RoleName};
 use serde::{Deserialize, Serialize};
 
 /// Sid of the owner account's admin statement in a key policy kmsxacct creates (AWS's default
@@ -107,6 +107,8 @@ pub struct GrantSpec {
     pub region: Region,
     /// Regions of the replicas of a multi-Region key (none: a one-Region key).
     pub replica_regions: Vec<Region>,
+    /// The organisation the key policy grants instead of listing the user accounts.
+    pub org: Option<OrgScope>,
     /// Account that owns the key.
     pub owner: AccountId,
     /// Accounts whose role uses the key (sorted, distinct).
@@ -142,6 +144,7 @@ impl GrantSpec {
             partition: Partition::aws(),
             region,
             replica_regions: Vec::new(),
+            org: None,
             owner,
             users,
             alias,
@@ -156,6 +159,12 @@ impl GrantSpec {
     /// Every region with a key of the deployment: the primary's first, then the replicas'.
     pub fn regions(&self) -> impl Iterator<Item = &Region> {
         std::iter::once(&self.region).chain(&self.replica_regions)
+    }
+
+    /// The request context of a user account's principal beyond the usual keys: its
+    /// organisation, when the key policy grants one (membership is assumed).
+    pub fn principal_context(&self) -> Vec<(String, String)> {
+        self.org.iter().map(OrgScope::context).collect()
     }
 
     /// Whether the key is multi-Region.
@@ -191,6 +200,16 @@ pub fn owner_admin_statement(spec: &GrantSpec) -> Statement {
 /// policies decide which of its principals; or, with `--grant-to role`, the roles themselves)
 /// use the key.
 pub fn key_policy_grant(spec: &GrantSpec) -> Statement {
+    if let Some(org) = &spec.org {
+        // Everyone, bounded by the organisation: the user accounts' own IAM policies decide.
+        let (operator, key, value) = org.condition();
+        return Statement::new(Effect::Allow)
+            .sid(USER_GRANT_SID)
+            .aws_principals(vec!["*".into()])
+            .actions(&spec.iam_actions())
+            .resources(vec!["*".into()])
+            .condition(operator, key, vec![value]);
+    }
     let principals = spec
         .users
         .iter()

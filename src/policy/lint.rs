@@ -334,17 +334,38 @@ fn lint_condition(
     }
 }
 
-/// wildcard-principal: an Allow to every principal with no condition.
+/// Condition keys that bound who the principal is: its organisation, account or ARN.
+const PRINCIPAL_BOUNDS: [&str; 6] = [
+    "aws:principalorgid",
+    "aws:principalorgpaths",
+    "aws:principalaccount",
+    "aws:principalarn",
+    "kms:calleraccount",
+    "aws:userid",
+];
+
+/// Whether a condition bounds the principal: a key of [`PRINCIPAL_BOUNDS`] under an operator
+/// that requires it (not negated, not `...IfExists`, not `Null`).
+fn bounds_principal(s: &Statement) -> bool {
+    s.condition.iter().flatten().any(|(operator, keys)| {
+        let op = operator.to_ascii_lowercase();
+        let requires = !op.contains("not") && !op.ends_with("ifexists") && op != "null";
+        requires && keys.keys().any(|k| PRINCIPAL_BOUNDS.contains(&k.to_ascii_lowercase().as_str()))
+    })
+}
+
+/// wildcard-principal: an Allow to every principal that no condition bounds to an
+/// organisation, account or principal.
 fn lint_wildcard_principal(s: &Statement, name: &str, out: &mut Vec<Finding>) {
     if s.principal.is_some() {
         // A bare "*" and {"AWS": "*"} alike.
         let everyone = s.principal_values().iter().any(|v| v == "*");
-        if everyone && s.condition.is_none() {
+        if everyone && !bounds_principal(s) {
             out.push(finding(
                 "wildcard-principal",
                 Severity::Warning,
                 name,
-                "Principal \"*\" with no Condition allows every AWS principal of every account (subject to their own policies); name the accounts, or restrict with kms:CallerAccount or aws:PrincipalOrgID".into(),
+                "Principal \"*\" with no condition on the principal's organisation, account or ARN allows every AWS principal of every account (subject to their own policies); name the accounts, or restrict with aws:PrincipalOrgID, aws:PrincipalOrgPaths or kms:CallerAccount".into(),
             ));
         }
     }

@@ -197,6 +197,25 @@ fn wildcard_principal() {
     let narrowed = json!({"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:Encrypt", "Resource": "*",
         "Condition": {"StringEquals": {"kms:CallerAccount": "222222222222"}}});
     assert!(key_policy(vec![admin(), narrowed]).is_empty());
+    // The organisation, by id or path, bounds it; a condition on something else does not, nor
+    // a negated or IfExists one.
+    for (condition, quiet) in [
+        (json!({"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}), true),
+        (
+            json!({"ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": "o-a1b2c3d4e5/r-ab12/*"}}),
+            true,
+        ),
+        (json!({"StringEquals": {"AWS:PRINCIPALACCOUNT": "222222222222"}}), true),
+        (json!({"StringEquals": {"kms:EncryptionContext:app": "billing"}}), false),
+        (json!({"StringNotEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}), false),
+        (json!({"StringEqualsIfExists": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}), false),
+        (json!({"Null": {"aws:PrincipalOrgID": "false"}}), false),
+    ] {
+        let statement = json!({"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:Encrypt", "Resource": "*", "Condition": condition});
+        let found = key_policy(vec![admin(), statement]);
+        let expected: &[&str] = if quiet { &[] } else { &["wildcard-principal"] };
+        assert_eq!(found, expected, "{condition}");
+    }
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod diagnose;
+mod fleet;
 mod lifecycle;
 mod lost_answers;
 mod ownership;
