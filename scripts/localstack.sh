@@ -69,7 +69,7 @@ start() {
   log "starting on 127.0.0.1:$port (log: $log_file)"
   (
     cd "$run_dir"
-    GATEWAY_LISTEN="127.0.0.1:$port" SERVICES=kms,iam,sts DNS_ADDRESS=0 \
+    GATEWAY_LISTEN="127.0.0.1:$port" SERVICES=kms,iam,sts,cloudformation DNS_ADDRESS=0 \
       LOCALSTACK_VOLUME_DIR="$run_dir/volume" \
       exec setsid "$venv/bin/python" -m localstack.runtime.main >"$log_file" 2>&1 </dev/null
   ) &

@@ -22,6 +22,9 @@ cargo test --locked --lib --bins
 step "policy engine against iam-simulate (1,000 seeded cases)"
 ./scripts/differential.sh 1000 1
 
+step "pinned cfn-lint (for the CloudFormation export tests)"
+./scripts/cfn-lint.sh --version
+
 step "LocalStack"
 started=0
 if ! ./scripts/localstack.sh is-up; then

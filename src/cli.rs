@@ -1,8 +1,8 @@
 //! The command line: global flags and subcommands. Help text lives on the fields, once.
 
 use crate::commands::{
-    completions, diagnose, explain, lint, policies, restore, rotate, setup, status, teardown,
-    verify,
+    completions, diagnose, explain, export, lint, policies, restore, rotate, setup, status,
+    teardown, verify,
 };
 use crate::output::OutputFormat;
 use clap::{Parser, Subcommand};
@@ -94,6 +94,8 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Check policy files for the mistakes that break (or over-open) cross-account KMS access.
     Lint(lint::LintArgs),
+    /// Write what setup would make as CloudFormation templates or a Terraform configuration.
+    Export(export::ExportArgs),
     /// Print the key policy statement and role policies setup would write (for Terraform or CDK).
     Policies(policies::PoliciesArgs),
     /// Print shell completions (bash, zsh, fish, powershell, elvish).

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod diagnosis;
 pub mod error;
+pub mod export;
 pub mod names;
 pub mod output;
 pub mod owner;
@@ -40,6 +41,7 @@ pub async fn run(cli: Cli) -> error::Result<()> {
                     | Command::Rotate(_)
                     | Command::Restore(_)
                     | Command::Diagnose(_)
+                    | Command::Export(_)
             ),
         ),
         calls: aws::calls::CallLog::default(),
@@ -61,6 +63,7 @@ pub async fn run(cli: Cli) -> error::Result<()> {
             Command::Explain(args) => commands::explain::run(&ctx, args),
             Command::Lint(args) => commands::lint::run(&ctx, args),
             Command::Policies(args) => commands::policies::run(&ctx, args),
+            Command::Export(args) => commands::export::run(&ctx, args).await,
             Command::Completions(args) => commands::completions::completions(args),
             Command::Man => commands::completions::man(),
         }

@@ -109,3 +109,120 @@ fn bad_organisations_are_bad_input_and_change_nothing() {
     assert_eq!(sb.alias_target(&sb.owner.account, &sb.alias), None);
     assert!(!sb.record().exists());
 }
+
+/// A CloudFormation client acting in `account`.
+fn cloudformation(account: &str) -> aws_sdk_cloudformation::Client {
+    use aws_sdk_cloudformation::config::{BehaviorVersion, Credentials, Region};
+    aws_sdk_cloudformation::Client::from_conf(
+        aws_sdk_cloudformation::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(crate::support::endpoint())
+            .credentials_provider(Credentials::new(account, "test", None, None, "test"))
+            .build(),
+    )
+}
+
+/// Deploys `template` as a stack in `account` and waits for it; the final status.
+fn deploy(sb: &Sandbox, account: &str, name: &str, template: &str) -> String {
+    let cf = cloudformation(account);
+    sb.block_on(async {
+        cf.create_stack()
+            .stack_name(name)
+            .template_body(template)
+            .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityNamedIam)
+            .send()
+            .await
+            .expect("CreateStack");
+        for _ in 0..120 {
+            let out = cf.describe_stacks().stack_name(name).send().await.expect("DescribeStacks");
+            let status = out.stacks()[0].stack_status().unwrap().as_str().to_string();
+            if !status.ends_with("IN_PROGRESS") {
+                return status;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        "TIMED_OUT".to_string()
+    })
+}
+
+#[test]
+fn exported_cloudformation_lints_deploys_and_verifies() {
+    let sb = Sandbox::new();
+    let dir = sb.path().join("cfn");
+    let out = sb
+        .cmd()
+        .args(["export", "--format", "cloudformation", "--out-dir"])
+        .arg(&dir)
+        .args(["--owner", &sb.owner.name, "--user", &sb.user.name, "--alias", &sb.alias])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // Export changed nothing, and wrote no record.
+    assert_eq!(sb.alias_target(&sb.owner.account, &sb.alias), None);
+    assert!(!sb.record().exists());
+    let cfn_lint = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cfn-lint.sh");
+    for file in ["owner.template.json", "user.template.json"] {
+        let lint = std::process::Command::new(cfn_lint).arg(dir.join(file)).output().unwrap();
+        assert!(lint.status.success(), "cfn-lint {file}: {}{}", stdout(&lint), stderr(&lint));
+    }
+    let text = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    // The user side first: the key policy names the account, whose role then uses the key.
+    assert_eq!(
+        deploy(&sb, &sb.user.account, "kmsxacct-user", &text("user.template.json")),
+        "CREATE_COMPLETE"
+    );
+    assert_eq!(
+        deploy(&sb, &sb.owner.account, "kmsxacct-owner", &text("owner.template.json")),
+        "CREATE_COMPLETE"
+    );
+    let (key, state) =
+        sb.alias_target(&sb.owner.account, &sb.alias).expect("the alias CloudFormation made");
+    assert_eq!(state, "Enabled");
+    assert!(sb.role_exists(&sb.user.account, &sb.role_name()));
+    // What CloudFormation made is what setup would have made: verify passes by flags.
+    let out = sb
+        .cmd()
+        .args(["--output", "json", "verify", "--wait", "0"])
+        .args(["--owner", &sb.owner.name, "--user", &sb.user.name, "--alias", &sb.alias])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let report = json(&stdout(&out));
+    assert!(report["checks"].as_array().unwrap().iter().all(|c| c["ok"] == true), "{report}");
+    assert!(report.to_string().contains(&key), "{report}");
+}
+
+#[test]
+fn exported_terraform_parses_back_with_a_provider_per_account() {
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd()
+        .args(["export", "--format", "terraform", "--regions", "us-east-1,eu-west-1"])
+        .args(["--owner", &sb.owner.name, "--user", &sb.user.name, "--alias", &sb.alias])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    let hcl_text = text.strip_prefix("# main.tf\n").expect("one file");
+    let body: hcl::Body = hcl::from_str(hcl_text).unwrap_or_else(|e| panic!("{e}: {hcl_text}"));
+    let providers: Vec<(String, String)> = body
+        .blocks()
+        .filter(|b| b.identifier() == "provider")
+        .map(|b| {
+            let attr =
+                |k: &str| b.body().attributes().find(|a| a.key() == k).unwrap().expr().to_string();
+            (attr("alias"), attr("profile"))
+        })
+        .collect();
+    assert_eq!(
+        providers,
+        [
+            ("\"owner\"".to_string(), format!("\"{}\"", sb.owner.name)),
+            ("\"owner_eu_west_1\"".to_string(), format!("\"{}\"", sb.owner.name)),
+            (format!("\"user_{}\"", sb.user.account), format!("\"{}\"", sb.user.name)),
+        ]
+    );
+    let resources = body.blocks().filter(|b| b.identifier() == "resource").count();
+    assert_eq!(resources, 6, "key, alias, replica, its alias, role, role policy: {hcl_text}");
+}
