@@ -230,8 +230,6 @@ fn match_statement(
         (None, None) => false,
     };
     let resource = match (&s.resource, &s.not_resource) {
-        // What did not match is only told when the action did (see `Match::miss`).
-        _ if !action => Ok(()),
         (Some(r), _) if any_matches(r, |p| resource_matches(p, &req.key_arn)) => Ok(()),
         (Some(r), _) => {
             let alias_arn = r.iter().find(|p| {
@@ -268,8 +266,8 @@ fn match_statement(
     let condition = match &s.condition {
         None => Ok(()),
         Some(block) => match condition::evaluate(block, ctx)? {
-            Some(miss) if action => Err(miss.to_string()),
-            _ => Ok(()),
+            None => Ok(()),
+            Some(miss) => Err(miss.to_string()),
         },
     };
     Ok(Match { action, resource, principal, condition })
