@@ -51,3 +51,21 @@ summary="$(printf '%s\n' "$summary" | sed -n '1,2p')"
   printf '`scripts/differential.sh 10000 1` with the release binary (`explain --batch`, one process, the time includes its start):\n\n'
   printf '%s\n' "$summary" | sed 's/^/    /'
 } >> bench/RESULTS.md
+
+# Key policy size per mode (fleet scale): listed accounts against an organisation grant.
+echo "bench: key policy size per mode" >&2
+size() {
+  target/release/kmsxacct --output json policies --owner-account 111111111111 "$@" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["key_policy_bytes"])'
+}
+accounts() { for i in $(seq 1 "$1"); do printf -- '--user-account %012d ' $((200000000000 + i)); done; }
+{
+  printf '\n## Key policy size per mode\n\n'
+  printf 'The whole key policy of a new key, in bytes as kmsxacct renders and sends it (`policies --output json`, `key_policy_bytes`; AWS limit: 32,768, which `plan` enforces).\n\n'
+  printf '| user accounts | listed (--grant-to account) | listed (--grant-to role) | --org-id |\n| --- | --- | --- | --- |\n'
+  for n in 10 50 200 1000; do
+    # shellcheck disable=SC2046
+    printf '| %s | %s | %s | %s |\n' "$n" "$(size $(accounts "$n"))" "$(size $(accounts "$n") --grant-to role)" \
+      "$(size $(accounts "$n") --org-id o-a1b2c3d4e5)"
+  done
+} >> bench/RESULTS.md

@@ -84,6 +84,7 @@ pub fn run(ctx: &Context, args: &PoliciesArgs) -> Result<()> {
         &json!({
             "key_policy_statement": grant,
             "key_policy": build::key_policy(&spec),
+            "key_policy_bytes": build::key_policy(&spec).render().len(),
             "role_name": role.as_str(),
             "role_arn": spec.role_arn(first),
             "role_arns": spec.users.iter().map(|u| spec.role_arn(u)).collect::<Vec<_>>(),
