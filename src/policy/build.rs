@@ -354,6 +354,45 @@ mod tests {
     }
 
     #[test]
+    fn an_organisation_grant_allows_its_members_and_no_one_else() {
+        use crate::policy::eval::{Decision, NamedPolicy, Request, evaluate};
+        let mut s = spec();
+        assert!(s.principal_context().is_empty());
+        s.org = Some(OrgScope::id("o-a1b2c3d4e5").unwrap());
+        assert_eq!(
+            s.principal_context(),
+            vec![("aws:PrincipalOrgID".to_string(), "o-a1b2c3d4e5".to_string())]
+        );
+        let grant: Value = serde_json::to_value(key_policy_grant(&s)).unwrap();
+        assert_eq!(grant["Principal"], json!({"AWS": "*"}));
+        assert_eq!(
+            grant["Condition"],
+            json!({"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}})
+        );
+        let role = role_access_policy(&s);
+        let identity = [NamedPolicy { name: "role", document: &role }];
+        let decide = |extra: Vec<(String, String)>| {
+            let request = Request {
+                principal: "arn:aws:sts::222222222222:assumed-role/kmsxacct-production-data-key/s"
+                    .into(),
+                action: "kms:Decrypt".into(),
+                key_arn: "arn:aws:kms:us-east-1:111111111111:key/k".into(),
+                key_aliases: vec!["alias/production-data-key".into()],
+                request_alias: None,
+                alias_arn: None,
+                extra,
+            };
+            evaluate(&request, &key_policy(&s), &identity).unwrap().decision
+        };
+        assert_eq!(decide(s.principal_context()), Decision::Allow);
+        assert_eq!(decide(vec![]), Decision::ImplicitDeny);
+        assert_eq!(
+            decide(vec![("aws:PrincipalOrgID".into(), "o-zzzzzzzzzz".into())]),
+            Decision::ImplicitDeny
+        );
+    }
+
+    #[test]
     fn request_alias_condition_and_more_actions() {
         let mut s = spec();
         s.condition = AliasCondition::RequestAlias;
