@@ -86,17 +86,7 @@ pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
     let journal = Journal::start(record.raw.clone(), &ctx.config)?;
     let mut changes = Vec::new();
     let new_arn = new_key(ctx, &sides.owner, &spec, &old, &journal, window, &mut changes).await?;
-    journal.update(|r| {
-        r.key_arn = new_arn.clone();
-        r.key_creation_pending = false;
-        r.previous_keys.push(RetiredKey {
-            arn: old.arn.clone(),
-            alias: retired_alias.clone(),
-            retired_at: now(),
-            deletion_scheduled: None,
-        });
-        r.replica_regions = spec.replica_regions.iter().map(|r| r.to_string()).collect();
-    })?;
+    record_new_key(&journal, &spec, &old, &new_arn, &retired_alias)?;
     let key_policy = old.policy.clone().unwrap_or_else(|| build::key_policy(&spec));
     let moves = regions::Moves {
         spec: &spec,
@@ -117,42 +107,91 @@ pub async fn run(ctx: &Context, args: &RotateArgs) -> Result<()> {
     ctx.printer.step("proving the user accounts still work, old data included");
     let deadline = started + Duration::from_secs(args.wait);
     let mut checks = Vec::new();
-    let mut proofs = Vec::new();
-    for region in spec.regions() {
-        let old_arn = if *region == spec.region {
-            Some(old.arn.clone())
-        } else {
-            old_replicas.iter().find(|(r, _)| r == region).map(|(_, k)| k.arn.clone())
-        };
-        let new_arn = crate::writes::replica_arn(&new_arn, region);
-        let proof = Proof {
-            spec: &spec,
-            region,
-            old_arn,
-            key_policy: &key_policy,
-            new_arn,
-            retired_alias: &retired_alias,
-            sample: &sample,
-        };
-        checks.extend(prove(ctx, &sides, &users, &proof, deadline).await?);
-        proofs.push(proof);
+    let old_keys = Keys { primary: &old, replicas: &old_replicas };
+    let proofs = proofs(&spec, old_keys, &new_arn, &key_policy, &retired_alias, &sample);
+    for proof in &proofs {
+        checks.extend(prove(ctx, &sides, &users, proof, deadline).await?);
     }
-    let ok = checks.iter().all(|c| c.ok);
-    if args.retire_old && ok {
-        // The old replicas first: AWS deletes a primary only once it has none.
-        for (region, replica) in &old_replicas {
-            let write = Write::ScheduleKeyDeletion { key_arn: &replica.arn, days: window.days() };
-            apply_to(&mut changes, &sides.owner.in_region(region), write).await?;
-        }
-        let write = Write::ScheduleKeyDeletion { key_arn: &old.arn, days: window.days() };
-        apply_to(&mut changes, &sides.owner, write).await?;
-        journal.update(|r| {
-            if let Some(last) = r.previous_keys.last_mut() {
-                last.deletion_scheduled = Some(now());
-            }
-        })?;
+    if args.retire_old && checks.iter().all(|c| c.ok) {
+        retire_old(&sides.owner, old_keys, window, &journal, &mut changes).await?;
     }
     report(ctx, args, &proofs[0], &changes, &checks)
+}
+
+/// A key and its replicas by region.
+#[derive(Clone, Copy)]
+struct Keys<'a> {
+    primary: &'a KeyState,
+    replicas: &'a [(Region, KeyState)],
+}
+
+/// Journals the new key, the old one's retirement, and the new key's replica regions.
+fn record_new_key(
+    journal: &Journal<'_>,
+    spec: &GrantSpec,
+    old: &KeyState,
+    new_arn: &str,
+    retired_alias: &str,
+) -> Result<()> {
+    Ok(journal.update(|r| {
+        r.key_arn = new_arn.to_string();
+        r.key_creation_pending = false;
+        r.previous_keys.push(RetiredKey {
+            arn: old.arn.clone(),
+            alias: retired_alias.to_string(),
+            retired_at: now(),
+            deletion_scheduled: None,
+        });
+        r.replica_regions = spec.replica_regions.iter().map(|r| r.to_string()).collect();
+    })?)
+}
+
+/// What to prove in each region: the primary's first.
+fn proofs<'a>(
+    spec: &'a GrantSpec,
+    old: Keys<'_>,
+    new_arn: &str,
+    key_policy: &'a PolicyDocument,
+    retired_alias: &'a str,
+    sample: &'a Sample,
+) -> Vec<Proof<'a>> {
+    spec.regions()
+        .map(|region| Proof {
+            spec,
+            region,
+            old_arn: if *region == spec.region {
+                Some(old.primary.arn.clone())
+            } else {
+                old.replicas.iter().find(|(r, _)| r == region).map(|(_, k)| k.arn.clone())
+            },
+            key_policy,
+            new_arn: crate::writes::replica_arn(new_arn, region),
+            retired_alias,
+            sample,
+        })
+        .collect()
+}
+
+/// Schedules the old key's deletion once the proof passed: its replicas first (AWS deletes a
+/// primary only once it has none).
+async fn retire_old(
+    owner: &Session,
+    old: Keys<'_>,
+    window: PendingWindow,
+    journal: &Journal<'_>,
+    changes: &mut Vec<Change>,
+) -> Result<()> {
+    for (region, replica) in old.replicas {
+        let write = Write::ScheduleKeyDeletion { key_arn: &replica.arn, days: window.days() };
+        apply_to(changes, &owner.in_region(region), write).await?;
+    }
+    let write = Write::ScheduleKeyDeletion { key_arn: &old.primary.arn, days: window.days() };
+    apply_to(changes, owner, write).await?;
+    Ok(journal.update(|r| {
+        if let Some(last) = r.previous_keys.last_mut() {
+            last.deletion_scheduled = Some(now());
+        }
+    })?)
 }
 
 /// The replica regions `rotate --multi-region` asks for: each once, never the primary's, and

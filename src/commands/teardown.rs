@@ -7,8 +7,8 @@ use crate::names::{AccountId, PendingWindow};
 use crate::output::Change;
 use crate::owner::{KeyReads, RegionApply};
 use crate::plan::{
-    DeploymentKeys, KeyState, OwnerTeardown, RegionSeen, RoleState, TeardownPlan, TeardownSeen,
-    plan_regions, plan_teardown,
+    DeploymentKeys, KeyState, OwnerTeardown, RegionDrop, RegionSeen, RoleState, TeardownPlan,
+    TeardownSeen, plan_regions, plan_teardown,
 };
 use crate::policy::build::GrantSpec;
 use crate::record::{KeyDeletion, TornDown};
@@ -47,15 +47,7 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
     let seen = read(ctx, &target, &sides).await?;
     let plan = plan_teardown(&seen.spec, &seen.view(target.adopted()))
         .map_err(|c| Error::Conflict(format!("teardown changed nothing: {}", c.join("; "))))?;
-    // Every replica goes before its primary (AWS deletes a primary only once it has none): those
-    // of the key, and those of the keys rotate retired.
-    let mut replicas = Vec::new();
-    for set in &seen.replicas {
-        let drops = plan_regions(&seen.spec, set.primary.as_deref(), &[], &set.regions)
-            .map_err(|c| Error::Conflict(format!("teardown changed nothing: {}", c.join("; "))))?
-            .1;
-        replicas.push((set, drops));
-    }
+    let replicas = plan_replicas(&seen)?;
     let replicas_left = replicas
         .iter()
         .flat_map(|(_, drops)| drops)
@@ -70,21 +62,7 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
     let mut changes = Vec::new();
     if replicas_left {
         ctx.printer.step("removing the replicas and their aliases");
-        let mut done = Ok(Vec::new());
-        for (set, drops) in replicas {
-            let opts = RegionApply {
-                alias: &set.alias,
-                tags: &[],
-                window,
-                wait: Propagation { until: std::time::Instant::now(), printer: &ctx.printer },
-            };
-            let primary = set.primary.as_deref().unwrap_or_default();
-            let regions = (Vec::new(), drops);
-            done = owner::apply_regions(&sides.owner, primary, &regions, opts, &mut changes).await;
-            if done.is_err() {
-                break;
-            }
-        }
+        let done = apply_replicas(ctx, &sides.owner, replicas, window, &mut changes).await;
         ctx.printer.changes(&changes);
         if let Err(e) = done {
             return Err(Error::Failed(format!(
@@ -109,6 +87,41 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
         None => ctx.printer.line("teardown complete"),
     }
     report(ctx, true, deletion_date.as_deref(), &changes);
+    Ok(())
+}
+
+/// Every replica goes before its primary (AWS deletes a primary only once it has none): those
+/// of the key, and those of the keys rotate retired.
+fn plan_replicas(seen: &Seen) -> Result<Vec<(&ReplicaSet, Vec<RegionDrop>)>> {
+    let conflict =
+        |c: Vec<String>| Error::Conflict(format!("teardown changed nothing: {}", c.join("; ")));
+    seen.replicas
+        .iter()
+        .map(|set| {
+            let planned = plan_regions(&seen.spec, set.primary.as_deref(), &[], &set.regions);
+            Ok((set, planned.map_err(conflict)?.1))
+        })
+        .collect()
+}
+
+/// Removes each replica set's aliases and replicas; stops at the first error.
+async fn apply_replicas(
+    ctx: &Context,
+    owner: &Session,
+    replicas: Vec<(&ReplicaSet, Vec<RegionDrop>)>,
+    window: PendingWindow,
+    changes: &mut Vec<Change>,
+) -> Result<()> {
+    for (set, drops) in replicas {
+        let opts = RegionApply {
+            alias: &set.alias,
+            tags: &[],
+            window,
+            wait: Propagation { until: std::time::Instant::now(), printer: &ctx.printer },
+        };
+        let primary = set.primary.as_deref().unwrap_or_default();
+        owner::apply_regions(owner, primary, &(Vec::new(), drops), opts, changes).await?;
+    }
     Ok(())
 }
 

@@ -63,18 +63,27 @@ pub fn terraform(
     profiles: &TerraformProfiles<'_>,
     window: PendingWindow,
 ) -> String {
-    let mut body = Body::builder();
-    body = body.add_block(provider("owner", profiles.owner, &spec.region));
+    let mut blocks = vec![provider("owner", profiles.owner, &spec.region)];
     for region in &spec.replica_regions {
-        body = body.add_block(provider(
-            &format!("owner_{}", name(region.as_str())),
-            profiles.owner,
-            region,
-        ));
+        let alias = format!("owner_{}", name(region.as_str()));
+        blocks.push(provider(&alias, profiles.owner, region));
     }
     for (profile, account) in &profiles.users {
-        body = body.add_block(provider(&format!("user_{account}"), profile, &spec.region));
+        blocks.push(provider(&format!("user_{account}"), profile, &spec.region));
     }
+    blocks.extend(owner_blocks(spec, profiles, window));
+    for (_, account) in &profiles.users {
+        blocks.extend(user_blocks(spec, account));
+    }
+    hcl::to_string(&Body::builder().add_blocks(blocks).build()).unwrap_or_default()
+}
+
+/// The key, its alias, and each replica with its alias.
+fn owner_blocks(
+    spec: &GrantSpec,
+    profiles: &TerraformProfiles<'_>,
+    window: PendingWindow,
+) -> Vec<Block> {
     // The key policy names the roles themselves with --grant-to role: they must exist first.
     let depends: Vec<Expression> = match spec.grant_to {
         GrantTo::Role => profiles
@@ -97,12 +106,12 @@ pub fn terraform(
     if !depends.is_empty() {
         key = key.add_attribute(("depends_on", Expression::Array(depends)));
     }
-    body = body.add_block(key.build());
-    body = body.add_block(alias_block("this", "aws.owner", "aws_kms_key.this.key_id", spec));
+    let mut blocks =
+        vec![key.build(), alias_block("this", "aws.owner", "aws_kms_key.this.key_id", spec)];
     for region in &spec.replica_regions {
         let r = name(region.as_str());
         let provider = format!("aws.owner_{r}");
-        body = body.add_block(
+        blocks.push(
             Block::builder("resource")
                 .add_labels(["aws_kms_replica_key", &r])
                 .add_attribute(("provider", reference(&provider)))
@@ -114,33 +123,33 @@ pub fn terraform(
                 .build(),
         );
         let target = format!("aws_kms_replica_key.{r}.key_id");
-        body = body.add_block(alias_block(&r, &provider, &target, spec));
+        blocks.push(alias_block(&r, &provider, &target, spec));
     }
-    for (_, account) in &profiles.users {
-        let (role, provider) = (format!("user_{account}"), format!("aws.user_{account}"));
-        body = body.add_block(
-            Block::builder("resource")
-                .add_labels(["aws_iam_role", &role])
-                .add_attribute(("provider", reference(&provider)))
-                .add_attribute(("name", spec.role.as_str()))
-                .add_attribute((
-                    "assume_role_policy",
-                    json_encode(&build::role_trust_policy(spec, account)),
-                ))
-                .add_attribute(("tags", tag_map(spec)))
-                .build(),
-        );
-        body = body.add_block(
-            Block::builder("resource")
-                .add_labels(["aws_iam_role_policy", &role])
-                .add_attribute(("provider", reference(&provider)))
-                .add_attribute(("name", build::ROLE_POLICY_NAME))
-                .add_attribute(("role", reference(&format!("aws_iam_role.{role}.id"))))
-                .add_attribute(("policy", json_encode(&build::role_access_policy(spec))))
-                .build(),
-        );
-    }
-    hcl::to_string(&body.build()).unwrap_or_default()
+    blocks
+}
+
+/// A user account's role and kmsxacct's inline policy on it.
+fn user_blocks(spec: &GrantSpec, account: &AccountId) -> [Block; 2] {
+    let (role, provider) = (format!("user_{account}"), format!("aws.user_{account}"));
+    [
+        Block::builder("resource")
+            .add_labels(["aws_iam_role", &role])
+            .add_attribute(("provider", reference(&provider)))
+            .add_attribute(("name", spec.role.as_str()))
+            .add_attribute((
+                "assume_role_policy",
+                json_encode(&build::role_trust_policy(spec, account)),
+            ))
+            .add_attribute(("tags", tag_map(spec)))
+            .build(),
+        Block::builder("resource")
+            .add_labels(["aws_iam_role_policy", &role])
+            .add_attribute(("provider", reference(&provider)))
+            .add_attribute(("name", build::ROLE_POLICY_NAME))
+            .add_attribute(("role", reference(&format!("aws_iam_role.{role}.id"))))
+            .add_attribute(("policy", json_encode(&build::role_access_policy(spec))))
+            .build(),
+    ]
 }
 
 fn alias_block(label: &str, provider: &str, target: &str, spec: &GrantSpec) -> Block {
