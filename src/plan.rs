@@ -23,6 +23,8 @@ pub const TAG_ALIAS: &str = "kmsxacct:alias";
 pub const KEY_ENABLED: &str = "Enabled";
 /// Key state after ScheduleKeyDeletion.
 pub const KEY_PENDING_DELETION: &str = "PendingDeletion";
+/// Key state of a multi-Region primary whose deletion waits for its replicas' (AWS).
+pub const KEY_PENDING_REPLICA_DELETION: &str = "PendingReplicaDeletion";
 
 /// The tags that mark a key or role as this deployment's: who made it, for which owner and alias.
 pub fn deployment_tags(spec: &GrantSpec) -> Vec<(String, String)> {
@@ -645,7 +647,7 @@ fn plan_key_restore(
         return Err(format!("key {} lacks this deployment's tags; nothing was changed", key.arn));
     }
     match key.state.as_str() {
-        KEY_PENDING_DELETION => {
+        KEY_PENDING_DELETION | KEY_PENDING_REPLICA_DELETION => {
             plan.cancel.push(key.arn.clone());
             plan.enable.push(key.arn.clone());
         }
@@ -937,6 +939,12 @@ mod tests {
         assert_eq!(plan.enable, vec![pending.arn.clone(), retired.arn.clone()]);
         assert_eq!(plan.aliases.len(), 2);
         assert!(plan.users[0].create_role.is_some() && plan.gone.is_empty());
+
+        // A multi-Region primary waiting for its replicas' deletion is cancelled the same way.
+        let waiting = KeyState { state: KEY_PENDING_REPLICA_DELETION.into(), ..pending.clone() };
+        let plan =
+            plan_restore(&spec(), &[left(Some(waiting), "alias/data", None)], &users).unwrap();
+        assert_eq!((plan.cancel.len(), plan.enable.len()), (1, 1));
 
         assert!(plan_restore(&spec(), &[], &users).is_err(), "no key: nothing to restore");
         // The deployment's key deleted: nothing to restore. A retired key deleted: gone.

@@ -244,19 +244,6 @@ impl Target {
         spec
     }
 
-    /// Refuses a multi-Region deployment for a command that handles only one region's key.
-    pub fn one_region(&self, command: &str) -> Result<()> {
-        let regions = self.replica_regions();
-        if regions.is_empty() {
-            return Ok(());
-        }
-        let list: Vec<String> = regions.iter().map(|r| r.to_string()).collect();
-        Err(Error::Input(format!(
-            "{command} does not handle multi-Region deployments yet, and this one has replicas in {}; nothing was changed",
-            list.join(", ")
-        )))
-    }
-
     /// The recorded replica regions of a multi-Region key (none without a record).
     pub fn replica_regions(&self) -> Vec<Region> {
         let recorded = self.record.iter().flat_map(|r| r.raw.replica_regions.iter());

@@ -3,6 +3,7 @@
 //! the window it says what is gone. No IaC tool can undo a destroy; the record lets us.
 
 use super::{Context, Sides, Target, TargetArgs};
+use crate::aws::Session;
 use crate::error::{Error, Result};
 use crate::names::AccountId;
 use crate::output::Change;
@@ -11,7 +12,7 @@ use crate::plan::{KeyLeft, RestorePlan, RoleState, deployment_tags, plan_restore
 use crate::policy::build::GrantSpec;
 use crate::record::{CheckedDeployment, Journal, TornDown};
 use crate::user;
-use crate::writes::{self, Propagation, Write, apply_to};
+use crate::writes::{self, Propagation, Write, apply_to, replica_arn};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
@@ -34,7 +35,6 @@ struct Report<'a> {
 pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<()> {
     let started = Instant::now();
     let target = Target::resolve(&TargetArgs::default(), &ctx.config)?;
-    target.one_region("restore")?;
     let (record, torn) = torn_down(&target, ctx)?;
     let sides = target.open(ctx).await?;
     ctx.printer.step("reading what is left of the deployment");
@@ -82,8 +82,16 @@ async fn read(
 ) -> Result<(GrantSpec, Vec<KeyLeft>, Vec<(AccountId, Option<RoleState>)>)> {
     let main = std::iter::once((record.alias.to_string(), record.raw.key_arn.clone()));
     let retired = record.raw.previous_keys.iter().map(|k| (k.alias.clone(), k.arn.clone()));
-    let wanted: Vec<(String, String, String)> = main
-        .chain(retired)
+    let primaries: Vec<(String, String)> = main.chain(retired).collect();
+    // Then the replicas of each, in every replica region, each with the same alias there.
+    let replicas = target.replica_regions().into_iter().flat_map(|region| {
+        let primaries = primaries.clone();
+        primaries.into_iter().map(move |(alias, arn)| (alias, replica_arn(&arn, &region)))
+    });
+    let wanted: Vec<(String, String, String)> = primaries
+        .clone()
+        .into_iter()
+        .chain(replicas)
         .filter_map(|(alias, arn)| {
             let date = torn.deletions.iter().find(|d| d.arn == arn)?.date.clone();
             Some((alias, arn, date))
@@ -91,10 +99,9 @@ async fn read(
         .collect();
     let key_reads = wanted.iter().enumerate().map(|(i, (alias, arn, date))| async move {
         let reads = KeyReads { tags: true, policy: i == 0, aliases: false };
-        let (key, at) = tokio::try_join!(
-            owner::read_key(&sides.owner, arn, reads),
-            owner::alias_target(&sides.owner, alias)
-        )?;
+        let s = regional(&sides.owner, arn);
+        let (key, at) =
+            tokio::try_join!(owner::read_key(&s, arn, reads), owner::alias_target(&s, alias))?;
         Ok::<_, Error>(KeyLeft {
             alias: alias.clone(),
             arn: arn.clone(),
@@ -131,8 +138,8 @@ async fn apply(
     let mut changes = Vec::new();
     let cancel = plan.cancel.iter().map(|k| Write::CancelKeyDeletion { key_arn: k });
     let enable = plan.enable.iter().map(|k| Write::EnableKey { key_arn: k });
-    for write in cancel.chain(enable) {
-        apply_to(&mut changes, owner, write).await?;
+    for (arn, write) in plan.cancel.iter().zip(cancel).chain(plan.enable.iter().zip(enable)) {
+        apply_to(&mut changes, &regional(owner, arn), write).await?;
     }
     let tags = deployment_tags(spec);
     let work = sides
@@ -161,9 +168,21 @@ async fn apply(
         changes.push(writes::apply(owner, &write, Some(wait)).await?.change);
     }
     for (alias, key_arn) in &plan.aliases {
-        apply_to(&mut changes, owner, Write::CreateAlias { alias, key_arn }).await?;
+        let write = Write::CreateAlias { alias, key_arn };
+        apply_to(&mut changes, &regional(owner, key_arn), write).await?;
     }
     Ok(changes)
+}
+
+/// The owner's session for a key: in the key's region (a replica's, for a multi-Region key).
+fn regional(owner: &Session, key_arn: &str) -> Session {
+    match key_arn.split(':').nth(3) {
+        Some(region) if region != owner.region.as_str() => match region.parse() {
+            Ok(r) => owner.in_region(&r),
+            Err(_) => owner.clone(),
+        },
+        _ => owner.clone(),
+    }
 }
 
 /// Prints what changed and what is gone, and the JSON report.

@@ -60,27 +60,29 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
         return Ok(());
     }
     let mut changes = Vec::new();
+    let mut replica_deletions = Vec::new();
     if replicas_left {
         ctx.printer.step("removing the replicas and their aliases");
         let done = apply_replicas(ctx, &sides.owner, replicas, window, &mut changes).await;
         ctx.printer.changes(&changes);
-        if let Err(e) = done {
-            return Err(Error::Failed(format!(
-                "teardown did not finish ({e}); run it again to finish"
-            )));
+        match done {
+            Ok(d) => replica_deletions = d,
+            Err(e) => {
+                return Err(Error::Failed(format!(
+                    "teardown did not finish ({e}); run it again to finish"
+                )));
+            }
         }
     }
     ctx.printer.step("removing the roles, the alias and the key");
-    let (deletions, more) = apply(ctx, &sides, &seen.spec, &plan, window).await?;
+    let (mut deletions, more) = apply(ctx, &sides, &seen.spec, &plan, window).await?;
     changes.extend(more);
+    deletions.extend(replica_deletions);
     let key = plan.owner.schedule_key_deletion.as_deref();
     let deletion_date =
         deletions.iter().find(|d| Some(d.arn.as_str()) == key).map(|d| d.date.clone());
     mark_torn_down(ctx, &target, &seen, deletions)?;
     match &deletion_date {
-        Some(date) if seen.spec.multi_region() => ctx.printer.line(format!(
-            "teardown complete: the keys will be deleted on {date}; `kmsxacct restore` does not handle multi-Region deployments yet: cancel each key's deletion (CancelKeyDeletion in each region) to undo this teardown"
-        )),
         Some(date) => ctx.printer.line(format!(
             "teardown complete: the key will be deleted on {date}; until then `kmsxacct restore` undoes this teardown"
         )),
@@ -104,14 +106,16 @@ fn plan_replicas(seen: &Seen) -> Result<Vec<(&ReplicaSet, Vec<RegionDrop>)>> {
         .collect()
 }
 
-/// Removes each replica set's aliases and replicas; stops at the first error.
+/// Removes each replica set's aliases and replicas; stops at the first error. Returns each
+/// replica's deletion.
 async fn apply_replicas(
     ctx: &Context,
     owner: &Session,
     replicas: Vec<(&ReplicaSet, Vec<RegionDrop>)>,
     window: PendingWindow,
     changes: &mut Vec<Change>,
-) -> Result<()> {
+) -> Result<Vec<KeyDeletion>> {
+    let mut deletions = Vec::new();
     for (set, drops) in replicas {
         let opts = RegionApply {
             alias: &set.alias,
@@ -120,9 +124,11 @@ async fn apply_replicas(
             wait: Propagation { until: std::time::Instant::now(), printer: &ctx.printer },
         };
         let primary = set.primary.as_deref().unwrap_or_default();
-        owner::apply_regions(owner, primary, &(Vec::new(), drops), opts, changes).await?;
+        let done =
+            owner::apply_regions(owner, primary, &(Vec::new(), drops), opts, changes).await?;
+        deletions.extend(done.into_iter().map(|(arn, date)| KeyDeletion { arn, date }));
     }
-    Ok(())
+    Ok(deletions)
 }
 
 /// Marks the record torn down, keeping when KMS deletes each key (scheduled by this run, or

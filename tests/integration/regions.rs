@@ -481,3 +481,30 @@ fn setup_survives_a_lost_replicate_key_answer() {
     let keys = sb.block_on(kms.list_keys().send()).unwrap();
     assert_eq!(keys.keys().len(), 1, "one replica in eu-west-1: {keys:?}");
 }
+
+#[test]
+fn restore_brings_back_every_region() {
+    let sb = Sandbox::new();
+    let out = sb.setup(&["--regions", &REGIONS.join(",")]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let (primary, ..) = sb.alias_in(PRIMARY).unwrap();
+    let out = sb.cmd().args(["teardown"]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("`kmsxacct restore` undoes this teardown"), "{}", stdout(&out));
+    let record = std::fs::read_to_string(sb.record()).unwrap();
+    for region in REGIONS {
+        assert!(
+            record.contains(&replica(&primary, region)),
+            "deletion of {region} recorded: {record}"
+        );
+    }
+    let out = sb.cmd().args(["restore", "--wait", "0"]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    for region in REGIONS {
+        let (arn, state, _) = sb.alias_in(region).unwrap_or_else(|| panic!("alias in {region}"));
+        assert_eq!((arn, state.as_str()), (replica(&primary, region), "Enabled"), "{region}");
+    }
+    assert!(sb.role_exists(&sb.user.account, &sb.role_name()));
+    let out = sb.cmd().args(["verify", "--wait", "0"]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+}
