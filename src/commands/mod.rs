@@ -161,6 +161,8 @@ pub struct Target {
     pub settings: GrantSettings,
     /// Whether a record said the grant's shape (else it is the default, assumed).
     pub settings_known: bool,
+    /// The replica regions of a multi-Region key, as the record of this deployment says.
+    pub replicas: Vec<Region>,
     /// The record, when the target came from it.
     pub record: Option<CheckedDeployment>,
 }
@@ -187,6 +189,7 @@ impl Target {
                 alias,
                 settings: matching.as_ref().map(recorded_settings).unwrap_or_default(),
                 settings_known: matching.is_some(),
+                replicas: matching.as_ref().map(recorded_replicas).unwrap_or_default(),
                 record: None,
             });
         }
@@ -199,6 +202,7 @@ impl Target {
             role: record.role_name.clone(),
             settings: recorded_settings(&record),
             settings_known: true,
+            replicas: recorded_replicas(&record),
             record: Some(record),
         })
     }
@@ -244,10 +248,9 @@ impl Target {
         spec
     }
 
-    /// The recorded replica regions of a multi-Region key (none without a record).
+    /// The replica regions of a multi-Region key (none without a record of this deployment).
     pub fn replica_regions(&self) -> Vec<Region> {
-        let recorded = self.record.iter().flat_map(|r| r.raw.replica_regions.iter());
-        recorded.filter_map(|r| r.parse().ok()).collect()
+        self.replicas.clone()
     }
 
     /// Refuses to act when the record's profiles now lead to other accounts than it recorded:
@@ -274,6 +277,11 @@ impl Target {
 }
 
 /// The grant settings a record holds.
+/// The replica regions a record names.
+fn recorded_replicas(record: &CheckedDeployment) -> Vec<Region> {
+    record.raw.replica_regions.iter().filter_map(|r| r.parse().ok()).collect()
+}
+
 fn recorded_settings(record: &CheckedDeployment) -> GrantSettings {
     let raw = &record.raw;
     GrantSettings {

@@ -255,6 +255,10 @@ fn verify_proves_every_region_and_decrypts_across_regions() {
             assert!(passed.contains(&wanted), "{wanted} not passed: {report}");
         }
     }
+    // By flags, where setup's record is: the same deployment, every region.
+    let out = sb.cmd().args(["verify", "--wait", "0"]).args(sb.target()).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("PASS  cross-region-decrypt@ap-southeast-2"), "{}", stdout(&out));
     // Read back with the SDK as the role: ciphertext made through the primary region's alias
     // decrypts through each replica region's alias.
     let clients = as_role(&sb, &REGIONS);
