@@ -888,6 +888,31 @@ mod tests {
     }
 
     #[test]
+    fn multi_region_keys_are_never_mixed_with_one_region_keys() {
+        let mut multi = spec();
+        multi.replica_regions = vec!["eu-west-1".parse().unwrap()];
+        // setup --regions over a one-Region key: refused; over a multi-Region key: fine.
+        let one = key(deployment_tags(&multi), KEY_ENABLED);
+        let e = plan_owner_setup(&multi, Some(&one), None, &[], false).unwrap_err();
+        assert!(e.contains("one-Region key"), "{e}");
+        let mrk = KeyState { multi_region: true, ..one.clone() };
+        assert!(plan_owner_setup(&multi, Some(&mrk), None, &[], false).is_ok());
+        // rotate reuses only a left-over key of the same kind, and never the current key (even
+        // when the scan saw it without its alias).
+        let mut current = mrk.clone();
+        current.aliases.clear();
+        let mut orphan = one.clone();
+        orphan.aliases.clear();
+        (orphan.key_id, orphan.arn) =
+            ("k9".into(), "arn:aws:kms:us-east-1:111111111111:key/k9".into());
+        let plan = plan_rotate_key(&multi, &mrk, &[current, orphan.clone()]);
+        assert!(matches!(plan.key, KeyPlan::Create { multi_region: true, .. }), "{:?}", plan.key);
+        let orphan_mrk = KeyState { multi_region: true, ..orphan };
+        let plan = plan_rotate_key(&multi, &mrk, &[orphan_mrk]);
+        assert!(matches!(plan.key, KeyPlan::Existing { ref key_id, .. } if key_id == "k9"));
+    }
+
+    #[test]
     fn other_shape_names_the_settings_the_live_documents_were_written_with() {
         let mut made = spec();
         made.grant_to = build::GrantTo::Role;
