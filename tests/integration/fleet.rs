@@ -226,3 +226,49 @@ fn exported_terraform_parses_back_with_a_provider_per_account() {
     let resources = body.blocks().filter(|b| b.identifier() == "resource").count();
     assert_eq!(resources, 6, "key, alias, replica, its alias, role, role policy: {hcl_text}");
 }
+
+#[test]
+fn exported_multi_region_templates_lint_clean_one_per_region() {
+    let sb = Sandbox::new();
+    let dir = sb.path().join("cfn");
+    let out = sb
+        .cmd()
+        .args([
+            "export",
+            "--format",
+            "cloudformation",
+            "--regions",
+            "us-east-1,eu-west-1,ap-southeast-2",
+            "--out-dir",
+        ])
+        .arg(&dir)
+        .args(["--owner", &sb.owner.name, "--user", &sb.user.name, "--alias", &sb.alias])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "owner-ap-southeast-2.template.json",
+            "owner-eu-west-1.template.json",
+            "owner.template.json",
+            "user.template.json"
+        ]
+    );
+    let cfn_lint = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cfn-lint.sh");
+    for file in &files {
+        let lint = std::process::Command::new(cfn_lint).arg(dir.join(file)).output().unwrap();
+        assert!(lint.status.success(), "cfn-lint {file}: {}{}", stdout(&lint), stderr(&lint));
+    }
+    let owner = json(&std::fs::read_to_string(dir.join("owner.template.json")).unwrap());
+    assert_eq!(owner["Resources"]["Key"]["Properties"]["MultiRegion"], json!(true));
+    let user = json(&std::fs::read_to_string(dir.join("user.template.json")).unwrap());
+    let resources = &user["Resources"]["Role"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        [0]["Resource"];
+    assert_eq!(resources.as_array().unwrap().len(), 3, "{resources}");
+}
