@@ -13,7 +13,7 @@ use crate::policy::build::GrantSpec;
 
 /// The key's description, as setup writes it.
 fn key_description(spec: &GrantSpec) -> String {
-    format!("kmsxacct: shared with other accounts through {}", spec.alias)
+    crate::plan::key_description(spec.alias.as_str())
 }
 
 /// The deployment's tags, in a stable order.

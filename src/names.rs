@@ -440,12 +440,9 @@ impl OrgScope {
             && org_part(parts[0], "o-", 10, 32)
             && org_part(parts[1], "r-", 4, 32)
             && parts[2..].iter().all(|ou| {
-                ou.strip_prefix("ou-").and_then(|rest| rest.split_once('-')).is_some_and(
-                    |(root, id)| {
-                        org_part(&format!("r-{root}"), "r-", 4, 32)
-                            && org_part(&format!("x-{id}"), "x-", 8, 32)
-                    },
-                )
+                ou.strip_prefix("ou-")
+                    .and_then(|rest| rest.split_once('-'))
+                    .is_some_and(|(root, id)| org_chars(root, 4, 32) && org_chars(id, 8, 32))
             });
         if shaped { Ok(OrgScope::Path(input.to_string())) } else { Err(bad()) }
     }
@@ -480,10 +477,13 @@ impl OrgScope {
 
 /// `prefix` then `min` to `max` of a-z 0-9.
 fn org_part(text: &str, prefix: &str, min: usize, max: usize) -> bool {
-    text.strip_prefix(prefix).is_some_and(|rest| {
-        (min..=max).contains(&rest.len())
-            && rest.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-    })
+    text.strip_prefix(prefix).is_some_and(|rest| org_chars(rest, min, max))
+}
+
+/// `min` to `max` of a-z 0-9.
+fn org_chars(text: &str, min: usize, max: usize) -> bool {
+    (min..=max).contains(&text.len())
+        && text.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
 }
 
 #[cfg(test)]

@@ -319,7 +319,7 @@ pub async fn read_regions(
 ) -> Result<(Vec<RegionSeen>, Vec<RegionSeen>)> {
     let read = |region: Region| async move {
         let regional = s.in_region(&region);
-        let replica = primary.map(|p| writes::replica_arn(p, &region));
+        let replica = primary.map(|p| crate::plan::replica_arn(p, &region));
         let (at_alias, replica) =
             tokio::try_join!(read_key(&regional, alias, KeyReads::SETUP), async {
                 match &replica {
@@ -361,7 +361,7 @@ pub async fn apply_regions(
     let mut deletions = Vec::new();
     for plan in plans {
         let regional = s.in_region(&plan.region);
-        let replica = writes::replica_arn(primary, &plan.region);
+        let replica = crate::plan::replica_arn(primary, &plan.region);
         match &plan.replicate {
             Some(policy) => {
                 let write = Write::ReplicateKey {

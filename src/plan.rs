@@ -8,7 +8,7 @@ use crate::policy::PolicyDocument;
 use crate::policy::build::{self, GrantSpec};
 
 mod regions;
-pub use regions::{RegionDrop, RegionPlan, RegionSeen, plan_regions};
+pub use regions::{RegionDrop, RegionPlan, RegionSeen, plan_regions, replica_arn};
 
 /// Tag key marking a resource as created by kmsxacct (value [`MANAGED_BY_VALUE`]).
 pub const TAG_MANAGED_BY: &str = "kmsxacct:managed-by";
@@ -33,6 +33,11 @@ pub fn deployment_tags(spec: &GrantSpec) -> Vec<(String, String)> {
         (TAG_OWNER_ACCOUNT.into(), spec.owner.to_string()),
         (TAG_ALIAS.into(), spec.alias.to_string()),
     ]
+}
+
+/// The description of a key kmsxacct creates for `alias`.
+pub fn key_description(alias: &str) -> String {
+    format!("kmsxacct: shared with other accounts through {alias}")
 }
 
 /// Whether `tags` carry every one of this deployment's tags.

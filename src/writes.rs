@@ -11,6 +11,7 @@ use crate::aws::{MAX_ATTEMPTS, Session};
 use crate::error::{Error, Result};
 use crate::names::Region;
 use crate::output::{Action, Change, Printer, Resource};
+use crate::plan::{key_description, replica_arn};
 use crate::policy::PolicyDocument;
 use aws_config::retry::RetryConfig;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
@@ -518,7 +519,7 @@ impl Write<'_> {
             .multi_region(multi_region)
             .key_spec(KeySpec::SymmetricDefault)
             .key_usage(KeyUsageType::EncryptDecrypt)
-            .description(format!("kmsxacct: shared with other accounts through {alias}"))
+            .description(key_description(alias))
             .policy(policy.render())
             .set_tags(Some(tags))
             .customize()
@@ -599,15 +600,6 @@ type SdkResult<O, E> = std::result::Result<O, SdkError<E, HttpResponse>>;
 /// The key id at the end of a key ARN (or the argument itself when it is an id).
 fn key_id(key: &str) -> &str {
     key.rsplit('/').next().unwrap_or(key)
-}
-
-/// The ARN of a multi-Region key's replica in `region`: the same key id, the region's ARN.
-pub fn replica_arn(key_arn: &str, region: &Region) -> String {
-    let mut parts: Vec<&str> = key_arn.splitn(6, ':').collect();
-    if parts.len() == 6 {
-        parts[3] = region.as_str();
-    }
-    parts.join(":")
 }
 
 /// Tags as KMS takes them.

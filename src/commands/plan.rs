@@ -121,7 +121,7 @@ fn region_items(view: &PlanView<'_>, primary: &str) -> Vec<Planned> {
         let replica = if primary.is_empty() {
             "(new replica)".to_string()
         } else {
-            crate::writes::replica_arn(primary, &plan.region)
+            crate::plan::replica_arn(primary, &plan.region)
         };
         let old = view
             .regions_seen

@@ -8,11 +8,12 @@ use crate::error::{Error, Result};
 use crate::names::AccountId;
 use crate::output::Change;
 use crate::owner::{self, KeyReads};
-use crate::plan::{KeyLeft, RestorePlan, RoleState, deployment_tags, plan_restore};
+use crate::plan::{KeyLeft, RestorePlan, RoleState, deployment_tags, plan_restore, replica_arn};
 use crate::policy::build::GrantSpec;
+use crate::policy::matching::Arn;
 use crate::record::{CheckedDeployment, Journal, TornDown};
 use crate::user;
-use crate::writes::{self, Propagation, Write, apply_to, replica_arn};
+use crate::writes::{self, Propagation, Write, apply_to};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
@@ -176,11 +177,9 @@ async fn apply(
 
 /// The owner's session for a key: in the key's region (a replica's, for a multi-Region key).
 fn regional(owner: &Session, key_arn: &str) -> Session {
-    match key_arn.split(':').nth(3) {
-        Some(region) if region != owner.region.as_str() => match region.parse() {
-            Ok(r) => owner.in_region(&r),
-            Err(_) => owner.clone(),
-        },
+    let region = Arn::parse(key_arn).map(|a| a.region).filter(|r| *r != owner.region.as_str());
+    match region.map(str::parse) {
+        Some(Ok(r)) => owner.in_region(&r),
         _ => owner.clone(),
     }
 }

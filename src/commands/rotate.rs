@@ -165,7 +165,7 @@ fn proofs<'a>(
                 old.replicas.iter().find(|(r, _)| r == region).map(|(_, k)| k.arn.clone())
             },
             key_policy,
-            new_arn: crate::writes::replica_arn(new_arn, region),
+            new_arn: crate::plan::replica_arn(new_arn, region),
             retired_alias,
             sample,
         })

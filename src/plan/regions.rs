@@ -6,6 +6,7 @@ use super::{KEY_ENABLED, KEY_PENDING_DELETION, KeyState, converge_key_policy, is
 use crate::names::Region;
 use crate::policy::PolicyDocument;
 use crate::policy::build::{self, GrantSpec};
+use crate::policy::matching::Arn;
 
 /// One region other than the primary's, as read.
 #[derive(Debug, Clone)]
@@ -42,9 +43,14 @@ pub struct RegionDrop {
     pub schedule_deletion: Option<String>,
 }
 
-/// The replica of `primary_arn` in `region`: the same key id, that region's ARN.
+/// The ARN of a multi-Region key's replica in `region`: the same key id, that region's ARN.
 pub fn replica_arn(primary_arn: &str, region: &Region) -> String {
-    crate::writes::replica_arn(primary_arn, region)
+    match Arn::parse(primary_arn) {
+        Some(a) => {
+            format!("arn:{}:{}:{region}:{}:{}", a.partition, a.service, a.account, a.resource)
+        }
+        None => primary_arn.to_string(),
+    }
 }
 
 /// Plans every replica region (`kept`, in the order of `spec.replica_regions`) and every region

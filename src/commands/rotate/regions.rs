@@ -9,10 +9,11 @@ use crate::error::Result;
 use crate::names::{AccountId, Region};
 use crate::output::{Change, Printer};
 use crate::owner::{self, KeyReads};
+use crate::plan::replica_arn;
 use crate::plan::{KeyState, deployment_tags};
 use crate::policy::PolicyDocument;
 use crate::policy::build::{self, GrantSpec};
-use crate::writes::{self, Propagation, Write, apply_to, replica_arn};
+use crate::writes::{self, Propagation, Write, apply_to};
 use std::time::Instant;
 
 /// The old key's replica in each of `regions` that has one.

@@ -10,10 +10,10 @@ use crate::error::Result;
 use crate::names::{AccountId, Region};
 use crate::output::Check;
 use crate::owner::{self, KeyReads};
+use crate::plan::replica_arn;
 use crate::plan::{KEY_ENABLED, KeyState, converge_key_policy};
 use crate::policy::PolicyDocument;
 use crate::policy::build::{GrantSpec, KeyAction};
-use crate::writes::replica_arn;
 
 /// One replica region: its alias ARN, and the key the alias leads to there.
 pub(super) struct RegionKey {
