@@ -46,6 +46,15 @@ fn replica(primary: &str, region: &str) -> String {
     primary.replacen(PRIMARY, region, 1)
 }
 
+/// A deployment set up in the three regions, and its primary key's ARN.
+fn deployed_in_three_regions() -> (Sandbox, String) {
+    let sb = Sandbox::new();
+    let out = sb.setup(&["--regions", &REGIONS.join(",")]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let (primary, ..) = sb.alias_in(PRIMARY).expect("alias in the primary region");
+    (sb, primary)
+}
+
 /// The grant statement's principals in a key policy.
 fn grantees(policy: &serde_json::Value) -> serde_json::Value {
     let statements = policy["Statement"].as_array().unwrap();
@@ -93,21 +102,7 @@ fn a_region_added_gets_a_replica_and_a_region_dropped_loses_it() {
     assert_eq!(sb.alias_in("ap-southeast-2"), None);
     // Added: plan shows it, setup makes it.
     let three = REGIONS.join(",");
-    let plan = sb
-        .cmd()
-        .args([
-            "plan",
-            "--owner",
-            &sb.owner.name,
-            "--user",
-            &sb.user.name,
-            "--alias",
-            &sb.alias,
-            "--regions",
-            &three,
-        ])
-        .output()
-        .unwrap();
+    let plan = sb.cmd().arg("plan").args(sb.target()).args(["--regions", &three]).output().unwrap();
     let text = stdout(&plan);
     assert!(
         text.contains(&format!(
@@ -123,17 +118,9 @@ fn a_region_added_gets_a_replica_and_a_region_dropped_loses_it() {
     // Dropped: plan shows the scheduled deletion; setup applies it.
     let plan = sb
         .cmd()
-        .args([
-            "plan",
-            "--owner",
-            &sb.owner.name,
-            "--user",
-            &sb.user.name,
-            "--alias",
-            &sb.alias,
-            "--regions",
-            "us-east-1,ap-southeast-2",
-        ])
+        .arg("plan")
+        .args(sb.target())
+        .args(["--regions", "us-east-1,ap-southeast-2"])
         .output()
         .unwrap();
     let text = stdout(&plan);
@@ -160,10 +147,7 @@ fn a_region_added_gets_a_replica_and_a_region_dropped_loses_it() {
 
 #[test]
 fn teardown_schedules_every_replica_before_the_primary() {
-    let sb = Sandbox::new();
-    let out = sb.setup(&["--regions", &REGIONS.join(",")]).output().unwrap();
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let (primary, ..) = sb.alias_in(PRIMARY).unwrap();
+    let (sb, primary) = deployed_in_three_regions();
     let out = sb.cmd().args(["teardown"]).output().unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let text = stdout(&out);
@@ -227,9 +211,7 @@ fn as_role(sb: &Sandbox, regions: &[&str]) -> Vec<aws_sdk_kms::Client> {
 
 #[test]
 fn verify_proves_every_region_and_decrypts_across_regions() {
-    let sb = Sandbox::new();
-    let out = sb.setup(&["--regions", &REGIONS.join(",")]).output().unwrap();
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let (sb, _) = deployed_in_three_regions();
     let out = sb.cmd().args(["--output", "json", "verify", "--wait", "0"]).output().unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let report = json(&stdout(&out));
@@ -288,10 +270,7 @@ fn verify_proves_every_region_and_decrypts_across_regions() {
 
 #[test]
 fn verify_fails_a_region_whose_replica_lost_the_grant() {
-    let sb = Sandbox::new();
-    let out = sb.setup(&["--regions", &REGIONS.join(",")]).output().unwrap();
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let (primary, ..) = sb.alias_in(PRIMARY).unwrap();
+    let (sb, primary) = deployed_in_three_regions();
     let region = "ap-southeast-2";
     let kms = sb.kms_in(&sb.owner.account, region);
     let admin_only = serde_json::json!({"Version": "2012-10-17", "Statement": [sb.policy_in(region, &replica(&primary, region))["Statement"][0].clone()]});
@@ -375,10 +354,7 @@ fn passed(report: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn rotate_in_three_regions_moves_every_alias_and_keeps_old_data_readable() {
-    let sb = Sandbox::new();
-    let out = sb.setup(&["--regions", &REGIONS.join(",")]).output().unwrap();
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let (old, ..) = sb.alias_in(PRIMARY).unwrap();
+    let (sb, old) = deployed_in_three_regions();
     let out = sb.cmd().args(["--output", "json", "rotate", "--wait", "0"]).output().unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let report = json(&stdout(&out));
@@ -488,10 +464,7 @@ fn setup_survives_a_lost_replicate_key_answer() {
 
 #[test]
 fn restore_brings_back_every_region() {
-    let sb = Sandbox::new();
-    let out = sb.setup(&["--regions", &REGIONS.join(",")]).output().unwrap();
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let (primary, ..) = sb.alias_in(PRIMARY).unwrap();
+    let (sb, primary) = deployed_in_three_regions();
     let out = sb.cmd().args(["teardown"]).output().unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("`kmsxacct restore` undoes this teardown"), "{}", stdout(&out));
