@@ -2,8 +2,8 @@
 //! replica region) and one user-side template that is the same in every user account, so that it
 //! can be rolled out as a StackSet: the account's own id comes from `AWS::AccountId`.
 
-use super::{key_description, tags};
 use crate::names::{PendingWindow, Region};
+use crate::plan::{deployment_tags, key_description};
 use crate::policy::PolicyDocument;
 use crate::policy::build::{self, GrantSpec};
 use serde_json::{Value, json};
@@ -21,7 +21,7 @@ pub struct CloudFormation {
 }
 
 fn cfn_tags(spec: &GrantSpec) -> Value {
-    tags(spec).into_iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect()
+    deployment_tags(spec).into_iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect()
 }
 
 fn document(policy: &PolicyDocument) -> Value {
@@ -38,7 +38,7 @@ pub fn cloudformation(spec: &GrantSpec, window: PendingWindow) -> CloudFormation
             "Key": {
                 "Type": "AWS::KMS::Key",
                 "Properties": {
-                    "Description": key_description(spec),
+                    "Description": key_description(spec.alias.as_str()),
                     "KeySpec": "SYMMETRIC_DEFAULT",
                     "KeyUsage": "ENCRYPT_DECRYPT",
                     "MultiRegion": spec.multi_region(),
@@ -69,7 +69,7 @@ pub fn cloudformation(spec: &GrantSpec, window: PendingWindow) -> CloudFormation
                         "Type": "AWS::KMS::ReplicaKey",
                         "Properties": {
                             "PrimaryKeyArn": {"Ref": "PrimaryKeyArn"},
-                            "Description": key_description(spec),
+                            "Description": key_description(spec.alias.as_str()),
                             "PendingWindowInDays": window.days(),
                             "KeyPolicy": key_policy,
                             "Tags": cfn_tags(spec),

@@ -3,8 +3,8 @@
 //! region, and in each user account the role and kmsxacct's inline policy. Policy documents are
 //! the ones setup writes, passed through `jsonencode`.
 
-use super::{key_description, tags};
 use crate::names::{AccountId, PendingWindow, Region};
+use crate::plan::{deployment_tags, key_description};
 use crate::policy::PolicyDocument;
 use crate::policy::build::{self, GrantSpec, GrantTo};
 use hcl::expr::{Expression, FuncCall, Traversal, Variable};
@@ -39,7 +39,7 @@ fn json_encode(policy: &PolicyDocument) -> Expression {
 
 fn tag_map(spec: &GrantSpec) -> Expression {
     let map: hcl::Map<String, Expression> =
-        tags(spec).into_iter().map(|(k, v)| (k, Expression::from(v))).collect();
+        deployment_tags(spec).into_iter().map(|(k, v)| (k, Expression::from(v))).collect();
     Expression::Object(map.into_iter().map(|(k, v)| (k.into(), v)).collect())
 }
 
@@ -96,7 +96,7 @@ fn owner_blocks(
     let mut key = Block::builder("resource")
         .add_labels(["aws_kms_key", "this"])
         .add_attribute(("provider", reference("aws.owner")))
-        .add_attribute(("description", key_description(spec)))
+        .add_attribute(("description", key_description(spec.alias.as_str())))
         .add_attribute(("key_usage", "ENCRYPT_DECRYPT"))
         .add_attribute(("customer_master_key_spec", "SYMMETRIC_DEFAULT"))
         .add_attribute(("multi_region", spec.multi_region()))
@@ -115,7 +115,7 @@ fn owner_blocks(
             Block::builder("resource")
                 .add_labels(["aws_kms_replica_key", &r])
                 .add_attribute(("provider", reference(&provider)))
-                .add_attribute(("description", key_description(spec)))
+                .add_attribute(("description", key_description(spec.alias.as_str())))
                 .add_attribute(("primary_key_arn", reference("aws_kms_key.this.arn")))
                 .add_attribute(("deletion_window_in_days", i64::from(window.days())))
                 .add_attribute(("policy", json_encode(&build::key_policy(spec))))
