@@ -5,5 +5,5 @@
 mod cloudformation;
 mod terraform;
 
-pub use cloudformation::{CloudFormation, cloudformation};
+pub use cloudformation::{CloudFormation, cloudformation, user_template};
 pub use terraform::{TerraformProfiles, terraform};

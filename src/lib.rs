@@ -3,6 +3,7 @@
 //! Pure logic (names, policy documents, planning, the deployment record) is kept apart from the
 //! AWS calls (`aws`, `owner`, `user`), and each subcommand lives in `commands`.
 
+pub mod admin;
 pub mod aws;
 pub mod caller;
 pub mod cli;

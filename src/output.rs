@@ -48,6 +48,10 @@ pub enum Resource {
     TrustPolicy,
     /// kmsxacct's inline policy on a role.
     RolePolicy,
+    /// A CloudFormation StackSet that rolls the user roles out.
+    StackSet,
+    /// A StackSet's stack instances in user accounts.
+    StackInstances,
 }
 
 impl Action {
@@ -74,6 +78,8 @@ impl Resource {
             Resource::Role => "role",
             Resource::TrustPolicy => "trust-policy",
             Resource::RolePolicy => "role-policy",
+            Resource::StackSet => "stack-set",
+            Resource::StackInstances => "stack-instances",
         }
     }
 }
@@ -225,6 +231,20 @@ impl Printer {
         if let Some(pb) = &self.spinner {
             pb.set_message(text.into());
         }
+    }
+
+    /// A progress bar of `total` steps on stderr, when the spinner is shown (a terminal, text
+    /// output, not quiet); None otherwise, and the caller reports at the end instead.
+    pub fn progress(&self, total: u64, message: String) -> Option<indicatif::ProgressBar> {
+        let spinner = self.spinner.as_ref()?;
+        spinner.set_message(message.clone());
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} {pos}/{len} {wide_bar}") {
+            bar.set_style(style);
+        }
+        bar.set_message(message);
+        Some(bar)
     }
 
     /// Removes the spinner.

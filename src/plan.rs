@@ -8,7 +8,12 @@ use crate::policy::PolicyDocument;
 use crate::policy::build::{self, GrantSpec};
 
 mod regions;
+mod stackset;
 pub use regions::{RegionDrop, RegionPlan, RegionSeen, plan_regions, replica_arn};
+pub use stackset::{
+    StackSetChange, StackSetPlan, StackSetState, StackSetTeardown, parse_accounts,
+    plan_stack_set, plan_stack_set_teardown, stack_set_name,
+};
 
 /// Tag key marking a resource as created by kmsxacct (value [`MANAGED_BY_VALUE`]).
 pub const TAG_MANAGED_BY: &str = "kmsxacct:managed-by";

@@ -72,6 +72,29 @@ pub struct Deployment {
     /// The organization path the key policy grants (`--org-path`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org_path: Option<String>,
+    /// The StackSet that rolls the roles out to the user accounts (`setup --stackset-admin`);
+    /// such a deployment has no `users`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_set: Option<StackSetRecord>,
+}
+
+/// A StackSet of a deployment, in its administrator account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackSetRecord {
+    /// Profile that acts in the administrator account.
+    pub admin_profile: String,
+    /// The administrator account.
+    pub admin_account: String,
+    /// The stack set's name.
+    pub name: String,
+    /// Its id; empty until CreateStackSet answered.
+    #[serde(default)]
+    pub id: String,
+    /// The user accounts with an instance, or about to get one: a run that stops midway leaves
+    /// no instance the record does not name.
+    #[serde(default)]
+    pub accounts: Vec<String>,
 }
 
 /// A complete teardown: when, and when KMS deletes each key of the deployment.
@@ -231,8 +254,14 @@ impl Deployment {
     /// Checks every field, turning the record into validated values.
     pub fn check(self) -> Result<CheckedDeployment, String> {
         let e = |field: &str, err: crate::names::InputError| format!("{field}: {err}");
-        if self.users.is_empty() {
+        if self.users.is_empty() && self.stack_set.is_none() {
             return Err("users: the record names no user account".into());
+        }
+        if let Some(set) = &self.stack_set {
+            set.admin_account.parse::<AccountId>().map_err(|x| e("stack_set.admin_account", x))?;
+            for a in &set.accounts {
+                a.parse::<AccountId>().map_err(|x| e("stack_set.accounts", x))?;
+            }
         }
         Ok(CheckedDeployment {
             owner_account: self.owner_account.parse().map_err(|x| e("owner_account", x))?,
@@ -327,6 +356,7 @@ mod tests {
             replica_regions: vec![],
             org_id: None,
             org_path: None,
+            stack_set: None,
             torn_down: Some(TornDown {
                 at: "2026-11-29T00:00:00Z".into(),
                 deletions: vec![KeyDeletion {
@@ -335,6 +365,25 @@ mod tests {
                 }],
             }),
         }
+    }
+
+    #[test]
+    fn a_stack_set_deployment_needs_no_users_but_valid_accounts() {
+        let mut d = sample();
+        d.users.clear();
+        assert!(d.clone().check().is_err(), "no users and no stack set");
+        d.stack_set = Some(StackSetRecord {
+            admin_profile: "ADMIN".into(),
+            admin_account: "999999999999".into(),
+            name: "kmsxacct-production-data-key".into(),
+            id: String::new(),
+            accounts: vec!["222222222222".into()],
+        });
+        let text = toml::to_string(&d).unwrap();
+        assert_eq!(Deployment::parse(&text).unwrap().raw, d);
+        d.stack_set.as_mut().unwrap().accounts.push("12".into());
+        let e = d.check().unwrap_err();
+        assert!(e.starts_with("stack_set.accounts:"), "{e}");
     }
 
     #[test]

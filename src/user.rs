@@ -208,8 +208,17 @@ pub async fn assume_role_session(
     s: &Session,
     role_arn: &str,
 ) -> Result<(aws_credential_types::Credentials, String)> {
-    let out = s
-        .sts
+    assume_with(s, &s.sts, role_arn).await
+}
+
+/// Assumes the role through `sts` (a client with other credentials, for role chaining); errors
+/// are classified as `s`'s. Returns the credentials and the session's ARN.
+pub async fn assume_with(
+    s: &Session,
+    sts: &aws_sdk_sts::Client,
+    role_arn: &str,
+) -> Result<(aws_credential_types::Credentials, String)> {
+    let out = sts
         .assume_role()
         .role_arn(role_arn)
         .role_session_name("kmsxacct-verify")

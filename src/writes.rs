@@ -9,7 +9,7 @@
 use crate::aws::error::AwsErrorKind;
 use crate::aws::{MAX_ATTEMPTS, Session};
 use crate::error::{Error, Result};
-use crate::names::Region;
+use crate::names::{AccountId, Region};
 use crate::output::{Action, Change, Printer, Resource};
 use crate::plan::{key_description, replica_arn};
 use crate::policy::PolicyDocument;
@@ -19,6 +19,8 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::time::{Duration, Instant};
+
+mod stackset;
 
 /// The only key policy name KMS has.
 pub const KEY_POLICY_NAME: &str = "default";
@@ -165,6 +167,64 @@ pub enum Write<'a> {
         /// The role's ARN.
         role_arn: &'a str,
     },
+    /// cloudformation:CreateStackSet, self-managed permissions, with a client request token so
+    /// that the SDK's retry of a call whose answer was lost makes no second set. "Name already
+    /// exists" is accepted once the set is read back with these tags.
+    #[strum(serialize = "cloudformation:CreateStackSet")]
+    CreateStackSet {
+        /// Its name.
+        name: &'a str,
+        /// The template every instance deploys.
+        template: &'a str,
+        /// Its tags (CloudFormation passes them on to each instance's resources).
+        tags: &'a [(String, String)],
+        /// The idempotency token.
+        token: &'a str,
+    },
+    /// cloudformation:UpdateStackSet: the new template, to every instance. The operation id
+    /// makes a retry the same operation; "operation id already exists" is that operation.
+    #[strum(serialize = "cloudformation:UpdateStackSet")]
+    UpdateStackSet {
+        /// The stack set's name.
+        name: &'a str,
+        /// The new template.
+        template: &'a str,
+        /// Its tags.
+        tags: &'a [(String, String)],
+        /// The operation id, our idempotency token.
+        operation_id: &'a str,
+    },
+    /// cloudformation:CreateStackInstances in one region; idempotent by operation id.
+    #[strum(serialize = "cloudformation:CreateStackInstances")]
+    CreateStackInstances {
+        /// The stack set's name.
+        name: &'a str,
+        /// The accounts.
+        accounts: &'a [AccountId],
+        /// The region of the instances.
+        region: &'a Region,
+        /// The operation id, our idempotency token.
+        operation_id: &'a str,
+    },
+    /// cloudformation:DeleteStackInstances (their stacks and roles too) in one region;
+    /// idempotent by operation id; "stack set not found" is what we want.
+    #[strum(serialize = "cloudformation:DeleteStackInstances")]
+    DeleteStackInstances {
+        /// The stack set's name.
+        name: &'a str,
+        /// The accounts.
+        accounts: &'a [AccountId],
+        /// The region of the instances.
+        region: &'a Region,
+        /// The operation id, our idempotency token.
+        operation_id: &'a str,
+    },
+    /// cloudformation:DeleteStackSet (it must hold no instance). "Not found" is what we want.
+    #[strum(serialize = "cloudformation:DeleteStackSet")]
+    DeleteStackSet {
+        /// Its name.
+        name: &'a str,
+    },
 }
 
 /// What a write gave back besides its change line.
@@ -183,6 +243,10 @@ pub enum Output {
     Role(String),
     /// When KMS will delete the key (RFC 3339).
     DeletionDate(String),
+    /// A new stack set's id.
+    StackSet(String),
+    /// The id of a StackSet operation under way (wait for it with `admin::wait_operation`).
+    Operation(String),
 }
 
 /// A write carried out.
@@ -304,9 +368,14 @@ impl Write<'_> {
             Write::CreateAlias { .. } | Write::CreateRole { .. } | Write::ReplicateKey { .. } => {
                 kind == AlreadyExists
             }
+            Write::CreateStackSet { .. }
+            | Write::UpdateStackSet { .. }
+            | Write::CreateStackInstances { .. } => kind == AlreadyExists,
+            Write::DeleteStackInstances { .. } => matches!(kind, AlreadyExists | NotFound),
             Write::DeleteAlias { .. }
             | Write::DeleteRolePolicy { .. }
-            | Write::DeleteRole { .. } => kind == NotFound,
+            | Write::DeleteRole { .. }
+            | Write::DeleteStackSet { .. } => kind == NotFound,
             Write::ScheduleKeyDeletion { .. } => kind == Conflict,
             // AWS answers KMSInvalidStateException for a key not pending deletion; LocalStack
             // answers DisabledException, which the operation's model lacks. The read decides.
@@ -358,6 +427,15 @@ impl Write<'_> {
             Write::CreateRole { name, trust, tags } => {
                 crate::user::confirm_role(s, name, trust, tags).await
             }
+            Write::CreateStackSet { name, tags, .. } => stackset::confirm_created(s, name, tags, err).await,
+            Write::UpdateStackSet { operation_id, .. }
+            | Write::CreateStackInstances { operation_id, .. } => {
+                Ok(Output::Operation(operation_id.to_string()))
+            }
+            Write::DeleteStackInstances { operation_id, .. } => Ok(match err.kind {
+                AwsErrorKind::NotFound => Output::Nothing,
+                _ => Output::Operation(operation_id.to_string()),
+            }),
             Write::ReplicateKey { key_arn, region, .. } => {
                 let replica = replica_arn(key_arn, region);
                 match crate::owner::key_state(&s.in_region(region), &replica).await? {
@@ -439,6 +517,7 @@ impl Write<'_> {
             Write::DeleteRole { role_arn, .. } => {
                 (Action::Deleted, Resource::Role, role_arn.into(), None)
             }
+            _ => stackset::change(self),
         };
         let mut change = Change::new(s, action, resource, &id);
         if let Write::ReplicateKey { region, .. } = self {
@@ -504,6 +583,11 @@ impl Write<'_> {
                 let call = kms.enable_key_rotation().key_id(key_arn);
                 kms_answer(s, op, call.rotation_period_in_days(period_days).send().await)
             }
+            Write::CreateStackSet { .. }
+            | Write::UpdateStackSet { .. }
+            | Write::CreateStackInstances { .. }
+            | Write::DeleteStackInstances { .. }
+            | Write::DeleteStackSet { .. } => stackset::send(self, s).await,
             _ => self.send_iam(s).await,
         }
     }

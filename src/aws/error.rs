@@ -125,6 +125,28 @@ impl ServiceError for aws_sdk_sts::Error {
     }
 }
 
+impl ServiceError for aws_sdk_cloudformation::Error {
+    fn typed_kind(&self) -> Option<AwsErrorKind> {
+        use AwsErrorKind::*;
+        use aws_sdk_cloudformation::Error as E;
+        Some(match self {
+            E::StackSetNotFoundException(_)
+            | E::StackInstanceNotFoundException(_)
+            | E::OperationNotFoundException(_) => NotFound,
+            E::NameAlreadyExistsException(_)
+            | E::OperationIdAlreadyExistsException(_)
+            | E::AlreadyExistsException(_) => AlreadyExists,
+            E::OperationInProgressException(_)
+            | E::StaleRequestException(_)
+            | E::StackSetNotEmptyException(_)
+            | E::ConcurrentResourcesLimitExceededException(_) => Conflict,
+            E::LimitExceededException(_) => Quota,
+            E::InvalidOperationException(_) | E::CreatedButModifiedException(_) => InvalidInput,
+            _ => return None,
+        })
+    }
+}
+
 /// Codes AWS answers for credentials it does not accept.
 const REJECTED_CREDENTIALS: &[&str] = &[
     "ExpiredToken",
@@ -221,6 +243,9 @@ fn quota_name(operation: &str) -> String {
         o if o.starts_with("kms:") => "a KMS quota (request rate, keys or aliases per Region)",
         "iam:CreateRole" => "the IAM quota of roles per account",
         "iam:PutRolePolicy" => "the IAM quota of inline policy size per role",
+        o if o.starts_with("cloudformation:") => {
+            "a CloudFormation StackSets quota (stack sets, instances or concurrent operations)"
+        }
         _ => "an AWS quota",
     };
     format!(

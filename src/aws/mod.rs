@@ -38,6 +38,8 @@ pub enum Side {
     Owner,
     /// The account that uses the key through a role.
     User,
+    /// The account that administers the StackSet rolling the user roles out (`--stackset-admin`).
+    Admin,
 }
 
 impl Side {
@@ -46,6 +48,7 @@ impl Side {
         match self {
             Side::Owner => "owner",
             Side::User => "user",
+            Side::Admin => "admin",
         }
     }
 }
@@ -71,6 +74,8 @@ pub struct Session {
     pub iam: aws_sdk_iam::Client,
     /// STS client.
     pub sts: aws_sdk_sts::Client,
+    /// CloudFormation client, in the key's region (where a StackSet administers its instances).
+    pub cfn: aws_sdk_cloudformation::Client,
     config: aws_config::SdkConfig,
     interceptor: CallInterceptor,
 }
@@ -159,6 +164,12 @@ impl Session {
                     .interceptor(interceptor.clone())
                     .build(),
             ),
+            cfn: aws_sdk_cloudformation::Client::from_conf(
+                aws_sdk_cloudformation::config::Builder::from(&config)
+                    .region(aws_config::Region::new(key_region.to_string()))
+                    .interceptor(interceptor.clone())
+                    .build(),
+            ),
             config,
             interceptor,
         })
@@ -236,6 +247,19 @@ impl Session {
         aws_sdk_kms::Client::from_conf(config.credentials_provider(credentials).build())
     }
 
+    /// An STS client that acts with other credentials (an assumed role's), for role chaining.
+    pub fn sts_with_credentials(
+        &self,
+        credentials: aws_credential_types::Credentials,
+    ) -> aws_sdk_sts::Client {
+        aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&self.config)
+                .interceptor(self.interceptor.clone())
+                .credentials_provider(credentials)
+                .build(),
+        )
+    }
+
     /// Classifies a failed KMS call `operation` (e.g. `kms:CreateAlias`) of this session.
     pub fn kms_error<E>(&self, operation: &str, err: SdkError<E, HttpResponse>) -> Error
     where
@@ -263,6 +287,15 @@ impl Session {
         error::classify::<aws_sdk_sts::Error, E>(&self.site(operation), err).into()
     }
 
+    /// Classifies a failed CloudFormation call of this session (see [`Session::kms_error`]).
+    pub fn cfn_error<E>(&self, operation: &str, err: SdkError<E, HttpResponse>) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        aws_sdk_cloudformation::Error: From<E>,
+    {
+        error::classify::<aws_sdk_cloudformation::Error, E>(&self.site(operation), err).into()
+    }
+
     /// Every item of a KMS listing (all pages), or the first error classified.
     pub async fn kms_all<T, E>(&self, operation: &str, items: Listing<T, E>) -> Result<Vec<T>>
     where
@@ -279,6 +312,15 @@ impl Session {
         aws_sdk_iam::Error: From<E>,
     {
         items.try_collect().await.map_err(|e| self.iam_error(operation, e))
+    }
+
+    /// Every item of a CloudFormation listing (all pages), or the first error classified.
+    pub async fn cfn_all<T, E>(&self, operation: &str, items: Listing<T, E>) -> Result<Vec<T>>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        aws_sdk_cloudformation::Error: From<E>,
+    {
+        items.try_collect().await.map_err(|e| self.cfn_error(operation, e))
     }
 
     fn site<'a>(&'a self, operation: &'a str) -> error::CallSite<'a> {

@@ -207,9 +207,26 @@ impl Target {
         })
     }
 
-    /// Opens every side of this deployment (see [`open`]).
+    /// Opens every side of this deployment (see [`open`]): for a StackSet rollout, the owner
+    /// and the administrator.
     pub async fn open(&self, ctx: &Context) -> Result<Sides> {
-        open(ctx, &self.owner_profile, &self.user_profiles, self.region.as_ref()).await
+        match self.stack_set() {
+            Some(set) => {
+                open_fleet(ctx, &self.owner_profile, &set.admin_profile, self.region.as_ref()).await
+            }
+            None => open(ctx, &self.owner_profile, &self.user_profiles, self.region.as_ref()).await,
+        }
+    }
+
+    /// The recorded StackSet that rolls the roles out, for a fleet deployment.
+    pub fn stack_set(&self) -> Option<&crate::record::StackSetRecord> {
+        self.record.as_ref().and_then(|r| r.raw.stack_set.as_ref())
+    }
+
+    /// The user accounts of a fleet deployment, as recorded.
+    pub fn fleet_accounts(&self) -> Vec<AccountId> {
+        let accounts = self.stack_set().into_iter().flat_map(|s| s.accounts.iter());
+        accounts.filter_map(|a| a.parse().ok()).collect()
     }
 
     /// The recorded key ARN, if any.
@@ -318,6 +335,8 @@ pub struct Sides {
     pub owner: Session,
     /// The user accounts, in the order given.
     pub users: Vec<Session>,
+    /// The StackSet administrator account of a fleet deployment (which has no user sides).
+    pub admin: Option<Session>,
 }
 
 /// Checks the profiles and resolves the region once, then builds every side's clients. No AWS
@@ -331,8 +350,29 @@ pub async fn open(
     if user_profiles.is_empty() {
         return Err(Error::Input("no user account: give at least one --user PROFILE".into()));
     }
+    open_sides(ctx, owner_profile, user_profiles, None, region).await
+}
+
+/// Opens the owner side and the StackSet administrator side of a fleet deployment.
+pub async fn open_fleet(
+    ctx: &Context,
+    owner_profile: &str,
+    admin_profile: &str,
+    region: Option<&Region>,
+) -> Result<Sides> {
+    open_sides(ctx, owner_profile, &[], Some(admin_profile), region).await
+}
+
+async fn open_sides(
+    ctx: &Context,
+    owner_profile: &str,
+    user_profiles: &[String],
+    admin_profile: Option<&str>,
+    region: Option<&Region>,
+) -> Result<Sides> {
     let mut names: Vec<&str> = vec![owner_profile];
     names.extend(user_profiles.iter().map(String::as_str));
+    names.extend(admin_profile);
     check_profiles(&names).await?;
     let region = match region {
         Some(r) => r.clone(),
@@ -344,7 +384,11 @@ pub async fn open(
     for p in user_profiles {
         users.push(Session::open(Side::User, p, Some(&region), &http, &ctx.calls).await?);
     }
-    Ok(Sides { owner, users })
+    let admin = match admin_profile {
+        Some(p) => Some(Session::open(Side::Admin, p, Some(&region), &http, &ctx.calls).await?),
+        None => None,
+    };
+    Ok(Sides { owner, users, admin })
 }
 
 impl Sides {

@@ -7,8 +7,8 @@ use crate::error::Result;
 use crate::names::AccountId;
 use crate::output::{Resource, colorize_diff, diff};
 use crate::plan::{
-    KeyPlan, KeyState, OwnerPlan, RegionDrop, RegionPlan, RegionSeen, RoleState, UserPlan,
-    UserTeardown,
+    KeyPlan, KeyState, OwnerPlan, RegionDrop, RegionPlan, RegionSeen, RoleState, StackSetChange,
+    StackSetPlan, UserPlan, UserTeardown,
 };
 use crate::policy::PolicyDocument;
 use crate::policy::build::{self, GrantSpec};
@@ -82,6 +82,8 @@ pub struct PlanView<'a> {
     pub regions: &'a (Vec<RegionPlan>, Vec<RegionDrop>),
     /// Each replica region as read (for the key policy diffs).
     pub regions_seen: &'a [RegionSeen],
+    /// The StackSet rollout of a fleet deployment: the administrator session and its plan.
+    pub stack_set: Option<(&'a Session, &'a StackSetPlan)>,
 }
 
 #[derive(Serialize)]
@@ -237,6 +239,31 @@ pub fn items(view: &PlanView<'_>) -> Vec<Planned> {
             out.push(item(u, Step::Delete, Resource::Role, arn, None, None));
         }
     }
+    if let Some((admin, plan)) = view.stack_set {
+        out.extend(stack_set_items(admin, plan));
+    }
+    out
+}
+
+/// The stack set (its template as the diff when it is written) and one item per account whose
+/// instance is added or removed.
+fn stack_set_items(admin: &Session, plan: &StackSetPlan) -> Vec<Planned> {
+    let step = match plan.set {
+        StackSetChange::Create => Step::Create,
+        StackSetChange::UpdateTemplate => Step::Update,
+        StackSetChange::Keep => Step::NoChange,
+    };
+    let mut set = item(admin, step, Resource::StackSet, &plan.name, None, None);
+    if step != Step::NoChange {
+        set.diff = Some(diff("", &plan.template));
+    }
+    let instance = |step, account: &AccountId| Planned {
+        id: format!("{}/{account}", plan.name),
+        ..item(admin, step, Resource::StackInstances, "", None, None)
+    };
+    let mut out = vec![set];
+    out.extend(plan.add.iter().map(|a| instance(Step::Create, a)));
+    out.extend(plan.remove.iter().map(|a| instance(Step::Delete, a)));
     out
 }
 

@@ -2,7 +2,8 @@
 
 use super::plan::PlanView;
 use super::{
-    Context, DEFAULT_ALIAS, GrantArgs, Sides, existing_record, open, role_name, spec_from,
+    Context, DEFAULT_ALIAS, GrantArgs, Sides, existing_record, open, open_fleet, role_name,
+    spec_from,
 };
 use crate::error::{Error, Result};
 use crate::names::{AccountId, AliasName, PendingWindow, Region, RoleName};
@@ -18,6 +19,8 @@ use crate::record::{CheckedDeployment, Deployment, Journal, UserRecord};
 use crate::writes::Propagation;
 use crate::{owner, user};
 use serde::Serialize;
+
+mod stackset;
 use std::time::{Duration, Instant};
 
 /// Flags of `setup`.
@@ -28,8 +31,24 @@ pub struct SetupArgs {
     pub owner: String,
     /// AWS profile of an account that uses the key; repeat for several accounts. A user account
     /// dropped since the last setup loses its grant and its role.
-    #[arg(long = "user", value_name = "PROFILE", required = true)]
+    #[arg(long = "user", value_name = "PROFILE", required_unless_present = "stackset_admin")]
     pub users: Vec<String>,
+    /// Roll the roles out to a fleet with a CloudFormation StackSet (self-managed permissions)
+    /// administered from this profile's account, instead of one --user profile per account.
+    /// Needs --org-id or --org-path, and --accounts or --accounts-file.
+    #[arg(long, value_name = "PROFILE", conflicts_with_all = ["users", "trust", "adopt"])]
+    pub stackset_admin: Option<String>,
+    /// The StackSet's user accounts, comma-separated 12-digit ids. An account dropped since the
+    /// last setup loses its instance (and its role).
+    #[arg(long, value_name = "ID,...", value_delimiter = ',', requires = "stackset_admin", conflicts_with = "accounts_file")]
+    pub accounts: Vec<AccountId>,
+    /// A file of the StackSet's user accounts: one id per line, `#` starts a comment.
+    #[arg(long, value_name = "FILE", requires = "stackset_admin")]
+    pub accounts_file: Option<std::path::PathBuf>,
+    /// Seconds to wait for each StackSet operation; past that it goes on in AWS and a re-run
+    /// converges.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800, requires = "stackset_admin")]
+    pub operation_timeout: u64,
     /// Alias of the key, `NAME` or `alias/NAME` (1 to 250 of a-z A-Z 0-9 / _ -, not under alias/aws/).
     #[arg(long, default_value = DEFAULT_ALIAS)]
     pub alias: AliasName,
@@ -141,12 +160,31 @@ fn check_trust(trust: &[String], users: &[AccountId]) -> Result<()> {
 /// Runs setup: resolve → read → plan → apply → report.
 pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
     let started = Instant::now();
+    let fleet_accounts = args.stackset_admin.as_ref().map(|_| stackset::accounts(args)).transpose()?;
     let target = resolve(ctx, args)?;
     ctx.printer.step("reading the owner and user accounts");
-    let sides = open(ctx, &args.owner, &target.profiles(args), args.key_region()).await?;
-    let mut seen = read(ctx, args, &target, &sides).await?;
+    let (mut seen, fleet, sides) = match (fleet_accounts, &args.stackset_admin) {
+        (Some(accounts), Some(admin)) => {
+            let sides = open_fleet(ctx, &args.owner, admin, args.key_region()).await?;
+            let (seen, fleet) = tokio::join!(
+                read(ctx, args, &target, &sides),
+                stackset::read(&sides, accounts, &target.role)
+            );
+            let (mut seen, fleet) = (seen?, fleet?);
+            seen.spec.users = fleet.accounts.clone();
+            (seen, Some(fleet), sides)
+        }
+        _ => {
+            let sides = open(ctx, &args.owner, &target.profiles(args), args.key_region()).await?;
+            (read(ctx, args, &target, &sides).await?, None, sides)
+        }
+    };
     let plan = plan::plan_setup(&seen.spec, &seen.view(target.adopt(args)))
         .map_err(|c| Error::Conflict(format!("setup changed nothing: {}", c.join("; "))))?;
+    let stack_set = match &fleet {
+        Some(f) => Some(target.same_admin(f).and_then(|()| f.plan(&seen.spec))?),
+        None => None,
+    };
     let primary_arn = match &plan.owner.key {
         KeyPlan::Existing { arn, .. } => Some(arn.as_str()),
         KeyPlan::Create { .. } => None,
@@ -162,10 +200,16 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
     let regions = plan::plan_regions(&seen.spec, primary_arn, &seen.regions.0, &seen.regions.1)
         .map_err(|c| Error::Conflict(format!("setup changed nothing: {}", c.join("; "))))?;
     if args.dry_run {
-        return super::plan::show(ctx, &plan_view(&sides, &seen, &plan, &regions));
+        let mut view = plan_view(&sides, &seen, &plan, &regions);
+        view.stack_set = sides.admin.as_ref().zip(stack_set.as_ref());
+        return super::plan::show(ctx, &view);
     }
     ctx.printer.step("applying changes in every account");
-    let journal = Journal::start(first_record(args, &target, &seen, &plan), &ctx.config)?;
+    let mut record = first_record(args, &target, &seen, &plan);
+    record.stack_set = fleet.as_ref().zip(args.stackset_admin.as_deref()).map(|(f, admin)| {
+        f.record(admin, target.previous.as_ref().map(|p| &p.raw))
+    });
+    let journal = Journal::start(record, &ctx.config)?;
     let stage = Apply {
         ctx,
         args,
@@ -175,7 +219,19 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
         regions: &regions,
         journal: &journal,
     };
-    let applied = stage.run(started).await?;
+    let mut applied = stage.run(started).await?;
+    if let Some(stack_set) = &stack_set {
+        let tags = deployment_tags(&seen.spec);
+        let rollout = (tags.as_slice(), args.operation_timeout);
+        let result =
+            stackset::apply(&sides, stack_set, rollout, &journal, &ctx.printer, &mut applied.changes)
+                .await;
+        if let Err(e) = result {
+            ctx.printer.changes(&applied.changes);
+            return Err(Error::Failed(format!("setup did not finish ({e}); run it again to converge")));
+        }
+        applied.role_arns = seen.spec.users.iter().map(|u| seen.spec.role_arn(u)).collect();
+    }
     journal.update(|r| {
         r.key_arn = applied.key_arn.clone();
         r.replica_regions = seen.spec.replica_regions.iter().map(|r| r.to_string()).collect();
@@ -214,6 +270,19 @@ impl Resolved {
             .collect()
     }
 
+    /// Refuses a StackSet administrator account other than the recorded one: its stack set and
+    /// instances would be left behind.
+    fn same_admin(&self, fleet: &stackset::Fleet) -> Result<()> {
+        let recorded = self.previous.as_ref().and_then(|p| p.raw.stack_set.as_ref());
+        match recorded {
+            Some(r) if r.admin_account != fleet.admin_account.as_str() => Err(Error::Input(format!(
+                "the record's StackSet {} is administered from account {}, but --stackset-admin is account {}; use that profile, or tear down first",
+                r.name, r.admin_account, fleet.admin_account
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether this deployment uses a key kmsxacct did not create.
     fn adopt(&self, args: &SetupArgs) -> bool {
         args.adopt || self.previous.as_ref().is_some_and(|r| r.raw.adopted)
@@ -236,6 +305,18 @@ fn resolve(ctx: &Context, args: &SetupArgs) -> Result<Resolved> {
             p.alias,
             p.owner_profile,
             p.role_name
+        )));
+    }
+    if let Some(p) = previous.as_ref().map(|p| &p.raw)
+        && p.stack_set.is_some() != args.stackset_admin.is_some()
+    {
+        let (was, is) = match p.stack_set {
+            Some(_) => ("a StackSet rollout", "--user profiles"),
+            None => ("--user profiles", "a StackSet rollout (--stackset-admin)"),
+        };
+        return Err(Error::Input(format!(
+            "'{}' records a deployment by {was}; it cannot become {is}: tear it down first, or pass --config PATH to keep the two apart",
+            ctx.config.display()
         )));
     }
     let leaving = previous
@@ -348,6 +429,7 @@ fn plan_view<'a>(
     PlanView {
         regions,
         regions_seen: &seen.regions.0,
+        stack_set: None,
         spec: &seen.spec,
         owner: &sides.owner,
         key_now: seen.keys.at_alias.as_ref(),
@@ -420,6 +502,7 @@ fn first_record(args: &SetupArgs, target: &Resolved, seen: &Seen, plan: &SetupPl
             }
             regions
         },
+        stack_set: None,
     }
 }
 
@@ -601,7 +684,7 @@ fn report(ctx: &Context, seen: &Seen, applied: &Applied) {
         ctx.printer.line(format!(
             "setup complete: {} reached through {alias_arn} by {} user account(s); recorded in {}",
             applied.key_arn,
-            seen.users.len(),
+            spec.users.len(),
             ctx.config.display()
         ));
     } else {
@@ -612,7 +695,7 @@ fn report(ctx: &Context, seen: &Seen, applied: &Applied) {
             command: "setup",
             changed,
             owner_account: spec.owner.to_string(),
-            user_accounts: seen.users.iter().map(|(u, _)| u.to_string()).collect(),
+            user_accounts: spec.users.iter().map(|u| u.to_string()).collect(),
             key_arn: &applied.key_arn,
             role_arns: &applied.role_arns,
             alias_arn,

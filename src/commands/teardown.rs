@@ -7,13 +7,14 @@ use crate::names::{AccountId, PendingWindow};
 use crate::output::Change;
 use crate::owner::{KeyReads, RegionApply};
 use crate::plan::{
-    DeploymentKeys, KeyState, OwnerTeardown, RegionDrop, RegionSeen, RoleState, TeardownPlan,
-    TeardownSeen, plan_regions, plan_teardown,
+    DeploymentKeys, KeyState, OwnerTeardown, RegionDrop, RegionSeen, RoleState, StackSetState,
+    StackSetTeardown, TeardownPlan, TeardownSeen, plan_regions, plan_stack_set_teardown,
+    plan_teardown,
 };
 use crate::policy::build::GrantSpec;
 use crate::record::{KeyDeletion, TornDown};
 use crate::writes::{Done, Propagation, Write, apply_to};
-use crate::{owner, user};
+use crate::{admin, owner, user};
 use serde::Serialize;
 
 /// Flags of `teardown`.
@@ -52,7 +53,9 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
         .iter()
         .flat_map(|(_, drops)| drops)
         .any(|d| d.delete_alias || d.schedule_deletion.is_some());
-    if plan.is_empty() && !replicas_left {
+    let stack_set = plan_stack_set(&target, &seen)?;
+    let fleet_left = stack_set.as_ref().is_some_and(|(_, p)| p.delete_set || !p.remove.is_empty());
+    if plan.is_empty() && !replicas_left && !fleet_left {
         ctx.printer
             .line("teardown: nothing to do; no role, alias or key of this deployment is left");
         mark_torn_down(ctx, &target, &seen, Vec::new())?;
@@ -60,6 +63,14 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
         return Ok(());
     }
     let mut changes = Vec::new();
+    if let (Some((name, plan)), Some(admin)) = (&stack_set, &sides.admin) {
+        ctx.printer.step(format!("removing StackSet {name} and its instances"));
+        let done = remove_stack_set(ctx, admin, (name, plan), &mut changes).await;
+        if let Err(e) = done {
+            ctx.printer.changes(&changes);
+            return Err(Error::Failed(format!("teardown did not finish ({e}); run it again to finish")));
+        }
+    }
     let mut replica_deletions = Vec::new();
     if replicas_left {
         ctx.printer.step("removing the replicas and their aliases");
@@ -91,6 +102,42 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
     report(ctx, true, deletion_date.as_deref(), &changes);
     Ok(())
 }
+
+/// The recorded StackSet's teardown: its instances (those listed and those the record names),
+/// then the set. None for a deployment without one.
+fn plan_stack_set<'a>(target: &'a Target, seen: &Seen) -> Result<Option<(&'a str, StackSetTeardown)>> {
+    let Some(set) = target.stack_set() else { return Ok(None) };
+    let planned =
+        plan_stack_set_teardown(&seen.spec, &set.name, seen.stack_set.as_ref(), &target.fleet_accounts());
+    planned
+        .map(|p| Some((set.name.as_str(), p)))
+        .map_err(|c| Error::Conflict(format!("teardown changed nothing: {c}")))
+}
+
+/// Removes the stack set's instances, then the set; prints what changed.
+async fn remove_stack_set(
+    ctx: &Context,
+    admin: &Session,
+    (name, plan): (&str, &StackSetTeardown),
+    changes: &mut Vec<Change>,
+) -> Result<()> {
+    let region = admin.region.clone();
+    let none = |_: &[AccountId]| Ok(());
+    let opts = admin::StackSetApply {
+        region: &region,
+        tags: &[],
+        wait: admin::OperationWait {
+            until: std::time::Instant::now() + std::time::Duration::from_secs(OPERATION_TIMEOUT),
+            printer: &ctx.printer,
+        },
+        adding: &none,
+        removed: &none,
+    };
+    admin::apply_teardown(admin, name, plan, opts, changes).await
+}
+
+/// Seconds teardown waits for each StackSet operation.
+const OPERATION_TIMEOUT: u64 = 1800;
 
 /// Every replica goes before its primary (AWS deletes a primary only once it has none): those
 /// of the key, and those of the keys rotate retired.
@@ -173,6 +220,8 @@ struct Seen {
     replicas: Vec<ReplicaSet>,
     retired: Vec<(String, KeyState)>,
     users: Vec<(AccountId, Option<RoleState>)>,
+    /// The recorded StackSet as read in the administrator account.
+    stack_set: Option<StackSetState>,
 }
 
 /// A multi-Region key's replica regions as read: the alias that leads to it and its replica in
@@ -194,10 +243,17 @@ impl Seen {
 async fn read(ctx: &Context, target: &Target, sides: &Sides) -> Result<Seen> {
     let role_reads =
         sides.users.iter().map(|u| user::read_role(u, target.role.as_str(), true)).collect();
-    let (keys, retired, roles) = tokio::join!(
+    let stack_set = async {
+        match (target.stack_set(), &sides.admin) {
+            (Some(set), Some(admin)) => admin::read_stack_set(admin, &set.name, &admin.region).await,
+            _ => Ok(None),
+        }
+    };
+    let (keys, retired, roles, stack_set) = tokio::join!(
         read_keys(target, &sides.owner),
         read_retired(target, &sides.owner),
         ctx.bounded(role_reads),
+        stack_set,
     );
     let keys = keys?;
     let roles: Vec<Option<RoleState>> = roles.into_iter().collect::<Result<_>>()?;
@@ -207,7 +263,10 @@ async fn read(ctx: &Context, target: &Target, sides: &Sides) -> Result<Seen> {
     let owner_account = sides.owner_account(keys.at_alias.as_ref()).await?;
     sides.check_distinct(&owner_account, &users)?;
     target.check_accounts(&owner_account, &users)?;
-    let spec = target.spec(sides, owner_account, users.clone());
+    let spec = match target.stack_set() {
+        Some(_) => target.spec(sides, owner_account, target.fleet_accounts()),
+        None => target.spec(sides, owner_account, users.clone()),
+    };
     let primary = keys.at_alias.as_ref().or(keys.recorded.as_ref()).map(|k| k.arn.clone());
     let sets = std::iter::once((spec.alias.to_string(), primary))
         .chain(target.retired_keys().map(|r| (r.alias.clone(), Some(r.arn.clone()))))
@@ -223,6 +282,7 @@ async fn read(ctx: &Context, target: &Target, sides: &Sides) -> Result<Seen> {
         keys,
         retired: retired?,
         users: users.into_iter().zip(roles).collect(),
+        stack_set: stack_set?,
     })
 }
 

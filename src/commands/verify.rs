@@ -1,8 +1,11 @@
 //! `kmsxacct verify`: prove each user role can use the key through the alias ARN, both by the
 //! policies (the policy engine) and live (the granted operations, called as the role).
 
+mod fleet;
 mod live;
 mod regions;
+
+pub use fleet::Sample;
 
 use super::{Context, Sides, Target, TargetArgs};
 use crate::aws::Session;
@@ -31,6 +34,14 @@ pub struct VerifyArgs {
     /// propagate); 0 fails at once.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub wait: u64,
+    /// StackSet deployments: how many user accounts get a live round trip (chosen at random), or
+    /// `all`; every account gets the static checks.
+    #[arg(long, value_name = "N|all", default_value = "3")]
+    pub sample: Sample,
+    /// StackSet deployments: the role the administrator assumes in each sampled account to reach
+    /// the kmsxacct role there (self-managed StackSets need it in every target account).
+    #[arg(long, value_name = "NAME", default_value = "AWSCloudFormationStackSetExecutionRole")]
+    pub execution_role: String,
 }
 
 #[derive(Serialize)]
@@ -46,6 +57,9 @@ struct Report<'a> {
 pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
     let started = Instant::now();
     let target = Target::resolve(&args.target, &ctx.config)?;
+    if target.stack_set().is_some() {
+        return fleet::run(ctx, args, &target).await;
+    }
     let sides = target.open(ctx).await?;
     let names = Names::learn(ctx, &target, &sides).await?;
     ctx.printer.step("evaluating the policies and calling KMS as each role");

@@ -88,7 +88,8 @@ pub fn cloudformation(spec: &GrantSpec, window: PendingWindow) -> CloudFormation
 }
 
 /// The user side: the role, trusted by its own account, with kmsxacct's inline policy and tags.
-fn user_template(spec: &GrantSpec) -> Value {
+/// The same in every user account: the StackSet template of `setup --stackset-admin`.
+pub fn user_template(spec: &GrantSpec) -> Value {
     // The trust policy as setup writes it, with the account's root taken from the stack's account.
     let mut trust = document(&build::role_trust_policy(spec, &spec.owner));
     let root = json!({"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"});

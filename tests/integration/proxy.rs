@@ -9,6 +9,8 @@
 //! UpdateAlias, KMS calls with assumed-role credentials are denied (authorization lag), and an
 //! Encrypt naming a moved alias still reaches the key it pointed at before (resolution lag).
 
+mod stacksets;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -114,6 +116,8 @@ struct State {
     secrets: Vec<(&'static str, String)>,
     /// Emulate real KMS's cross-account ReEncrypt (see [`FaultProxy::cross_account_reencrypt`]).
     cross_account_reencrypt: bool,
+    /// What LocalStack lacks for StackSets (see [`FaultProxy::emulate_stack_sets`]).
+    stack_sets: Option<stacksets::StackSets>,
 }
 
 /// The running proxy. Dropping it stops it.
@@ -203,6 +207,25 @@ impl FaultProxy {
     /// the account named by its destination key ARN, so that LocalStack finds the key.
     pub fn cross_account_reencrypt(&self) {
         self.state.lock().unwrap().cross_account_reencrypt = true;
+    }
+
+    /// Answers the StackSet calls LocalStack lacks as AWS does (see `proxy/stacksets.rs`).
+    pub fn emulate_stack_sets(&self) {
+        self.state.lock().unwrap().stack_sets = Some(stacksets::StackSets::default());
+    }
+
+    /// The accounts holding an instance of the administrator's stack set `name` (None: no set).
+    pub fn stack_set_accounts(&self, admin: &str, name: &str) -> Option<Vec<String>> {
+        let s = self.state.lock().unwrap();
+        let sets = &s.stack_sets.as_ref()?.sets;
+        sets.get(&(admin.to_string(), name.to_string())).map(|set| set.accounts.clone())
+    }
+
+    /// The template of the administrator's stack set `name`.
+    pub fn stack_set_template(&self, admin: &str, name: &str) -> Option<String> {
+        let s = self.state.lock().unwrap();
+        let sets = &s.stack_sets.as_ref()?.sets;
+        sets.get(&(admin.to_string(), name.to_string())).map(|set| set.template.clone())
     }
 
     /// When an alias was last created or moved.
@@ -444,7 +467,12 @@ async fn handle(
         }
         Some(Some(Fault::ResetAfterForward)) | None => None,
     };
-    if let Some(resp) = injected {
+    let form = (service == "cloudformation").then(|| stacksets::form(&body));
+    let emulated = form.as_ref().and_then(|form| {
+        let mut s = state.lock().unwrap();
+        s.stack_sets.as_mut()?.answer(&op, form, &access_key)
+    });
+    if let Some(resp) = injected.or(emulated) {
         record(resp.status().as_u16(), true);
         return Ok(resp);
     }
@@ -488,6 +516,11 @@ async fn handle(
             s.moved = Some((alias, before, now));
         }
         s.alias_written_at = Some(now);
+    }
+    if let (true, Some(form)) = (ok, &form)
+        && let Some(sets) = state.lock().unwrap().stack_sets.as_mut()
+    {
+        sets.observe(&op, form, &body, &access_key);
     }
     if matches!(fault, Some(Some(Fault::ResetAfterForward))) {
         record(0, true);

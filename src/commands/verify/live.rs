@@ -104,8 +104,19 @@ impl RoundTrip {
 /// comes from the role's Encrypt when granted, else from the owner's. Nothing is printed of any
 /// plaintext.
 async fn live_checks(live: Live<'_>) -> RoundTrip {
+    let assumed = user::assume_role(live.user, live.role_arn).await;
+    checks_as(live, assumed, format!("assumed {}", live.role_arn)).await
+}
+
+/// The live checks with the role's credentials got some other way (role chaining); `assumed`
+/// is the assume-role check's detail when they were got.
+pub(super) async fn checks_as(
+    live: Live<'_>,
+    credentials: Result<aws_credential_types::Credentials>,
+    assumed: String,
+) -> RoundTrip {
     let mut trip = RoundTrip { checks: Vec::new(), denied: false, encrypted_with: None };
-    let credentials = match user::assume_role(live.user, live.role_arn).await {
+    let credentials = match credentials {
         Ok(c) => c,
         Err(e) => {
             trip.record("assume-role", Err(e));
@@ -115,7 +126,7 @@ async fn live_checks(live: Live<'_>) -> RoundTrip {
             return trip;
         }
     };
-    trip.record("assume-role", Ok(format!("assumed {}", live.role_arn)));
+    trip.record("assume-role", Ok(assumed));
     let kms = live.user.kms_with_credentials(credentials);
     let sealed = seal(live, &kms, &mut trip).await;
     for action in AFTER_ENCRYPT {
