@@ -21,7 +21,10 @@ pub async fn describe_stack_set(
 }
 
 /// Id, template and tags of the live stack set of that name.
-async fn describe(s: &Session, name: &str) -> Result<Option<(String, String, Vec<(String, String)>)>> {
+async fn describe(
+    s: &Session,
+    name: &str,
+) -> Result<Option<(String, String, Vec<(String, String)>)>> {
     let op = "cloudformation:DescribeStackSet";
     let answer = s.cfn.describe_stack_set().stack_set_name(name).send().await;
     let out = match answer.map_err(|e| s.cfn_error(op, e)) {
@@ -33,7 +36,13 @@ async fn describe(s: &Session, name: &str) -> Result<Option<(String, String, Vec
     if set.status().is_some_and(|st| st.as_str() == "DELETED") {
         return Ok(None);
     }
-    let tags = set.tags().iter().map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string())).collect();
+    let tags = set
+        .tags()
+        .iter()
+        .map(|t| {
+            (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string())
+        })
+        .collect();
     Ok(Some((
         set.stack_set_id().unwrap_or(name).to_string(),
         set.template_body().unwrap_or_default().to_string(),
@@ -154,7 +163,10 @@ async fn results(
 
 async fn accounts_done(s: &Session, name: &str, operation_id: &str) -> Result<usize> {
     let results = results(s, name, operation_id).await?;
-    Ok(results.iter().filter(|r| r.status() == Some(&StackSetOperationResultStatus::Succeeded)).count())
+    Ok(results
+        .iter()
+        .filter(|r| r.status() == Some(&StackSetOperationResultStatus::Succeeded))
+        .count())
 }
 
 /// `ACCOUNT: reason` for each account the operation failed in (empty when unreadable).

@@ -427,7 +427,9 @@ impl Write<'_> {
             Write::CreateRole { name, trust, tags } => {
                 crate::user::confirm_role(s, name, trust, tags).await
             }
-            Write::CreateStackSet { name, tags, .. } => stackset::confirm_created(s, name, tags, err).await,
+            Write::CreateStackSet { name, tags, .. } => {
+                stackset::confirm_created(s, name, tags, err).await
+            }
             Write::UpdateStackSet { operation_id, .. }
             | Write::CreateStackInstances { operation_id, .. } => {
                 Ok(Output::Operation(operation_id.to_string()))

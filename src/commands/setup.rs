@@ -40,7 +40,13 @@ pub struct SetupArgs {
     pub stackset_admin: Option<String>,
     /// The StackSet's user accounts, comma-separated 12-digit ids. An account dropped since the
     /// last setup loses its instance (and its role).
-    #[arg(long, value_name = "ID,...", value_delimiter = ',', requires = "stackset_admin", conflicts_with = "accounts_file")]
+    #[arg(
+        long,
+        value_name = "ID,...",
+        value_delimiter = ',',
+        requires = "stackset_admin",
+        conflicts_with = "accounts_file"
+    )]
     pub accounts: Vec<AccountId>,
     /// A file of the StackSet's user accounts: one id per line, `#` starts a comment.
     #[arg(long, value_name = "FILE", requires = "stackset_admin")]
@@ -160,7 +166,8 @@ fn check_trust(trust: &[String], users: &[AccountId]) -> Result<()> {
 /// Runs setup: resolve → read → plan → apply → report.
 pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
     let started = Instant::now();
-    let fleet_accounts = args.stackset_admin.as_ref().map(|_| stackset::accounts(args)).transpose()?;
+    let fleet_accounts =
+        args.stackset_admin.as_ref().map(|_| stackset::accounts(args)).transpose()?;
     let target = resolve(ctx, args)?;
     ctx.printer.step("reading the owner and user accounts");
     let (mut seen, fleet, sides) = match (fleet_accounts, &args.stackset_admin) {
@@ -206,9 +213,10 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
     }
     ctx.printer.step("applying changes in every account");
     let mut record = first_record(args, &target, &seen, &plan);
-    record.stack_set = fleet.as_ref().zip(args.stackset_admin.as_deref()).map(|(f, admin)| {
-        f.record(admin, target.previous.as_ref().map(|p| &p.raw))
-    });
+    record.stack_set = fleet
+        .as_ref()
+        .zip(args.stackset_admin.as_deref())
+        .map(|(f, admin)| f.record(admin, target.previous.as_ref().map(|p| &p.raw)));
     let journal = Journal::start(record, &ctx.config)?;
     let stage = Apply {
         ctx,
@@ -223,12 +231,20 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
     if let Some(stack_set) = &stack_set {
         let tags = deployment_tags(&seen.spec);
         let rollout = (tags.as_slice(), args.operation_timeout);
-        let result =
-            stackset::apply(&sides, stack_set, rollout, &journal, &ctx.printer, &mut applied.changes)
-                .await;
+        let result = stackset::apply(
+            &sides,
+            stack_set,
+            rollout,
+            &journal,
+            &ctx.printer,
+            &mut applied.changes,
+        )
+        .await;
         if let Err(e) = result {
             ctx.printer.changes(&applied.changes);
-            return Err(Error::Failed(format!("setup did not finish ({e}); run it again to converge")));
+            return Err(Error::Failed(format!(
+                "setup did not finish ({e}); run it again to converge"
+            )));
         }
         applied.role_arns = seen.spec.users.iter().map(|u| seen.spec.role_arn(u)).collect();
     }
@@ -275,10 +291,12 @@ impl Resolved {
     fn same_admin(&self, fleet: &stackset::Fleet) -> Result<()> {
         let recorded = self.previous.as_ref().and_then(|p| p.raw.stack_set.as_ref());
         match recorded {
-            Some(r) if r.admin_account != fleet.admin_account.as_str() => Err(Error::Input(format!(
-                "the record's StackSet {} is administered from account {}, but --stackset-admin is account {}; use that profile, or tear down first",
-                r.name, r.admin_account, fleet.admin_account
-            ))),
+            Some(r) if r.admin_account != fleet.admin_account.as_str() => {
+                Err(Error::Input(format!(
+                    "the record's StackSet {} is administered from account {}, but --stackset-admin is account {}; use that profile, or tear down first",
+                    r.name, r.admin_account, fleet.admin_account
+                )))
+            }
             _ => Ok(()),
         }
     }

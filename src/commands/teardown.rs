@@ -68,7 +68,9 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
         let done = remove_stack_set(ctx, admin, (name, plan), &mut changes).await;
         if let Err(e) = done {
             ctx.printer.changes(&changes);
-            return Err(Error::Failed(format!("teardown did not finish ({e}); run it again to finish")));
+            return Err(Error::Failed(format!(
+                "teardown did not finish ({e}); run it again to finish"
+            )));
         }
     }
     let mut replica_deletions = Vec::new();
@@ -105,10 +107,17 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
 
 /// The recorded StackSet's teardown: its instances (those listed and those the record names),
 /// then the set. None for a deployment without one.
-fn plan_stack_set<'a>(target: &'a Target, seen: &Seen) -> Result<Option<(&'a str, StackSetTeardown)>> {
+fn plan_stack_set<'a>(
+    target: &'a Target,
+    seen: &Seen,
+) -> Result<Option<(&'a str, StackSetTeardown)>> {
     let Some(set) = target.stack_set() else { return Ok(None) };
-    let planned =
-        plan_stack_set_teardown(&seen.spec, &set.name, seen.stack_set.as_ref(), &target.fleet_accounts());
+    let planned = plan_stack_set_teardown(
+        &seen.spec,
+        &set.name,
+        seen.stack_set.as_ref(),
+        &target.fleet_accounts(),
+    );
     planned
         .map(|p| Some((set.name.as_str(), p)))
         .map_err(|c| Error::Conflict(format!("teardown changed nothing: {c}")))
@@ -245,7 +254,9 @@ async fn read(ctx: &Context, target: &Target, sides: &Sides) -> Result<Seen> {
         sides.users.iter().map(|u| user::read_role(u, target.role.as_str(), true)).collect();
     let stack_set = async {
         match (target.stack_set(), &sides.admin) {
-            (Some(set), Some(admin)) => admin::read_stack_set(admin, &set.name, &admin.region).await,
+            (Some(set), Some(admin)) => {
+                admin::read_stack_set(admin, &set.name, &admin.region).await
+            }
             _ => Ok(None),
         }
     };

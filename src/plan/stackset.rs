@@ -69,7 +69,10 @@ pub fn stack_set_name(role: &RoleName) -> String {
 
 /// Whether two templates say the same (as JSON values; text when either is not JSON).
 fn same_template(a: &str, b: &str) -> bool {
-    match (serde_json::from_str::<serde_json::Value>(a), serde_json::from_str::<serde_json::Value>(b)) {
+    match (
+        serde_json::from_str::<serde_json::Value>(a),
+        serde_json::from_str::<serde_json::Value>(b),
+    ) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
     }
@@ -224,9 +227,14 @@ mod tests {
     #[test]
     fn a_changed_template_updates_the_stack_set() {
         let now = state(&["222222222222"], r#"{"a": 1}"#);
-        let p =
-            plan_stack_set(&spec(), ("s", r#"{"a": 2}"#), &ids(&["222222222222"]), Some(&now), &admin())
-                .unwrap();
+        let p = plan_stack_set(
+            &spec(),
+            ("s", r#"{"a": 2}"#),
+            &ids(&["222222222222"]),
+            Some(&now),
+            &admin(),
+        )
+        .unwrap();
         assert_eq!(p.set, StackSetChange::UpdateTemplate);
         assert!(p.add.is_empty() && p.remove.is_empty());
     }
@@ -237,7 +245,11 @@ mod tests {
         now.tags = vec![("team".into(), "platform".into())];
         let e = plan_stack_set(&spec(), ("s", "{}"), &ids(&["222222222222"]), Some(&now), &admin())
             .unwrap_err();
-        assert!(e.contains("stack set s in account 999999999999") && e.contains("not created by kmsxacct"), "{e}");
+        assert!(
+            e.contains("stack set s in account 999999999999")
+                && e.contains("not created by kmsxacct"),
+            "{e}"
+        );
         let e = plan_stack_set_teardown(&spec(), "s", Some(&now), &[]).unwrap_err();
         assert!(e.contains("not kmsxacct's"), "{e}");
     }
@@ -245,8 +257,13 @@ mod tests {
     #[test]
     fn teardown_removes_listed_and_recorded_instances_then_the_set() {
         let now = state(&["222222222222"], "{}");
-        let t = plan_stack_set_teardown(&spec(), "s", Some(&now), &ids(&["222222222222", "333333333333"]))
-            .unwrap();
+        let t = plan_stack_set_teardown(
+            &spec(),
+            "s",
+            Some(&now),
+            &ids(&["222222222222", "333333333333"]),
+        )
+        .unwrap();
         assert_eq!(t.remove, ids(&["222222222222", "333333333333"]));
         assert!(t.delete_set);
         let gone = plan_stack_set_teardown(&spec(), "s", None, &ids(&["222222222222"])).unwrap();

@@ -89,7 +89,11 @@ pub(super) async fn send(w: &Write<'_>, s: &Session) -> Result<Output> {
             Ok(Output::Operation(out.operation_id().unwrap_or(operation_id).to_string()))
         }
         Write::DeleteStackSet { name } => {
-            cfn.delete_stack_set().stack_set_name(name).send().await.map_err(|e| s.cfn_error(op, e))?;
+            cfn.delete_stack_set()
+                .stack_set_name(name)
+                .send()
+                .await
+                .map_err(|e| s.cfn_error(op, e))?;
             Ok(Output::Nothing)
         }
         _ => Err(Error::Failed(format!("{op}: not a StackSet write"))),
@@ -127,7 +131,9 @@ fn accounts_detail(accounts: &[AccountId]) -> String {
 /// The change line's parts for a StackSet write.
 pub(super) fn change(w: &Write<'_>) -> (Action, Resource, String, Option<String>) {
     match *w {
-        Write::CreateStackSet { name, .. } => (Action::Created, Resource::StackSet, name.into(), None),
+        Write::CreateStackSet { name, .. } => {
+            (Action::Created, Resource::StackSet, name.into(), None)
+        }
         Write::UpdateStackSet { name, .. } => (
             Action::Updated,
             Resource::StackSet,

@@ -18,6 +18,7 @@ mod regions;
 mod reliability;
 mod restore;
 mod rotate;
+mod stacksets;
 mod support;
 mod transport;
 mod ux;

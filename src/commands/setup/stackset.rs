@@ -92,8 +92,14 @@ impl Fleet {
         }
         let template = serde_json::to_string_pretty(&crate::export::user_template(spec))
             .map_err(|e| Error::Failed(format!("cannot render the StackSet template: {e}")))?;
-        plan_stack_set(spec, (&self.name, &template), &self.accounts, self.now.as_ref(), &self.admin_account)
-            .map_err(|c| Error::Conflict(format!("setup changed nothing: {c}")))
+        plan_stack_set(
+            spec,
+            (&self.name, &template),
+            &self.accounts,
+            self.now.as_ref(),
+            &self.admin_account,
+        )
+        .map_err(|c| Error::Conflict(format!("setup changed nothing: {c}")))
     }
 
     /// The record's stack set before any change: the accounts of the last run and those holding

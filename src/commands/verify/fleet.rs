@@ -85,22 +85,37 @@ fn template_role_policy(template: &str) -> Option<PolicyDocument> {
 
 /// The stack set's own checks: it exists and is this deployment's, and its template is the one
 /// setup renders.
-fn stack_set_checks(name: &str, set: &Result<Option<StackSetState>>, spec: &GrantSpec) -> Vec<Check> {
+fn stack_set_checks(
+    name: &str,
+    set: &Result<Option<StackSetState>>,
+    spec: &GrantSpec,
+) -> Vec<Check> {
     let set = match set {
         Ok(Some(s)) => s,
-        Ok(None) => return vec![Check::new("stack-set", false, format!("stack set {name} does not exist"))],
+        Ok(None) => {
+            return vec![Check::new("stack-set", false, format!("stack set {name} does not exist"))];
+        }
         Err(e) => return vec![Check::new("stack-set", false, e.to_string())],
     };
     if !is_ours(&set.tags, spec) {
-        return vec![Check::new("stack-set", false, format!("stack set {name} is not this deployment's"))];
+        return vec![Check::new(
+            "stack-set",
+            false,
+            format!("stack set {name} is not this deployment's"),
+        )];
     }
-    let wanted = serde_json::to_string_pretty(&crate::export::user_template(spec)).unwrap_or_default();
+    let wanted =
+        serde_json::to_string_pretty(&crate::export::user_template(spec)).unwrap_or_default();
     let live: Option<serde_json::Value> = serde_json::from_str(&set.template).ok();
     let same = live.as_ref() == serde_json::from_str::<serde_json::Value>(&wanted).ok().as_ref();
     let mut drift = Check::new(
         "drift-stack-set-template",
         same,
-        if same { "as setup renders it" } else { "differs from what setup renders; `kmsxacct setup` updates it" },
+        if same {
+            "as setup renders it"
+        } else {
+            "differs from what setup renders; `kmsxacct setup` updates it"
+        },
     );
     if !same {
         let pretty = live.and_then(|v| serde_json::to_string_pretty(&v).ok()).unwrap_or_default();
@@ -116,7 +131,8 @@ pub async fn run(ctx: &Context, args: &VerifyArgs, target: &Target) -> Result<()
     };
     let set_record = target.stack_set().ok_or_else(|| Error::Failed("no stack set".into()))?;
     let sides = target.open(ctx).await?;
-    let admin = sides.admin.as_ref().ok_or_else(|| Error::Failed("no administrator side".into()))?;
+    let admin =
+        sides.admin.as_ref().ok_or_else(|| Error::Failed("no administrator side".into()))?;
     ctx.printer.step("reading the key policy and the stack set");
     let region = sides.region();
     let (key, set) = tokio::join!(
@@ -152,12 +168,23 @@ pub async fn run(ctx: &Context, args: &VerifyArgs, target: &Target) -> Result<()
         if live && let Some(trip) = trips.next() {
             mine.extend(trip.checks.into_iter().map(|c| c.in_account(account.as_str())));
         }
-        results.push(AccountResult { account: account.to_string(), sampled: live, ok: mine.iter().all(|c| c.ok) });
+        results.push(AccountResult {
+            account: account.to_string(),
+            sampled: live,
+            ok: mine.iter().all(|c| c.ok),
+        });
         checks.extend(mine);
     }
     let ok = checks.iter().all(|c| c.ok);
     ctx.printer.checks(&checks);
-    let report = Report { command: "verify", ok, alias_arn: &alias_arn, stack_set: &set_record.name, accounts: &results, checks: &checks };
+    let report = Report {
+        command: "verify",
+        ok,
+        alias_arn: &alias_arn,
+        stack_set: &set_record.name,
+        accounts: &results,
+        checks: &checks,
+    };
     ctx.printer.json(&report, ctx.calls.snapshot());
     record_outcome(ctx, target, &checks);
     let passing = results.iter().filter(|r| r.ok).count();
@@ -181,7 +208,11 @@ pub async fn run(ctx: &Context, args: &VerifyArgs, target: &Target) -> Result<()
 /// Whether the account holds an instance of the stack set.
 fn instance_check(set: Option<&StackSetState>, account: &AccountId) -> Check {
     let has = set.is_some_and(|s| s.accounts.contains(account));
-    let detail = if has { "holds an instance of the stack set" } else { "holds no instance of the stack set" };
+    let detail = if has {
+        "holds an instance of the stack set"
+    } else {
+        "holds no instance of the stack set"
+    };
     Check::new("stack-instance", has, detail).in_account(account.as_str())
 }
 
@@ -199,7 +230,8 @@ async fn live_trips(
         .iter()
         .map(|&i| {
             let account = &accounts[i];
-            let execution = format!("arn:{}:iam::{account}:role/{}", spec.partition, args.execution_role);
+            let execution =
+                format!("arn:{}:iam::{account}:role/{}", spec.partition, args.execution_role);
             let role_arn = spec.role_arn(account);
             async move {
                 let credentials = admin::chain_to_role(admin, &execution, &role_arn).await;
@@ -210,7 +242,8 @@ async fn live_trips(
                     alias_arn,
                     actions: &spec.actions,
                 };
-                checks_as(live, credentials, format!("assumed {role_arn} through {execution}")).await
+                checks_as(live, credentials, format!("assumed {role_arn} through {execution}"))
+                    .await
             }
         })
         .collect();

@@ -102,7 +102,11 @@ impl StackSets {
                     return Some(xml(op, &format!("<StackSetId>{}</StackSetId>", escape(id))));
                 }
                 self.sets.contains_key(&key).then(|| {
-                    error(400, "NameAlreadyExistsException", &format!("StackSet {name} already exists"))
+                    error(
+                        400,
+                        "NameAlreadyExistsException",
+                        &format!("StackSet {name} already exists"),
+                    )
                 })
             }
             "DescribeStackSet" => Some(match self.sets.get(&key) {
@@ -112,7 +116,11 @@ impl StackSets {
                         .tags
                         .iter()
                         .map(|(k, v)| {
-                            format!("<member><Key>{}</Key><Value>{}</Value></member>", escape(k), escape(v))
+                            format!(
+                                "<member><Key>{}</Key><Value>{}</Value></member>",
+                                escape(k),
+                                escape(v)
+                            )
                         })
                         .collect();
                     xml(
@@ -188,7 +196,13 @@ impl StackSets {
     }
 
     /// Learns from a call LocalStack carried out (answered 2xx).
-    pub fn observe(&mut self, op: &str, form: &HashMap<String, String>, answer: &[u8], admin: &str) {
+    pub fn observe(
+        &mut self,
+        op: &str,
+        form: &HashMap<String, String>,
+        answer: &[u8],
+        admin: &str,
+    ) {
         let name = form.get("StackSetName").cloned().unwrap_or_default();
         let key = (admin.to_string(), name);
         if let Some(id) = form.get("OperationId") {
