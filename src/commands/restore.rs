@@ -64,6 +64,11 @@ fn torn_down<'a>(
 ) -> Result<(&'a CheckedDeployment, &'a TornDown)> {
     let record =
         target.record.as_ref().ok_or_else(|| Error::Input("restore needs the record".into()))?;
+    if record.raw.stack_set.is_some() {
+        return Err(Error::Input(
+            "restore does not yet bring back a StackSet rollout; `kmsxacct setup` with the same flags makes it anew".into(),
+        ));
+    }
     match &record.raw.torn_down {
         Some(t) => Ok((record, t)),
         None => Err(Error::Input(format!(

@@ -228,6 +228,11 @@ fn rotatable(target: &Target) -> Result<&CheckedDeployment> {
             "this deployment adopted a key kmsxacct did not create; rotate only rotates keys kmsxacct created".into(),
         ));
     }
+    if record.raw.stack_set.is_some() {
+        return Err(Error::Input(
+            "rotate does not yet prove a StackSet rollout's accounts; for now rotate the key with a --user deployment".into(),
+        ));
+    }
     Ok(record)
 }
 

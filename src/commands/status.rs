@@ -39,6 +39,17 @@ struct ReplicaStatus {
     state: Option<String>,
 }
 
+/// A StackSet rollout's stack set as it is now.
+#[derive(Serialize)]
+struct StackSetStatus {
+    name: String,
+    admin_account: String,
+    /// Whether it exists.
+    exists: bool,
+    /// The accounts holding an instance.
+    accounts: Vec<String>,
+}
+
 #[derive(Serialize)]
 struct Report<'a> {
     command: &'static str,
@@ -50,6 +61,9 @@ struct Report<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     replicas: Vec<ReplicaStatus>,
     users: Vec<UserStatus>,
+    /// The stack set of a StackSet rollout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stack_set: Option<StackSetStatus>,
     last_verify: Option<&'a LastVerify>,
     torn_down: Option<&'a TornDown>,
 }
@@ -78,11 +92,22 @@ async fn read<'a>(ctx: &Context, target: &'a Target, sides: &Sides) -> Result<Re
             arn: key.map(|k| k.arn),
         })
     });
-    let (ids, key, roles, replicas) = tokio::join!(
+    let stack_set = async {
+        let (Some(set), Some(admin)) = (target.stack_set(), &sides.admin) else { return Ok(None) };
+        let now = crate::admin::read_stack_set(admin, &set.name, &admin.region).await?;
+        Ok::<_, crate::error::Error>(Some(StackSetStatus {
+            name: set.name.clone(),
+            admin_account: set.admin_account.clone(),
+            exists: now.is_some(),
+            accounts: now.iter().flat_map(|n| &n.accounts).map(|a| a.to_string()).collect(),
+        }))
+    };
+    let (ids, key, roles, replicas, stack_set) = tokio::join!(
         sides.identify(ctx),
         owner::read_key(&sides.owner, target.alias.as_str(), reads),
         ctx.bounded(role_reads),
         futures_util::future::try_join_all(replica_reads),
+        stack_set,
     );
     let (owner_account, users) = ids?;
     target.check_accounts(&owner_account, &users)?;
@@ -110,6 +135,7 @@ async fn read<'a>(ctx: &Context, target: &'a Target, sides: &Sides) -> Result<Re
         key,
         replicas: replicas?,
         users: user_status,
+        stack_set: stack_set?,
         last_verify: target.record.as_ref().and_then(|r| r.raw.last_verify.as_ref()),
         torn_down: target.record.as_ref().and_then(|r| r.raw.torn_down.as_ref()),
     })
@@ -157,6 +183,17 @@ fn print_text(ctx: &Context, target: &Target, report: &Report<'_>) {
                 format!("user  {}  role   {arn}  (its kmsxacct policy is missing)", u.account)
             }
             None => format!("user  {}  role   {} does not exist", u.account, target.role),
+        });
+    }
+    if let Some(set) = &report.stack_set {
+        let admin = &set.admin_account;
+        p.line(match set.exists {
+            true => format!(
+                "admin {admin}  stack-set {}  instances in {} account(s)",
+                set.name,
+                set.accounts.len()
+            ),
+            false => format!("admin {admin}  stack-set {} does not exist", set.name),
         });
     }
     if let Some(t) = report.torn_down {

@@ -257,3 +257,26 @@ fn fleet_flags_are_checked_before_anything_is_read() {
     assert_eq!(out.status.code(), Some(2), "--user and --stackset-admin conflict");
     assert!(!sb.record().exists());
 }
+
+#[test]
+fn status_shows_the_stack_set_and_the_accounts_holding_an_instance() {
+    let f = Fleet::new(2);
+    ok(&f.setup(&f.accounts, &[]));
+    let report = ok(&f.run(&["--output", "json", "status"]));
+    assert_eq!(
+        report["stack_set"],
+        serde_json::json!({"name": f.sb.role_name(), "admin_account": f.admin(), "exists": true,
+            "accounts": f.accounts})
+    );
+}
+
+#[test]
+fn rotate_refuses_a_stackset_rollout_and_changes_nothing() {
+    let f = Fleet::new(1);
+    ok(&f.setup(&f.accounts, &[]));
+    let before = f.sb.deployment_keys();
+    let out = f.run(&["rotate"]);
+    assert_eq!(out.status.code(), Some(2), "{}{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("does not yet prove a StackSet rollout"), "{}", stderr(&out));
+    assert_eq!(f.sb.deployment_keys(), before);
+}

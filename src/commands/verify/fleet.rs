@@ -93,7 +93,11 @@ fn stack_set_checks(
     let set = match set {
         Ok(Some(s)) => s,
         Ok(None) => {
-            return vec![Check::new("stack-set", false, format!("stack set {name} does not exist"))];
+            return vec![Check::new(
+                "stack-set",
+                false,
+                format!("stack set {name} does not exist"),
+            )];
         }
         Err(e) => return vec![Check::new("stack-set", false, e.to_string())],
     };
