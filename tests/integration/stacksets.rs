@@ -280,3 +280,93 @@ fn rotate_refuses_a_stackset_rollout_and_changes_nothing() {
     assert!(stderr(&out).contains("does not yet prove a StackSet rollout"), "{}", stderr(&out));
     assert_eq!(f.sb.deployment_keys(), before);
 }
+
+/// One timed run of a command: wall time, peak RSS, and the `calls` of its JSON report.
+struct Timed {
+    wall_ms: f64,
+    rss_kb: u64,
+    report: serde_json::Value,
+}
+
+impl Fleet {
+    /// Runs `binary` with `args` under /usr/bin/time; panics unless it succeeds.
+    fn timed(&self, binary: &str, args: &[&str]) -> Timed {
+        let rss = self.sb.path().join("rss");
+        let started = std::time::Instant::now();
+        let out = self
+            .sb
+            .command("/usr/bin/time")
+            .args(["-f", "%M", "-o"])
+            .arg(&rss)
+            .arg(binary)
+            .args(["--output", "json"])
+            .args(args)
+            .output()
+            .unwrap();
+        let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let report = ok(&out);
+        let text = std::fs::read_to_string(&rss).unwrap();
+        let rss_kb = text.trim().lines().last().unwrap().parse().unwrap();
+        Timed { wall_ms, rss_kb, report }
+    }
+}
+
+/// The StackSet operations' span in a report's calls: from the first call that starts one to the
+/// end of the last that waits on one (CloudFormation's work, not kmsxacct's).
+fn operation_span_ms(report: &serde_json::Value) -> f64 {
+    let calls = report["calls"].as_array().unwrap();
+    let starts = ["CreateStackInstances", "DeleteStackInstances", "UpdateStackSet"];
+    let waits = ["DescribeStackSetOperation", "ListStackSetOperationResults"];
+    let of = |names: &[&str], field: &str| {
+        calls
+            .iter()
+            .filter(|c| names.contains(&c["operation"].as_str().unwrap_or_default()))
+            .map(|c| c[field].as_f64().unwrap())
+            .collect::<Vec<f64>>()
+    };
+    let first = of(&starts, "start_ms").into_iter().fold(f64::MAX, f64::min);
+    let mut ends = of(&starts, "end_ms");
+    ends.extend(of(&waits, "end_ms"));
+    let last = ends.into_iter().fold(0.0, f64::max);
+    if first == f64::MAX { 0.0 } else { last - first }
+}
+
+/// Fleet figures for bench/RESULTS.md: setup for 10, 50 and 200 accounts and the default
+/// sampled verify, with the release binary (`KMSXACCT_BENCH_BINARY`), written as Markdown rows
+/// to `KMSXACCT_BENCH_FLEET`. Run by `scripts/bench.sh`.
+#[test]
+#[ignore = "a benchmark: scripts/bench.sh runs it"]
+fn bench_fleet() {
+    let binary = std::env::var("KMSXACCT_BENCH_BINARY").expect("KMSXACCT_BENCH_BINARY");
+    let out = std::env::var("KMSXACCT_BENCH_FLEET").expect("KMSXACCT_BENCH_FLEET");
+    let sizes = std::env::var("KMSXACCT_BENCH_FLEET_SIZES").unwrap_or_else(|_| "10,50,200".into());
+    let mut rows = String::new();
+    for n in sizes.split(',').map(|n| n.parse::<usize>().unwrap()) {
+        let f = Fleet::new(n);
+        let list = f.accounts.join(",");
+        let setup = f.timed(
+            &binary,
+            &["setup", "--owner", &f.sb.owner.name, "--stackset-admin", &f.sb.user.name]
+                .into_iter()
+                .chain(["--org-id", ORG, "--alias", &f.sb.alias, "--accounts", &list])
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(f.roles(), vec![true; n]);
+        let span = operation_span_ms(&setup.report);
+        let verify = f.timed(&binary, &["verify"]);
+        let calls = |t: &Timed| t.report["calls"].as_array().unwrap().len();
+        rows.push_str(&format!(
+            "| {n} | {:.0} ms | {:.0} ms | {:.0} ms | {} | {:.1} MB | {:.0} ms | {} | {:.1} MB |\n",
+            setup.wall_ms,
+            span,
+            setup.wall_ms - span,
+            calls(&setup),
+            setup.rss_kb as f64 / 1024.0,
+            verify.wall_ms,
+            calls(&verify),
+            verify.rss_kb as f64 / 1024.0,
+        ));
+        f.timed(&binary, &["teardown"]);
+    }
+    std::fs::write(out, rows).unwrap();
+}

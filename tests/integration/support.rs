@@ -137,7 +137,13 @@ impl Sandbox {
 
     /// The same, as a plain `std::process::Command` (to spawn and signal it), without the timeout.
     pub fn std_cmd(&self) -> std::process::Command {
-        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("kmsxacct"));
+        self.command(assert_cmd::cargo::cargo_bin("kmsxacct"))
+    }
+
+    /// `program` run in this sandbox (its directory, profiles and nothing else of the caller's
+    /// environment), e.g. a benchmark's timer around a release binary.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        let mut cmd = std::process::Command::new(program);
         cmd.current_dir(self.path())
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
