@@ -77,22 +77,24 @@ pub async fn run(cli: Cli) -> error::Result<()> {
     result
 }
 
-/// Log filter: RUST_LOG if set, else from -v/-q. The SDK's wire-level logs (canonical requests,
-/// connections) show only at -vvv; the SDK redacts tokens, signatures and sensitive fields
-/// there, which the integration tests hold it to. Otherwise those crates are capped at warn.
-pub fn log_filter(verbose: u8, quiet: bool) -> tracing_subscriber::EnvFilter {
-    let base = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| {
-        match (quiet, verbose) {
-            (true, _) => "error",
-            (false, 0) => "warn",
-            (false, 1) => "kmsxacct=info,warn",
-            (false, 2) => "kmsxacct=debug,warn",
-            _ => "trace",
-        }
-        .to_string()
-    });
+/// Log filter: RUST_LOG if set (`target=level` and `level` directives, comma-separated), else
+/// from -v/-q. The SDK's wire-level logs (canonical requests, connections) show only at -vvv; the
+/// SDK redacts tokens, signatures and sensitive fields there, which the integration tests hold it
+/// to. Otherwise those crates are capped at warn.
+pub fn log_filter(verbose: u8, quiet: bool) -> tracing_subscriber::filter::Targets {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "kmsxacct=info,warn",
+        (false, 2) => "kmsxacct=debug,warn",
+        _ => "trace",
+    };
+    let base = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
     let caps = "aws_sigv4=warn,aws_smithy_runtime=warn,aws_smithy_http_client=warn,aws_smithy_runtime_api=warn,aws_config=warn,aws_runtime=warn,hyper=warn,hyper_util=warn,h2=warn,rustls=warn";
     let wire = verbose >= 3 && !quiet;
-    let filter = if wire { base } else { format!("{base},{caps}") };
-    tracing_subscriber::EnvFilter::builder().parse_lossy(filter)
+    let with_caps = |base: &str| if wire { base.to_string() } else { format!("{base},{caps}") };
+    // A RUST_LOG that does not parse is ignored, as a logging setting must not stop the command.
+    base.and_then(|b| with_caps(&b).parse().ok())
+        .or_else(|| with_caps(default).parse().ok())
+        .unwrap_or_default()
 }

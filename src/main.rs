@@ -32,11 +32,16 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT as u8);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(kmsxacct::log_filter(cli.verbose, cli.quiet))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .init();
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
+        tracing_subscriber::registry()
+            .with(fmt)
+            .with(kmsxacct::log_filter(cli.verbose, cli.quiet))
+            .init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -166,26 +166,9 @@ fn check_trust(trust: &[String], users: &[AccountId]) -> Result<()> {
 /// Runs setup: resolve → read → plan → apply → report.
 pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
     let started = Instant::now();
-    let fleet_accounts =
-        args.stackset_admin.as_ref().map(|_| stackset::accounts(args)).transpose()?;
     let target = resolve(ctx, args)?;
     ctx.printer.step("reading the owner and user accounts");
-    let (mut seen, fleet, sides) = match (fleet_accounts, &args.stackset_admin) {
-        (Some(accounts), Some(admin)) => {
-            let sides = open_fleet(ctx, &args.owner, admin, args.key_region()).await?;
-            let (seen, fleet) = tokio::join!(
-                read(ctx, args, &target, &sides),
-                stackset::read(&sides, accounts, &target.role)
-            );
-            let (mut seen, fleet) = (seen?, fleet?);
-            seen.spec.users = fleet.accounts.clone();
-            (seen, Some(fleet), sides)
-        }
-        _ => {
-            let sides = open(ctx, &args.owner, &target.profiles(args), args.key_region()).await?;
-            (read(ctx, args, &target, &sides).await?, None, sides)
-        }
-    };
+    let (mut seen, fleet, sides) = open_and_read(ctx, args, &target).await?;
     let plan = plan::plan_setup(&seen.spec, &seen.view(target.adopt(args)))
         .map_err(|c| Error::Conflict(format!("setup changed nothing: {}", c.join("; "))))?;
     let stack_set = match &fleet {
@@ -229,24 +212,7 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
     };
     let mut applied = stage.run(started).await?;
     if let Some(stack_set) = &stack_set {
-        let tags = deployment_tags(&seen.spec);
-        let rollout = (tags.as_slice(), args.operation_timeout);
-        let result = stackset::apply(
-            &sides,
-            stack_set,
-            rollout,
-            &journal,
-            &ctx.printer,
-            &mut applied.changes,
-        )
-        .await;
-        if let Err(e) = result {
-            ctx.printer.changes(&applied.changes);
-            return Err(Error::Failed(format!(
-                "setup did not finish ({e}); run it again to converge"
-            )));
-        }
-        applied.role_arns = seen.spec.users.iter().map(|u| seen.spec.role_arn(u)).collect();
+        roll_out(ctx, args, (&sides, &seen), stack_set, &journal, &mut applied).await?;
     }
     journal.update(|r| {
         r.key_arn = applied.key_arn.clone();
@@ -256,6 +222,50 @@ pub async fn run(ctx: &Context, args: &SetupArgs) -> Result<()> {
         }
     })?;
     report(ctx, &seen, &applied);
+    Ok(())
+}
+
+/// Opens every side and reads it: the user profiles, or for a StackSet rollout the administrator
+/// account and its stack set (the spec's users are then the accounts given).
+async fn open_and_read(
+    ctx: &Context,
+    args: &SetupArgs,
+    target: &Resolved,
+) -> Result<(Seen, Option<stackset::Fleet>, Sides)> {
+    let Some(admin) = &args.stackset_admin else {
+        let sides = open(ctx, &args.owner, &target.profiles(args), args.key_region()).await?;
+        return Ok((read(ctx, args, target, &sides).await?, None, sides));
+    };
+    let accounts = stackset::accounts(args)?;
+    let sides = open_fleet(ctx, &args.owner, admin, args.key_region()).await?;
+    let (seen, fleet) = tokio::join!(
+        read(ctx, args, target, &sides),
+        stackset::read(&sides, accounts, &target.role)
+    );
+    let (mut seen, fleet) = (seen?, fleet?);
+    seen.spec.users = fleet.accounts.clone();
+    Ok((seen, Some(fleet), sides))
+}
+
+/// The StackSet rollout, after the owner side; on failure, what changed so far is printed.
+async fn roll_out(
+    ctx: &Context,
+    args: &SetupArgs,
+    (sides, seen): (&Sides, &Seen),
+    stack_set: &plan::StackSetPlan,
+    journal: &Journal<'_>,
+    applied: &mut Applied,
+) -> Result<()> {
+    let tags = deployment_tags(&seen.spec);
+    let rollout = (tags.as_slice(), args.operation_timeout);
+    let result =
+        stackset::apply(sides, stack_set, rollout, journal, &ctx.printer, &mut applied.changes)
+            .await;
+    if let Err(e) = result {
+        ctx.printer.changes(&applied.changes);
+        return Err(Error::Failed(format!("setup did not finish ({e}); run it again to converge")));
+    }
+    applied.role_arns = seen.spec.users.iter().map(|u| seen.spec.role_arn(u)).collect();
     Ok(())
 }
 

@@ -154,31 +154,11 @@ pub async fn run(ctx: &Context, args: &VerifyArgs, target: &Target) -> Result<()
     }
     checks.extend(stack_set_checks(&set_record.name, &set, &spec));
     let set = set.ok().flatten();
-    let role_policy = set.as_ref().and_then(|s| template_role_policy(&s.template));
     let sampled = args.sample.pick(accounts.len());
     ctx.printer.step(format!("calling KMS as the role in {} sampled account(s)", sampled.len()));
     let trips = live_trips(ctx, args, &sides, &spec, (&accounts, &sampled), &alias_arn).await;
-    let mut results = Vec::new();
-    let mut trips = trips.into_iter();
-    for (i, account) in accounts.iter().enumerate() {
-        let role_arn = spec.role_arn(account);
-        let mut mine = vec![instance_check(set.as_ref(), account)];
-        let policies = match &role_policy {
-            Some(p) => Ok(vec![(format!("inline:{}", build::ROLE_POLICY_NAME), p.clone())]),
-            None => Err(Error::Failed("the stack set's template holds no role policy".into())),
-        };
-        mine.extend(policy_checks(key.as_ref(), policies, &role_arn, account, &spec));
-        let live = sampled.contains(&i);
-        if live && let Some(trip) = trips.next() {
-            mine.extend(trip.checks.into_iter().map(|c| c.in_account(account.as_str())));
-        }
-        results.push(AccountResult {
-            account: account.to_string(),
-            sampled: live,
-            ok: mine.iter().all(|c| c.ok),
-        });
-        checks.extend(mine);
-    }
+    let fleet = FleetSeen { spec: &spec, key: key.as_ref(), set: set.as_ref() };
+    let results = fleet.account_checks(&accounts, &sampled, trips, &mut checks);
     let ok = checks.iter().all(|c| c.ok);
     ctx.printer.checks(&checks);
     let report = Report {
@@ -206,6 +186,46 @@ pub async fn run(ctx: &Context, args: &VerifyArgs, target: &Target) -> Result<()
             checks.len(),
             results.len()
         )))
+    }
+}
+
+/// What the per-account checks work from.
+struct FleetSeen<'a> {
+    spec: &'a GrantSpec,
+    key: Option<&'a crate::plan::KeyState>,
+    set: Option<&'a StackSetState>,
+}
+
+impl FleetSeen<'_> {
+    /// Each account's checks (static, and the live ones of a sampled account), added to `checks`;
+    /// returns each account's outcome.
+    fn account_checks(
+        &self,
+        accounts: &[AccountId],
+        sampled: &[usize],
+        trips: Vec<super::live::RoundTrip>,
+        checks: &mut Vec<Check>,
+    ) -> Vec<AccountResult> {
+        let role_policy = self.set.and_then(|s| template_role_policy(&s.template));
+        let mut trips = trips.into_iter();
+        let mut results = Vec::new();
+        for (i, account) in accounts.iter().enumerate() {
+            let role_arn = self.spec.role_arn(account);
+            let mut mine = vec![instance_check(self.set, account)];
+            let policies = match &role_policy {
+                Some(p) => Ok(vec![(format!("inline:{}", build::ROLE_POLICY_NAME), p.clone())]),
+                None => Err(Error::Failed("the stack set's template holds no role policy".into())),
+            };
+            mine.extend(policy_checks(self.key, policies, &role_arn, account, self.spec));
+            let live = sampled.contains(&i);
+            if live && let Some(trip) = trips.next() {
+                mine.extend(trip.checks.into_iter().map(|c| c.in_account(account.as_str())));
+            }
+            let ok = mine.iter().all(|c| c.ok);
+            results.push(AccountResult { account: account.to_string(), sampled: live, ok });
+            checks.extend(mine);
+        }
+        results
     }
 }
 
