@@ -341,7 +341,11 @@ fn bench_fleet() {
     let out = std::env::var("KMSXACCT_BENCH_FLEET").expect("KMSXACCT_BENCH_FLEET");
     let sizes = std::env::var("KMSXACCT_BENCH_FLEET_SIZES").unwrap_or_else(|_| "10,50,200".into());
     let mut rows = String::new();
-    for n in sizes.split(',').map(|n| n.parse::<usize>().unwrap()) {
+    // A warm-up rollout to one account, not measured: LocalStack loads its CloudFormation
+    // provider and resource handlers on first use.
+    let sizes =
+        std::iter::once((1, false)).chain(sizes.split(',').map(|n| (n.parse().unwrap(), true)));
+    for (n, measured) in sizes {
         let f = Fleet::new(n);
         let list = f.accounts.join(",");
         let setup = f.timed(
@@ -355,6 +359,10 @@ fn bench_fleet() {
         let span = operation_span_ms(&setup.report);
         let verify = f.timed(&binary, &["verify"]);
         let calls = |t: &Timed| t.report["calls"].as_array().unwrap().len();
+        if !measured {
+            f.timed(&binary, &["teardown"]);
+            continue;
+        }
         rows.push_str(&format!(
             "| {n} | {:.0} ms | {:.0} ms | {:.0} ms | {} | {:.1} MB | {:.0} ms | {} | {:.1} MB |\n",
             setup.wall_ms,
