@@ -73,15 +73,9 @@ fn xml(op: &str, result: &str) -> Response<Full<Bytes>> {
         .unwrap()
 }
 
+/// A service error, as the proxy answers them, with the message escaped.
 fn error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "text/xml")
-        .body(Full::new(Bytes::from(format!(
-            "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{}</Message></Error><RequestId>proxy-emulated</RequestId></ErrorResponse>",
-            escape(message)
-        ))))
-        .unwrap()
+    super::xml_error(status, code, &escape(message))
 }
 
 impl StackSets {
