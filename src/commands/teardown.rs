@@ -105,19 +105,14 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
     Ok(())
 }
 
-/// The recorded StackSet's teardown: its instances (those listed and those the record names),
-/// then the set. None for a deployment without one.
+/// The recorded StackSet's teardown: its instances, then the set. None for a deployment
+/// without one.
 fn plan_stack_set<'a>(
     target: &'a Target,
     seen: &Seen,
 ) -> Result<Option<(&'a str, StackSetTeardown)>> {
     let Some(set) = target.stack_set() else { return Ok(None) };
-    let planned = plan_stack_set_teardown(
-        &seen.spec,
-        &set.name,
-        seen.stack_set.as_ref(),
-        &target.fleet_accounts(),
-    );
+    let planned = plan_stack_set_teardown(&seen.spec, &set.name, seen.stack_set.as_ref());
     planned
         .map(|p| Some((set.name.as_str(), p)))
         .map_err(|c| Error::Conflict(format!("teardown changed nothing: {c}")))

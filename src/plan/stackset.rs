@@ -119,24 +119,19 @@ pub struct StackSetTeardown {
     pub delete_set: bool,
 }
 
-/// Plans teardown's stack set: every instance it holds (and every account the record names,
-/// for a listing that lags), then the set. One kmsxacct did not create is left alone: a conflict.
+/// Plans teardown's stack set: every instance it holds, then the set. One kmsxacct did not
+/// create is left alone: a conflict.
 pub fn plan_stack_set_teardown(
     spec: &GrantSpec,
     name: &str,
     now: Option<&StackSetState>,
-    recorded: &[AccountId],
 ) -> Result<StackSetTeardown, String> {
     match now {
         None => Ok(StackSetTeardown { remove: Vec::new(), delete_set: false }),
         Some(now) if !is_ours(&now.tags, spec) => Err(format!(
             "stack set {name} is not kmsxacct's (its tags say otherwise); teardown leaves it and everything else alone"
         )),
-        Some(now) => {
-            let mut remove = now.accounts.clone();
-            remove.extend(recorded.iter().filter(|a| !now.accounts.contains(a)).cloned());
-            Ok(StackSetTeardown { remove, delete_set: true })
-        }
+        Some(now) => Ok(StackSetTeardown { remove: now.accounts.clone(), delete_set: true }),
     }
 }
 
@@ -250,23 +245,17 @@ mod tests {
                 && e.contains("not created by kmsxacct"),
             "{e}"
         );
-        let e = plan_stack_set_teardown(&spec(), "s", Some(&now), &[]).unwrap_err();
+        let e = plan_stack_set_teardown(&spec(), "s", Some(&now)).unwrap_err();
         assert!(e.contains("not kmsxacct's"), "{e}");
     }
 
     #[test]
-    fn teardown_removes_listed_and_recorded_instances_then_the_set() {
-        let now = state(&["222222222222"], "{}");
-        let t = plan_stack_set_teardown(
-            &spec(),
-            "s",
-            Some(&now),
-            &ids(&["222222222222", "333333333333"]),
-        )
-        .unwrap();
+    fn teardown_removes_every_instance_then_the_set() {
+        let now = state(&["222222222222", "333333333333"], "{}");
+        let t = plan_stack_set_teardown(&spec(), "s", Some(&now)).unwrap();
         assert_eq!(t.remove, ids(&["222222222222", "333333333333"]));
         assert!(t.delete_set);
-        let gone = plan_stack_set_teardown(&spec(), "s", None, &ids(&["222222222222"])).unwrap();
+        let gone = plan_stack_set_teardown(&spec(), "s", None).unwrap();
         assert_eq!(gone, StackSetTeardown { remove: Vec::new(), delete_set: false });
     }
 

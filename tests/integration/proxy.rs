@@ -48,6 +48,8 @@ pub enum Fault {
     /// A used-up quota: KMS `LimitExceededException`, IAM `LimitExceeded` (which AWS SDKs count
     /// as throttling).
     Quota,
+    /// AccessDenied, as for a principal IAM does not show yet.
+    Denied,
 }
 
 /// A rule: which requests, what fault, how many times.
@@ -407,7 +409,7 @@ async fn handle(
         });
     };
     let injected = match &fault {
-        Some(None) => Some(service_error(
+        Some(None) | Some(Some(Fault::Denied)) => Some(service_error(
             &service,
             if service == "kms" { 400 } else { 403 },
             "AccessDeniedException",

@@ -158,6 +158,27 @@ fn fleet_verify_checks_every_account_and_round_trips_in_a_sample_or_all() {
 }
 
 #[test]
+fn fleet_verify_waits_while_aws_denies_a_role_the_policies_allow() {
+    let f = Fleet::new(1);
+    ok(&f.setup(&f.accounts, &[]));
+    f.proxy.add(Rule::on("sts", "AssumeRole", Fault::Denied).times(2));
+    ok(&f.run(&["--output", "json", "verify", "--sample", "all", "--wait", "60"]));
+    // Denied twice, then the chain: the execution role, then the kmsxacct role.
+    assert_eq!(f.proxy.arrived("AssumeRole"), 4);
+}
+
+#[test]
+fn fleet_verify_does_not_wait_when_the_policies_deny() {
+    let f = Fleet::new(1);
+    ok(&f.setup(&f.accounts, &[]));
+    f.sb.put_key_policy(&f.sb.admin_only_key_policy());
+    f.proxy.add(Rule::on("sts", "AssumeRole", Fault::Denied));
+    let out = f.run(&["--output", "json", "verify", "--sample", "all", "--wait", "300"]);
+    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(f.proxy.arrived("AssumeRole"), 1, "tried once, not waited on");
+}
+
+#[test]
 fn fleet_verify_fails_the_account_whose_instance_is_gone() {
     let f = Fleet::new(3);
     ok(&f.setup(&f.accounts, &[]));

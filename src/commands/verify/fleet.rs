@@ -2,7 +2,7 @@
 //! template and the live key policy; live round trips in a sample of the accounts, each reached
 //! by role chaining from the administrator through the StackSet execution role.
 
-use super::live::{Live, checks_as};
+use super::live::{Live, checks_as, wait_out};
 use super::{VerifyArgs, drift_check, owner_checks, policy_checks, record_outcome};
 use crate::admin;
 use crate::commands::{Context, Sides, Target};
@@ -14,6 +14,7 @@ use crate::plan::{StackSetState, is_ours};
 use crate::policy::PolicyDocument;
 use crate::policy::build::{self, GrantSpec};
 use serde::Serialize;
+use std::time::Instant;
 
 /// How many accounts get a live round trip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +131,7 @@ fn stack_set_checks(
 
 /// Runs verify for a StackSet rollout.
 pub async fn run(ctx: &Context, args: &VerifyArgs, target: &Target) -> Result<()> {
+    let started = Instant::now();
     let Some(record) = target.record.as_ref() else {
         return Err(Error::Input("a StackSet deployment is verified from its record".into()));
     };
@@ -154,29 +156,48 @@ pub async fn run(ctx: &Context, args: &VerifyArgs, target: &Target) -> Result<()
     }
     checks.extend(stack_set_checks(&set_record.name, &set, &spec));
     let set = set.ok().flatten();
-    let sampled = args.sample.pick(accounts.len());
-    ctx.printer.step(format!("calling KMS as the role in {} sampled account(s)", sampled.len()));
-    let trips = live_trips(ctx, args, &sides, &spec, (&accounts, &sampled), &alias_arn).await;
     let fleet = FleetSeen { spec: &spec, key: key.as_ref(), set: set.as_ref() };
-    let results = fleet.account_checks(&accounts, &sampled, trips, &mut checks);
+    let statics = fleet.static_checks(&accounts);
+    let sampled = args.sample.pick(accounts.len());
+    // Denied although every static check passes: propagation, worth waiting for.
+    let owner_ok = checks.iter().all(|c| c.ok);
+    let may_wait: Vec<bool> =
+        sampled.iter().map(|&i| owner_ok && statics[i].iter().all(|c| c.ok)).collect();
+    ctx.printer.step(format!("calling KMS as the role in {} sampled account(s)", sampled.len()));
+    let deadline = started + std::time::Duration::from_secs(args.wait);
+    let alias_key = key.as_ref().map(|k| k.arn.as_str());
+    let trips = live_trips(
+        ctx,
+        args,
+        (&sides, &spec),
+        (&accounts, &sampled, &may_wait),
+        (&alias_arn, alias_key, deadline),
+    )
+    .await;
+    let results = merge(&accounts, statics, (&sampled, trips), &mut checks);
+    conclude(ctx, target, (&alias_arn, &set_record.name), &results, &checks, sampled.len())
+}
+
+/// Prints the checks and the JSON report, records the outcome; Err when any check failed.
+fn conclude(
+    ctx: &Context,
+    target: &Target,
+    (alias_arn, stack_set): (&str, &str),
+    results: &[AccountResult],
+    checks: &[Check],
+    sampled: usize,
+) -> Result<()> {
     let ok = checks.iter().all(|c| c.ok);
-    ctx.printer.checks(&checks);
-    let report = Report {
-        command: "verify",
-        ok,
-        alias_arn: &alias_arn,
-        stack_set: &set_record.name,
-        accounts: &results,
-        checks: &checks,
-    };
+    ctx.printer.checks(checks);
+    let report = Report { command: "verify", ok, alias_arn, stack_set, accounts: results, checks };
     ctx.printer.json(&report, ctx.calls.snapshot());
-    record_outcome(ctx, target, &checks);
+    record_outcome(ctx, target, checks);
     let passing = results.iter().filter(|r| r.ok).count();
     if ok {
         ctx.printer.line(format!(
             "verify: {passing} of {} account(s) pass; live round trips through {alias_arn} in {} sampled account(s)",
             results.len(),
-            sampled.len()
+            sampled
         ));
         Ok(())
     } else {
@@ -197,36 +218,49 @@ struct FleetSeen<'a> {
 }
 
 impl FleetSeen<'_> {
-    /// Each account's checks (static, and the live ones of a sampled account), added to `checks`;
-    /// returns each account's outcome.
-    fn account_checks(
-        &self,
-        accounts: &[AccountId],
-        sampled: &[usize],
-        trips: Vec<super::live::RoundTrip>,
-        checks: &mut Vec<Check>,
-    ) -> Vec<AccountResult> {
+    /// Each account's static checks: it holds an instance, and the policy engine allows each
+    /// granted action with the live key policy and the role policy of the live template.
+    fn static_checks(&self, accounts: &[AccountId]) -> Vec<Vec<Check>> {
         let role_policy = self.set.and_then(|s| template_role_policy(&s.template));
-        let mut trips = trips.into_iter();
-        let mut results = Vec::new();
-        for (i, account) in accounts.iter().enumerate() {
-            let role_arn = self.spec.role_arn(account);
-            let mut mine = vec![instance_check(self.set, account)];
-            let policies = match &role_policy {
-                Some(p) => Ok(vec![(format!("inline:{}", build::ROLE_POLICY_NAME), p.clone())]),
-                None => Err(Error::Failed("the stack set's template holds no role policy".into())),
-            };
-            mine.extend(policy_checks(self.key, policies, &role_arn, account, self.spec));
-            let live = sampled.contains(&i);
-            if live && let Some(trip) = trips.next() {
-                mine.extend(trip.checks.into_iter().map(|c| c.in_account(account.as_str())));
-            }
-            let ok = mine.iter().all(|c| c.ok);
-            results.push(AccountResult { account: account.to_string(), sampled: live, ok });
-            checks.extend(mine);
-        }
-        results
+        let inline = format!("inline:{}", build::ROLE_POLICY_NAME);
+        accounts
+            .iter()
+            .map(|account| {
+                let role_arn = self.spec.role_arn(account);
+                let mut mine = vec![instance_check(self.set, account)];
+                let policies = match &role_policy {
+                    Some(p) => Ok(vec![(inline.clone(), p.clone())]),
+                    None => {
+                        Err(Error::Failed("the stack set's template holds no role policy".into()))
+                    }
+                };
+                mine.extend(policy_checks(self.key, policies, &role_arn, account, self.spec));
+                mine
+            })
+            .collect()
     }
+}
+
+/// Each account's checks, a sampled account's live ones after its static ones, added to
+/// `checks`; returns each account's outcome.
+fn merge(
+    accounts: &[AccountId],
+    statics: Vec<Vec<Check>>,
+    (sampled, trips): (&[usize], Vec<super::live::RoundTrip>),
+    checks: &mut Vec<Check>,
+) -> Vec<AccountResult> {
+    let mut trips = trips.into_iter();
+    let mut results = Vec::new();
+    for (i, (account, mut mine)) in accounts.iter().zip(statics).enumerate() {
+        let live = sampled.contains(&i);
+        if live && let Some(trip) = trips.next() {
+            mine.extend(trip.checks.into_iter().map(|c| c.in_account(account.as_str())));
+        }
+        let ok = mine.iter().all(|c| c.ok);
+        results.push(AccountResult { account: account.to_string(), sampled: live, ok });
+        checks.extend(mine);
+    }
+    results
 }
 
 /// Whether the account holds an instance of the stack set.
@@ -240,25 +274,25 @@ fn instance_check(set: Option<&StackSetState>, account: &AccountId) -> Check {
     Check::new("stack-instance", has, detail).in_account(account.as_str())
 }
 
-/// The live round trip in each sampled account, as the role reached by role chaining.
+/// The live round trip in each sampled account, as the role reached by role chaining; a trip
+/// AWS denies is repeated until `--wait` runs out (a just-rolled-out role takes a while).
 async fn live_trips(
     ctx: &Context,
     args: &VerifyArgs,
-    sides: &Sides,
-    spec: &GrantSpec,
-    (accounts, sampled): (&[AccountId], &[usize]),
-    alias_arn: &str,
+    (sides, spec): (&Sides, &GrantSpec),
+    (accounts, sampled, may_wait): (&[AccountId], &[usize], &[bool]),
+    (alias_arn, alias_key, deadline): (&str, Option<&str>, Instant),
 ) -> Vec<super::live::RoundTrip> {
     let Some(admin) = sides.admin.as_ref() else { return Vec::new() };
     let work = sampled
         .iter()
-        .map(|&i| {
+        .zip(may_wait)
+        .map(|(&i, &may_wait)| {
             let account = &accounts[i];
             let execution =
                 format!("arn:{}:iam::{account}:role/{}", spec.partition, args.execution_role);
             let role_arn = spec.role_arn(account);
             async move {
-                let credentials = admin::chain_to_role(admin, &execution, &role_arn).await;
                 let live = Live {
                     user: admin,
                     owner: &sides.owner,
@@ -266,8 +300,16 @@ async fn live_trips(
                     alias_arn,
                     actions: &spec.actions,
                 };
-                checks_as(live, credentials, format!("assumed {role_arn} through {execution}"))
-                    .await
+                let trip = || async {
+                    let credentials = admin::chain_to_role(admin, &execution, &role_arn).await;
+                    let assumed = format!("assumed {role_arn} through {execution}");
+                    checks_as(live, credentials, assumed).await
+                };
+                let first = trip().await;
+                if !may_wait {
+                    return first;
+                }
+                wait_out(ctx, (alias_key, deadline), first, trip).await
             }
         })
         .collect();

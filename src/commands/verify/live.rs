@@ -255,10 +255,24 @@ pub(super) async fn wait_for_propagation(
     deadline: Instant,
     trip: RoundTrip,
 ) -> RoundTrip {
+    wait_out(ctx, (alias_key, deadline), trip, || live_checks(live)).await
+}
+
+/// Repeats `again` (the live checks) while the trip's failure is propagation, until `deadline`;
+/// a trip still failing then says how long it waited.
+pub(super) async fn wait_out<F, Fut>(
+    ctx: &Context,
+    (alias_key, deadline): (Option<&str>, Instant),
+    trip: RoundTrip,
+    again: F,
+) -> RoundTrip
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = RoundTrip>,
+{
     let what = "IAM/KMS and alias propagation";
     let pending = |t: &RoundTrip| t.pending(alias_key);
-    let (mut trip, waited) =
-        wait::until_visible(ctx, deadline, what, trip, pending, || live_checks(live)).await;
+    let (mut trip, waited) = wait::until_visible(ctx, deadline, what, trip, pending, again).await;
     if let Waited::GaveUp(waited) = waited {
         let still = if trip.denied { "still denied" } else { "the alias still led to another key" };
         for c in trip.checks.iter_mut().filter(|c| !c.ok) {
