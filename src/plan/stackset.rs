@@ -217,6 +217,22 @@ mod tests {
         )
         .unwrap();
         assert!(same.is_empty());
+        let only_added = plan_stack_set(
+            &spec(),
+            ("s", r#"{"a":1,"b":2}"#),
+            &ids(&["222222222222", "333333333333", "444444444444"]),
+            Some(&now),
+            &admin(),
+        )
+        .unwrap();
+        assert!(!only_added.is_empty() && only_added.remove.is_empty());
+    }
+
+    #[test]
+    fn templates_that_are_not_json_compare_as_text() {
+        assert!(same_template("Resources: {}", "Resources: {}"));
+        assert!(!same_template("Resources: {}", "Resources: []"));
+        assert!(!same_template("{}", "Resources: {}"));
     }
 
     #[test]

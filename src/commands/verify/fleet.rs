@@ -334,14 +334,56 @@ mod tests {
     }
 
     #[test]
-    fn the_role_policy_comes_from_the_template_setup_renders() {
-        let spec = GrantSpec::new(
+    fn every_account_can_be_sampled() {
+        let mut seen = [false; 10];
+        for _ in 0..200 {
+            seen[Sample::Some(1).pick(10)[0]] = true;
+        }
+        assert_eq!(seen, [true; 10]);
+    }
+
+    fn spec() -> GrantSpec {
+        GrantSpec::new(
             "us-east-1".parse().unwrap(),
             "111111111111".parse().unwrap(),
             Vec::new(),
             "alias/data".parse().unwrap(),
             "kmsxacct-data".parse().unwrap(),
-        );
+        )
+    }
+
+    fn set(template: String) -> StackSetState {
+        StackSetState {
+            id: "s:1".into(),
+            template,
+            tags: crate::plan::deployment_tags(&spec()),
+            accounts: Vec::new(),
+        }
+    }
+
+    fn outcome(checks: &[Check]) -> Vec<(&str, bool)> {
+        checks.iter().map(|c| (c.name.as_str(), c.ok)).collect()
+    }
+
+    #[test]
+    fn the_stack_set_must_exist_be_ours_and_hold_the_template_setup_renders() {
+        let rendered = serde_json::to_string(&crate::export::user_template(&spec())).unwrap();
+        let checks = stack_set_checks("s", &Ok(Some(set(rendered))), &spec());
+        assert_eq!(outcome(&checks), [("stack-set", true), ("drift-stack-set-template", true)]);
+        assert!(checks[1].diff.is_none());
+        let checks = stack_set_checks("s", &Ok(Some(set("{}".into()))), &spec());
+        assert_eq!(outcome(&checks), [("stack-set", true), ("drift-stack-set-template", false)]);
+        assert!(checks[1].diff.as_deref().unwrap().contains("+  \"Resources\""));
+        let mut foreign = set("{}".into());
+        foreign.tags.clear();
+        let checks = stack_set_checks("s", &Ok(Some(foreign)), &spec());
+        assert_eq!(outcome(&checks), [("stack-set", false)]);
+        assert_eq!(outcome(&stack_set_checks("s", &Ok(None), &spec())), [("stack-set", false)]);
+    }
+
+    #[test]
+    fn the_role_policy_comes_from_the_template_setup_renders() {
+        let spec = spec();
         let template = crate::export::user_template(&spec).to_string();
         assert_eq!(template_role_policy(&template), Some(build::role_access_policy(&spec)));
         assert_eq!(template_role_policy("{}"), None);
