@@ -233,18 +233,20 @@ impl Printer {
         }
     }
 
-    /// A progress bar of `total` steps on stderr, when the spinner is shown (a terminal, text
-    /// output, not quiet); None otherwise, and the caller reports at the end instead.
+    /// A progress bar of `total` steps on stderr, under the spinner, when the spinner is shown
+    /// (a terminal, text output, not quiet); None otherwise, and the caller reports at the end.
     pub fn progress(&self, total: u64, message: String) -> Option<indicatif::ProgressBar> {
         let spinner = self.spinner.as_ref()?;
-        spinner.set_message(message.clone());
         let bar = indicatif::ProgressBar::new(total);
-        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
         if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} {pos}/{len} {wide_bar}") {
             bar.set_style(style);
         }
         bar.set_message(message);
-        Some(bar)
+        // One drawing of both: the spinner and the bar share a MultiProgress on stderr.
+        let multi = indicatif::MultiProgress::new();
+        let spinner = multi.add(spinner.clone());
+        spinner.tick();
+        Some(multi.add(bar))
     }
 
     /// Removes the spinner.
