@@ -452,6 +452,11 @@ impl Sides {
         Ok(())
     }
 
+    /// The StackSet administrator side, which a fleet deployment opens.
+    pub fn admin_side(&self) -> Result<&Session> {
+        self.admin.as_ref().ok_or_else(|| Error::Failed("no StackSet administrator side".into()))
+    }
+
     /// The region every session uses.
     pub fn region(&self) -> Region {
         self.owner.region.clone()

@@ -4,7 +4,6 @@
 
 use super::SetupArgs;
 use crate::admin::{self, OperationWait, StackSetApply};
-use crate::aws::Session;
 use crate::commands::Sides;
 use crate::error::{Error, Result};
 use crate::names::AccountId;
@@ -62,18 +61,13 @@ pub fn accounts(args: &SetupArgs) -> Result<Vec<AccountId>> {
     Ok(accounts)
 }
 
-/// The administrator session of a fleet deployment.
-pub fn admin(sides: &Sides) -> Result<&Session> {
-    sides.admin.as_ref().ok_or_else(|| Error::Failed("no StackSet administrator session".into()))
-}
-
 /// Learns the administrator account and reads the stack set.
 pub async fn read(
     sides: &Sides,
     accounts: Vec<AccountId>,
     role: &crate::names::RoleName,
 ) -> Result<Fleet> {
-    let admin = admin(sides)?;
+    let admin = sides.admin_side()?;
     let name = stack_set_name(role);
     let region = sides.region();
     let (admin_account, now) =
@@ -131,7 +125,7 @@ pub async fn apply(
     printer: &crate::output::Printer,
     changes: &mut Vec<Change>,
 ) -> Result<()> {
-    let admin = admin(sides)?;
+    let admin = sides.admin_side()?;
     let set = |f: &dyn Fn(&mut StackSetRecord)| {
         Ok(journal.update(|r| {
             if let Some(s) = r.stack_set.as_mut() {

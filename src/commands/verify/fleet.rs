@@ -137,8 +137,7 @@ pub async fn run(ctx: &Context, args: &VerifyArgs, target: &Target) -> Result<()
     };
     let set_record = target.stack_set().ok_or_else(|| Error::Failed("no stack set".into()))?;
     let sides = target.open(ctx).await?;
-    let admin =
-        sides.admin.as_ref().ok_or_else(|| Error::Failed("no administrator side".into()))?;
+    let admin = sides.admin_side()?;
     ctx.printer.step("reading the key policy and the stack set");
     let region = sides.region();
     let (key, set) = tokio::join!(
