@@ -26,7 +26,7 @@ async fn describe(
     name: &str,
 ) -> Result<Option<(String, String, Vec<(String, String)>)>> {
     let op = "cloudformation:DescribeStackSet";
-    let answer = s.cfn.describe_stack_set().stack_set_name(name).send().await;
+    let answer = s.cfn().describe_stack_set().stack_set_name(name).send().await;
     let out = match answer.map_err(|e| s.cfn_error(op, e)) {
         Ok(out) => out,
         Err(Error::Aws(e)) if e.kind == AwsErrorKind::NotFound => return Ok(None),
@@ -58,7 +58,7 @@ pub async fn read_stack_set(
 ) -> Result<Option<StackSetState>> {
     let Some((id, template, tags)) = describe(s, name).await? else { return Ok(None) };
     let listing = s
-        .cfn
+        .cfn()
         .list_stack_instances()
         .stack_set_name(name)
         .stack_instance_region(region.as_str())
@@ -108,7 +108,7 @@ pub async fn wait_operation(
     let mut delay = Duration::from_millis(250);
     let result = loop {
         let out = s
-            .cfn
+            .cfn()
             .describe_stack_set_operation()
             .stack_set_name(name)
             .operation_id(operation_id)
@@ -151,7 +151,7 @@ async fn results(
     operation_id: &str,
 ) -> Result<Vec<aws_sdk_cloudformation::types::StackSetOperationResultSummary>> {
     let listing = s
-        .cfn
+        .cfn()
         .list_stack_set_operation_results()
         .stack_set_name(name)
         .operation_id(operation_id)

@@ -74,8 +74,8 @@ pub struct Session {
     pub iam: aws_sdk_iam::Client,
     /// STS client.
     pub sts: aws_sdk_sts::Client,
-    /// CloudFormation client, in the key's region (where a StackSet administers its instances).
-    pub cfn: aws_sdk_cloudformation::Client,
+    /// CloudFormation client, built on first use (only a StackSet administrator needs one).
+    cfn: Arc<OnceLock<aws_sdk_cloudformation::Client>>,
     config: aws_config::SdkConfig,
     interceptor: CallInterceptor,
 }
@@ -164,12 +164,7 @@ impl Session {
                     .interceptor(interceptor.clone())
                     .build(),
             ),
-            cfn: aws_sdk_cloudformation::Client::from_conf(
-                aws_sdk_cloudformation::config::Builder::from(&config)
-                    .region(aws_config::Region::new(key_region.to_string()))
-                    .interceptor(interceptor.clone())
-                    .build(),
-            ),
+            cfn: Arc::default(),
             config,
             interceptor,
         })
@@ -181,6 +176,7 @@ impl Session {
             region: region.clone(),
             replica_region: true,
             kms: kms_client(&self.config, &self.interceptor, region),
+            cfn: Arc::default(),
             ..self.clone()
         }
     }
@@ -245,6 +241,19 @@ impl Session {
     ) -> aws_sdk_kms::Client {
         let config = kms_config(&self.config, &self.interceptor, &self.region);
         aws_sdk_kms::Client::from_conf(config.credentials_provider(credentials).build())
+    }
+
+    /// The CloudFormation client, in the key's region (where a StackSet administers its
+    /// instances).
+    pub fn cfn(&self) -> &aws_sdk_cloudformation::Client {
+        self.cfn.get_or_init(|| {
+            aws_sdk_cloudformation::Client::from_conf(
+                aws_sdk_cloudformation::config::Builder::from(&self.config)
+                    .region(aws_config::Region::new(self.region.to_string()))
+                    .interceptor(self.interceptor.clone())
+                    .build(),
+            )
+        })
     }
 
     /// An STS client that acts with other credentials (an assumed role's), for role chaining.

@@ -30,7 +30,7 @@ fn account_ids(accounts: &[AccountId]) -> Vec<String> {
 
 /// Sends a StackSet write once (the SDK retries it with the same token or operation id).
 pub(super) async fn send(w: &Write<'_>, s: &Session) -> Result<Output> {
-    let (op, cfn) = (w.operation(), &s.cfn);
+    let (op, cfn) = (w.operation(), s.cfn());
     match *w {
         Write::CreateStackSet { name, template, tags, token } => {
             let out = cfn
