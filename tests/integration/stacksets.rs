@@ -431,3 +431,35 @@ fn bench_fleet() {
     }
     std::fs::write(out, rows).unwrap();
 }
+
+#[test]
+fn a_dry_run_plans_the_stack_set_and_an_instance_per_account_and_changes_nothing() {
+    let f = Fleet::new(2);
+    let report = ok(&f.setup(&f.accounts, &["--dry-run"]));
+    let plan = report["plan"].as_array().unwrap();
+    let items: Vec<(&str, &str, &str)> = plan
+        .iter()
+        .filter(|p| p["side"] == "admin")
+        .map(|p| {
+            (
+                p["action"].as_str().unwrap(),
+                p["resource"].as_str().unwrap(),
+                p["id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let name = f.sb.role_name();
+    let instance = |a: &str| format!("{name}/{a}");
+    let (i0, i1) = (instance(&f.accounts[0]), instance(&f.accounts[1]));
+    assert_eq!(
+        items,
+        [
+            ("create", "stack-set", name.as_str()),
+            ("create", "stack-instances", i0.as_str()),
+            ("create", "stack-instances", i1.as_str()),
+        ]
+    );
+    assert!(f.sb.deployment_keys().is_empty());
+    assert_eq!(f.proxy.count("CreateStackSet"), 0);
+    assert!(!f.sb.record().exists());
+}
