@@ -245,6 +245,19 @@ fn a_lost_create_stack_instances_answer_is_recognised_by_its_operation_id() {
 }
 
 #[test]
+fn a_lost_create_stack_set_answer_makes_one_stack_set_by_its_request_token() {
+    let f = Fleet::new(1);
+    f.proxy.add(Rule::on("cloudformation", "CreateStackSet", Fault::ResetAfterForward).times(1));
+    ok(&f.setup(&f.accounts, &[]));
+    // The SDK sent it again with the same token: answered with the same stack set, none made.
+    assert_eq!(f.proxy.arrived("CreateStackSet"), 2);
+    assert_eq!(f.proxy.injected("CreateStackSet"), 2);
+    assert_eq!(f.instances(), Some(f.accounts.clone()));
+    let record = std::fs::read_to_string(f.sb.record()).unwrap();
+    assert!(record.contains(&format!("id = \"{}:", f.sb.role_name())), "{record}");
+}
+
+#[test]
 fn changed_grant_settings_update_the_stack_set_template() {
     let f = Fleet::new(1);
     ok(&f.setup(&f.accounts, &[]));
