@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::names::{AccountId, Region};
 use crate::output::{Change, Printer};
 use crate::plan::{StackSetChange, StackSetPlan, StackSetState, StackSetTeardown};
-use crate::writes::{Output, Write, apply_to};
+use crate::writes::{Output, PollDelay, Write, apply_to};
 use aws_sdk_cloudformation::types::{StackSetOperationResultStatus, StackSetOperationStatus};
 use std::time::{Duration, Instant};
 
@@ -84,11 +84,14 @@ pub fn operation_id() -> String {
     format!("kmsxacct-{hex}")
 }
 
-/// How long, at most, to wait for one StackSet operation.
+/// Seconds setup (by default) and teardown wait for each StackSet operation.
+pub const OPERATION_TIMEOUT_SECS: u64 = 1800;
+
+/// How long, at most, to wait for each StackSet operation.
 #[derive(Debug, Clone, Copy)]
 pub struct OperationWait<'a> {
-    /// Give up then (the operation goes on; a re-run converges).
-    pub until: Instant,
+    /// Give up this long after the operation started (it goes on; a re-run converges).
+    pub timeout: Duration,
     /// Where to show progress.
     pub printer: &'a Printer,
 }
@@ -104,8 +107,9 @@ pub async fn wait_operation(
     wait: OperationWait<'_>,
 ) -> Result<()> {
     let op = "cloudformation:DescribeStackSetOperation";
+    let until = Instant::now() + wait.timeout;
     let bar = wait.printer.progress(total as u64, format!("{name}: accounts done"));
-    let mut delay = Duration::from_millis(250);
+    let mut delay = PollDelay::up_to(Duration::from_secs(5));
     let result = loop {
         let out = s
             .cfn()
@@ -127,16 +131,17 @@ pub async fn wait_operation(
             }
             _ => {}
         }
-        if let (Some(bar), Ok(done)) = (&bar, accounts_done(s, name, operation_id).await) {
+        if let Some(bar) = &bar
+            && let Ok(done) = accounts_done(s, name, operation_id).await
+        {
             bar.set_position(done as u64);
         }
-        if Instant::now() + delay >= wait.until {
+        if Instant::now() + delay.current() >= until {
             break Err(Error::Failed(format!(
                 "StackSet operation {operation_id} on {name} is still running; it goes on in AWS: run the command again later to converge"
             )));
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+        delay.sleep().await;
     };
     if let Some(bar) = bar {
         bar.finish_and_clear();

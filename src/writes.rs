@@ -706,27 +706,36 @@ pub fn rfc3339(t: &aws_smithy_types::DateTime) -> String {
     t.fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_default()
 }
 
-/// The pause between two attempts while waiting out propagation: 250 ms, doubling, at most a
-/// second, so that a wait ends within about a second of the change becoming visible.
+/// The pause between two attempts while waiting: 250 ms, doubling, at most a second by default,
+/// so that a wait for propagation ends within about a second of the change becoming visible.
 #[derive(Debug, Clone, Copy)]
-pub struct PollDelay(Duration);
+pub struct PollDelay {
+    next: Duration,
+    most: Duration,
+}
 
 impl Default for PollDelay {
     fn default() -> Self {
-        PollDelay(Duration::from_millis(250))
+        PollDelay { next: Duration::from_millis(250), most: Duration::from_secs(1) }
     }
 }
 
 impl PollDelay {
+    /// The same, growing to at most `most` (for waits that take minutes, such as a StackSet
+    /// operation, polled less often).
+    pub fn up_to(most: Duration) -> PollDelay {
+        PollDelay { most, ..PollDelay::default() }
+    }
+
     /// The next pause.
     pub fn current(self) -> Duration {
-        self.0
+        self.next
     }
 
     /// Sleeps the current pause, then lengthens the next one.
     pub async fn sleep(&mut self) {
-        tokio::time::sleep(self.0).await;
-        self.0 = (self.0 * 2).min(Duration::from_secs(1));
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(self.most);
     }
 }
 

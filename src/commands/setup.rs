@@ -53,7 +53,7 @@ pub struct SetupArgs {
     pub accounts_file: Option<std::path::PathBuf>,
     /// Seconds to wait for each StackSet operation; past that it goes on in AWS and a re-run
     /// converges.
-    #[arg(long, value_name = "SECONDS", default_value_t = 1800, requires = "stackset_admin")]
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::admin::OPERATION_TIMEOUT_SECS, requires = "stackset_admin")]
     pub operation_timeout: u64,
     /// Alias of the key, `NAME` or `alias/NAME` (1 to 250 of a-z A-Z 0-9 / _ -, not under alias/aws/).
     #[arg(long, default_value = DEFAULT_ALIAS)]

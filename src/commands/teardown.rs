@@ -131,7 +131,7 @@ async fn remove_stack_set(
         region: &region,
         tags: &[],
         wait: admin::OperationWait {
-            until: std::time::Instant::now() + std::time::Duration::from_secs(OPERATION_TIMEOUT),
+            timeout: std::time::Duration::from_secs(admin::OPERATION_TIMEOUT_SECS),
             printer: &ctx.printer,
         },
         adding: &none,
@@ -139,9 +139,6 @@ async fn remove_stack_set(
     };
     admin::apply_teardown(admin, name, plan, opts, changes).await
 }
-
-/// Seconds teardown waits for each StackSet operation.
-const OPERATION_TIMEOUT: u64 = 1800;
 
 /// Every replica goes before its primary (AWS deletes a primary only once it has none): those
 /// of the key, and those of the keys rotate retired.

@@ -11,7 +11,7 @@ use crate::output::Change;
 use crate::plan::{StackSetPlan, StackSetState, parse_accounts, plan_stack_set, stack_set_name};
 use crate::policy::build::GrantSpec;
 use crate::record::{Deployment, Journal, StackSetRecord};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The fleet as read: the administrator account, the accounts wanted, the stack set as it is.
 pub struct Fleet {
@@ -149,7 +149,7 @@ pub async fn apply(
     let opts = StackSetApply {
         region: &region,
         tags,
-        wait: OperationWait { until: Instant::now() + Duration::from_secs(timeout), printer },
+        wait: OperationWait { timeout: Duration::from_secs(timeout), printer },
         adding: &adding,
         removed: &removed,
     };
