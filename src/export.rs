@@ -5,5 +5,5 @@
 mod cloudformation;
 mod terraform;
 
-pub use cloudformation::{CloudFormation, cloudformation, user_template};
+pub use cloudformation::{CloudFormation, cloudformation, user_template, user_template_body};
 pub use terraform::{TerraformProfiles, terraform};

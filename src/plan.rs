@@ -12,7 +12,7 @@ mod stackset;
 pub use regions::{RegionDrop, RegionPlan, RegionSeen, plan_regions, replica_arn};
 pub use stackset::{
     StackSetChange, StackSetPlan, StackSetState, StackSetTeardown, parse_accounts, plan_stack_set,
-    plan_stack_set_teardown, stack_set_name,
+    plan_stack_set_teardown, same_template, stack_set_name,
 };
 
 /// Tag key marking a resource as created by kmsxacct (value [`MANAGED_BY_VALUE`]).

@@ -223,6 +223,17 @@ pub enum RecordError {
     },
 }
 
+impl StackSetRecord {
+    /// Adds each account not named yet, in order.
+    pub fn add_accounts<'a>(&mut self, accounts: impl IntoIterator<Item = &'a AccountId>) {
+        for a in accounts {
+            if !self.accounts.iter().any(|r| r == a.as_str()) {
+                self.accounts.push(a.to_string());
+            }
+        }
+    }
+}
+
 impl Deployment {
     /// The organisation scope the record names, if any (one that no longer parses is ignored).
     pub fn org_scope(&self) -> Option<crate::names::OrgScope> {

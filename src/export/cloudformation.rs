@@ -87,6 +87,11 @@ pub fn cloudformation(spec: &GrantSpec, window: PendingWindow) -> CloudFormation
     CloudFormation { owner, replicas, user: user_template(spec) }
 }
 
+/// The StackSet template body `setup --stackset-admin` sends: [`user_template`], pretty-printed.
+pub fn user_template_body(spec: &GrantSpec) -> String {
+    serde_json::to_string_pretty(&user_template(spec)).unwrap_or_default()
+}
+
 /// The user side: the role, trusted by its own account, with kmsxacct's inline policy and tags.
 /// The same in every user account: the StackSet template of `setup --stackset-admin`.
 pub fn user_template(spec: &GrantSpec) -> Value {

@@ -68,7 +68,7 @@ pub fn stack_set_name(role: &RoleName) -> String {
 }
 
 /// Whether two templates say the same (as JSON values; text when either is not JSON).
-fn same_template(a: &str, b: &str) -> bool {
+pub fn same_template(a: &str, b: &str) -> bool {
     match (
         serde_json::from_str::<serde_json::Value>(a),
         serde_json::from_str::<serde_json::Value>(b),

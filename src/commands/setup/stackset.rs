@@ -84,8 +84,7 @@ impl Fleet {
                 spec.owner
             )));
         }
-        let template = serde_json::to_string_pretty(&crate::export::user_template(spec))
-            .map_err(|e| Error::Failed(format!("cannot render the StackSet template: {e}")))?;
+        let template = crate::export::user_template_body(spec);
         plan_stack_set(
             spec,
             (&self.name, &template),
@@ -100,19 +99,15 @@ impl Fleet {
     /// an instance now, so that a run stopping midway leaves none the record does not name.
     pub fn record(&self, admin_profile: &str, previous: Option<&Deployment>) -> StackSetRecord {
         let before = previous.and_then(|p| p.stack_set.as_ref());
-        let mut accounts: Vec<String> = before.map(|b| b.accounts.clone()).unwrap_or_default();
-        for a in self.now.iter().flat_map(|n| &n.accounts) {
-            if !accounts.contains(&a.to_string()) {
-                accounts.push(a.to_string());
-            }
-        }
-        StackSetRecord {
+        let mut record = StackSetRecord {
             admin_profile: admin_profile.to_string(),
             admin_account: self.admin_account.to_string(),
             name: self.name.clone(),
             id: self.now.as_ref().map(|n| n.id.clone()).unwrap_or_default(),
-            accounts,
-        }
+            accounts: before.map(|b| b.accounts.clone()).unwrap_or_default(),
+        };
+        record.add_accounts(self.now.iter().flat_map(|n| &n.accounts));
+        record
     }
 }
 
@@ -133,15 +128,7 @@ pub async fn apply(
             }
         })?)
     };
-    let adding = |accounts: &[AccountId]| {
-        set(&|s| {
-            for a in accounts {
-                if !s.accounts.contains(&a.to_string()) {
-                    s.accounts.push(a.to_string());
-                }
-            }
-        })
-    };
+    let adding = |accounts: &[AccountId]| set(&|s| s.add_accounts(accounts));
     let removed = |accounts: &[AccountId]| {
         set(&|s| s.accounts.retain(|a| !accounts.iter().any(|r| r.as_str() == a)))
     };

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::names::AccountId;
 use crate::output::Check;
 use crate::owner::{self, KeyReads};
-use crate::plan::{StackSetState, is_ours};
+use crate::plan::{StackSetState, is_ours, same_template};
 use crate::policy::PolicyDocument;
 use crate::policy::build::{self, GrantSpec};
 use serde::Serialize;
@@ -109,10 +109,8 @@ fn stack_set_checks(
             format!("stack set {name} is not this deployment's"),
         )];
     }
-    let wanted =
-        serde_json::to_string_pretty(&crate::export::user_template(spec)).unwrap_or_default();
-    let live: Option<serde_json::Value> = serde_json::from_str(&set.template).ok();
-    let same = live.as_ref() == serde_json::from_str::<serde_json::Value>(&wanted).ok().as_ref();
+    let wanted = crate::export::user_template_body(spec);
+    let same = same_template(&set.template, &wanted);
     let mut drift = Check::new(
         "drift-stack-set-template",
         same,
@@ -123,6 +121,8 @@ fn stack_set_checks(
         },
     );
     if !same {
+        // The live template pretty-printed like the rendered one, so that the diff shows content.
+        let live = serde_json::from_str::<serde_json::Value>(&set.template).ok();
         let pretty = live.and_then(|v| serde_json::to_string_pretty(&v).ok()).unwrap_or_default();
         drift.diff = Some(crate::output::diff(&pretty, &wanted));
     }
