@@ -223,14 +223,20 @@ pub enum RecordError {
     },
 }
 
+/// Adds to a recorded list each item it does not hold yet, in order.
+pub fn add_missing(list: &mut Vec<String>, items: impl IntoIterator<Item = impl ToString>) {
+    for item in items {
+        let item = item.to_string();
+        if !list.contains(&item) {
+            list.push(item);
+        }
+    }
+}
+
 impl StackSetRecord {
     /// Adds each account not named yet, in order.
     pub fn add_accounts<'a>(&mut self, accounts: impl IntoIterator<Item = &'a AccountId>) {
-        for a in accounts {
-            if !self.accounts.iter().any(|r| r == a.as_str()) {
-                self.accounts.push(a.to_string());
-            }
-        }
+        add_missing(&mut self.accounts, accounts);
     }
 }
 

@@ -523,11 +523,7 @@ fn first_record(args: &SetupArgs, target: &Resolved, seen: &Seen, plan: &SetupPl
         // the record does not name. Once setup is done, those of the deployment alone.
         replica_regions: {
             let mut regions = previous.map(|r| r.replica_regions.clone()).unwrap_or_default();
-            for r in &spec.replica_regions {
-                if !regions.contains(&r.to_string()) {
-                    regions.push(r.to_string());
-                }
-            }
+            crate::record::add_missing(&mut regions, &spec.replica_regions);
             regions
         },
         stack_set: None,
