@@ -223,6 +223,20 @@ impl Target {
         self.record.as_ref().and_then(|r| r.raw.stack_set.as_ref())
     }
 
+    /// The recorded stack set as it is now in the administrator account (None: the deployment
+    /// has none, or it is gone).
+    pub async fn read_stack_set(
+        &self,
+        sides: &Sides,
+    ) -> Result<Option<crate::plan::StackSetState>> {
+        match (self.stack_set(), &sides.admin) {
+            (Some(set), Some(admin)) => {
+                crate::admin::read_stack_set(admin, &set.name, &admin.region).await
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// The user accounts of a fleet deployment, as recorded.
     pub fn fleet_accounts(&self) -> Vec<AccountId> {
         let accounts = self.stack_set().into_iter().flat_map(|s| s.accounts.iter());

@@ -93,8 +93,8 @@ async fn read<'a>(ctx: &Context, target: &'a Target, sides: &Sides) -> Result<Re
         })
     });
     let stack_set = async {
-        let (Some(set), Some(admin)) = (target.stack_set(), &sides.admin) else { return Ok(None) };
-        let now = crate::admin::read_stack_set(admin, &set.name, &admin.region).await?;
+        let Some(set) = target.stack_set() else { return Ok(None) };
+        let now = target.read_stack_set(sides).await?;
         Ok::<_, crate::error::Error>(Some(StackSetStatus {
             name: set.name.clone(),
             admin_account: set.admin_account.clone(),

@@ -244,19 +244,11 @@ impl Seen {
 async fn read(ctx: &Context, target: &Target, sides: &Sides) -> Result<Seen> {
     let role_reads =
         sides.users.iter().map(|u| user::read_role(u, target.role.as_str(), true)).collect();
-    let stack_set = async {
-        match (target.stack_set(), &sides.admin) {
-            (Some(set), Some(admin)) => {
-                admin::read_stack_set(admin, &set.name, &admin.region).await
-            }
-            _ => Ok(None),
-        }
-    };
     let (keys, retired, roles, stack_set) = tokio::join!(
         read_keys(target, &sides.owner),
         read_retired(target, &sides.owner),
         ctx.bounded(role_reads),
-        stack_set,
+        target.read_stack_set(sides),
     );
     let keys = keys?;
     let roles: Vec<Option<RoleState>> = roles.into_iter().collect::<Result<_>>()?;

@@ -137,12 +137,10 @@ pub async fn run(ctx: &Context, args: &VerifyArgs, target: &Target) -> Result<()
     };
     let set_record = target.stack_set().ok_or_else(|| Error::Failed("no stack set".into()))?;
     let sides = target.open(ctx).await?;
-    let admin = sides.admin_side()?;
     ctx.printer.step("reading the key policy and the stack set");
-    let region = sides.region();
     let (key, set) = tokio::join!(
         owner::read_key(&sides.owner, target.alias.as_str(), KeyReads::verify(false)),
-        admin::read_stack_set(admin, &set_record.name, &region),
+        target.read_stack_set(&sides),
     );
     let accounts = target.fleet_accounts();
     let spec = target.spec(&sides, record.owner_account.clone(), accounts.clone());
