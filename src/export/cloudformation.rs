@@ -125,13 +125,7 @@ mod tests {
     use super::*;
 
     fn spec() -> GrantSpec {
-        GrantSpec::new(
-            "us-east-1".parse().unwrap(),
-            "111111111111".parse().unwrap(),
-            vec!["222222222222".parse().unwrap(), "333333333333".parse().unwrap()],
-            "alias/data".parse().unwrap(),
-            "kmsxacct-data".parse().unwrap(),
-        )
+        GrantSpec::example(&["222222222222", "333333333333"])
     }
 
     #[test]

@@ -167,13 +167,7 @@ mod tests {
 
     #[test]
     fn parses_back_with_two_aliased_providers_and_the_documents_setup_writes() {
-        let mut spec = GrantSpec::new(
-            "us-east-1".parse().unwrap(),
-            "111111111111".parse().unwrap(),
-            vec!["222222222222".parse().unwrap()],
-            "alias/data".parse().unwrap(),
-            "kmsxacct-data".parse().unwrap(),
-        );
+        let mut spec = GrantSpec::example(&["222222222222"]);
         let user: AccountId = "222222222222".parse().unwrap();
         let profiles = TerraformProfiles { owner: "A", users: vec![("B", &user)] };
         let text = terraform(&spec, &profiles, PendingWindow::DEFAULT);

@@ -137,13 +137,7 @@ mod tests {
     const PRIMARY: &str = "arn:aws:kms:us-east-1:111111111111:key/mrk-1";
 
     fn spec() -> GrantSpec {
-        let mut s = GrantSpec::new(
-            "us-east-1".parse().unwrap(),
-            "111111111111".parse().unwrap(),
-            vec!["222222222222".parse().unwrap()],
-            "alias/data".parse().unwrap(),
-            "r".parse().unwrap(),
-        );
+        let mut s = GrantSpec::example(&["222222222222"]);
         s.replica_regions = vec![region("eu-west-1"), region("ap-southeast-2")];
         s
     }

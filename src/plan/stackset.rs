@@ -161,13 +161,7 @@ mod tests {
     use crate::plan::deployment_tags;
 
     fn spec() -> GrantSpec {
-        let mut s = GrantSpec::new(
-            "us-east-1".parse().unwrap(),
-            "111111111111".parse().unwrap(),
-            Vec::new(),
-            "alias/data".parse().unwrap(),
-            "kmsxacct-data".parse().unwrap(),
-        );
+        let mut s = GrantSpec::example(&[]);
         s.org = Some(OrgScope::id("o-a1b2c3d4e5").unwrap());
         s
     }

@@ -128,6 +128,19 @@ pub struct GrantSpec {
 }
 
 impl GrantSpec {
+    /// The unit tests' spec: owner 111111111111 in us-east-1, `alias/data`, role `kmsxacct-data`,
+    /// and these user accounts.
+    #[cfg(test)]
+    pub fn example(users: &[&str]) -> GrantSpec {
+        GrantSpec::new(
+            "us-east-1".parse().unwrap(),
+            "111111111111".parse().unwrap(),
+            users.iter().map(|u| u.parse().unwrap()).collect(),
+            "alias/data".parse().unwrap(),
+            "kmsxacct-data".parse().unwrap(),
+        )
+    }
+
     /// A spec with the defaults: grant to accounts, encrypt and decrypt, `kms:ResourceAliases`,
     /// role trusted by its whole account.
     pub fn new(

@@ -340,13 +340,7 @@ mod tests {
     }
 
     fn spec() -> GrantSpec {
-        GrantSpec::new(
-            "us-east-1".parse().unwrap(),
-            "111111111111".parse().unwrap(),
-            Vec::new(),
-            "alias/data".parse().unwrap(),
-            "kmsxacct-data".parse().unwrap(),
-        )
+        GrantSpec::example(&[])
     }
 
     fn set(template: String) -> StackSetState {
