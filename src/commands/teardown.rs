@@ -54,7 +54,7 @@ pub async fn run(ctx: &Context, args: &TeardownArgs) -> Result<()> {
         .flat_map(|(_, drops)| drops)
         .any(|d| d.delete_alias || d.schedule_deletion.is_some());
     let stack_set = plan_stack_set(&target, &seen)?;
-    let fleet_left = stack_set.as_ref().is_some_and(|(_, p)| p.delete_set || !p.remove.is_empty());
+    let fleet_left = stack_set.as_ref().is_some_and(|(_, p)| p.delete_set);
     if plan.is_empty() && !replicas_left && !fleet_left {
         ctx.printer
             .line("teardown: nothing to do; no role, alias or key of this deployment is left");
