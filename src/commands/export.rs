@@ -2,7 +2,7 @@
 //! Terraform configuration, for teams that deploy with those. Reads only who the accounts are.
 
 use super::setup::SetupArgs;
-use super::{Context, open, role_name, spec_from};
+use super::{Context, open, role_name};
 use crate::error::{Error, Result};
 use crate::export::{self, TerraformProfiles};
 use serde_json::{Value, json};
@@ -45,16 +45,7 @@ pub async fn run(ctx: &Context, args: &ExportArgs) -> Result<()> {
     let (owner, users) = sides.identify(ctx).await?;
     sides.check_distinct(&owner, &users)?;
     let role = role_name(s.role.as_ref(), &s.alias);
-    let mut spec = spec_from(
-        sides.region(),
-        owner,
-        users.clone(),
-        s.alias.clone(),
-        role,
-        &s.grant.settings(&[]),
-    );
-    spec.partition = sides.owner.partition();
-    spec.replica_regions = s.replica_regions()?;
+    let spec = s.spec(&sides, (owner, users.clone()), role, &[])?;
     let files: Vec<(String, String)> = match args.format {
         Format::Cloudformation => {
             let t = export::cloudformation(&spec, s.pending_window_days);

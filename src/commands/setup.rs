@@ -117,6 +117,22 @@ impl SetupArgs {
         self.regions.first().or(self.region.as_ref())
     }
 
+    /// The spec these flags describe for the accounts learnt, in the partition and region of
+    /// `sides`, with `trust` as the role's trusted principals.
+    pub fn spec(
+        &self,
+        sides: &Sides,
+        (owner, users): (AccountId, Vec<AccountId>),
+        role: RoleName,
+        trust: &[String],
+    ) -> Result<GrantSpec> {
+        let settings = self.grant.settings(trust);
+        let mut spec = spec_from(sides.region(), owner, users, self.alias.clone(), role, &settings);
+        spec.partition = sides.owner.partition();
+        spec.replica_regions = self.replica_regions()?;
+        Ok(spec)
+    }
+
     /// The replica regions of --regions: every region after the first, each once.
     pub fn replica_regions(&self) -> Result<Vec<Region>> {
         let mut seen: Vec<&Region> = Vec::new();
@@ -412,16 +428,8 @@ async fn read(ctx: &Context, args: &SetupArgs, target: &Resolved, sides: &Sides)
         }
     }
     check_trust(&args.trust, &accounts[..kept])?;
-    let mut spec = spec_from(
-        sides.region(),
-        owner,
-        accounts[..kept].to_vec(),
-        args.alias.clone(),
-        target.role.clone(),
-        &args.grant.settings(&args.trust),
-    );
-    spec.partition = sides.owner.partition();
-    spec.replica_regions = args.replica_regions()?;
+    let users = accounts[..kept].to_vec();
+    let spec = args.spec(sides, (owner, users), target.role.clone(), &args.trust)?;
     let previous = target.previous.as_ref();
     // A key recorded for another owner account is not ours to reuse.
     if previous.is_none_or(|r| r.owner_account != spec.owner) {
