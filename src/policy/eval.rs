@@ -105,7 +105,8 @@ struct Caller {
     principal_arn: String,
     /// The session ARN, for an assumed-role principal.
     session_arn: Option<String>,
-    partition: String,
+    /// The account's root ARN, which names the account in a Principal.
+    root: String,
 }
 
 fn parse_caller(principal: &str) -> Result<Caller, PolicyError> {
@@ -142,7 +143,7 @@ fn parse_caller(principal: &str) -> Result<Caller, PolicyError> {
         account: arn.account.to_string(),
         principal_arn,
         session_arn,
-        partition: arn.partition.to_string(),
+        root: format!("arn:{}:iam::{}:root", arn.partition, arn.account),
     })
 }
 
@@ -165,28 +166,58 @@ fn principal_match(p: &Principal, caller: &Caller) -> PrincipalMatch {
             None => return PrincipalMatch::No,
         },
     };
-    let root = format!("arn:{}:iam::{}:root", caller.partition, caller.account);
     let mut best = PrincipalMatch::No;
     for v in values.iter() {
         if v == "*" || *v == caller.principal_arn || caller.session_arn.as_deref() == Some(v) {
             return PrincipalMatch::Direct;
         }
-        if *v == caller.account || *v == root {
+        if *v == caller.account || *v == caller.root {
             best = PrincipalMatch::Account;
         }
     }
     best
 }
 
-/// What matched and what did not, for one statement.
-struct Match {
+/// What matched and what did not, for one statement; the words for a miss are written only
+/// when a reason needs them.
+struct Match<'a> {
     action: bool,
-    resource: Result<(), String>,
+    resource: Result<(), ResourceMiss<'a>>,
     principal: PrincipalMatch,
-    condition: Result<(), String>,
+    condition: Result<(), condition::ConditionMiss>,
 }
 
-impl Match {
+/// Why a statement's `Resource` or `NotResource` leaves the key out.
+enum ResourceMiss<'a> {
+    /// `Resource` lists these, none of which matches the key; `alias` is an alias ARN among them.
+    Unmatched { listed: &'a OneOrMany<String>, alias: Option<&'a str> },
+    /// `NotResource` matches the key.
+    Excluded,
+    /// The statement has neither.
+    Absent,
+}
+
+impl ResourceMiss<'_> {
+    fn message(&self, req: &Request) -> String {
+        match self {
+            ResourceMiss::Unmatched { alias: Some(a), .. } if !is_alias_action(&req.action) => {
+                format!(
+                    "Resource {a} is an alias ARN: {} is authorised against the key ARN ({}), so an alias ARN never matches it; use arn:...:key/* with a kms:ResourceAliases condition",
+                    req.action, req.key_arn
+                )
+            }
+            ResourceMiss::Unmatched { listed, .. } => format!(
+                "Resource {} does not match the key {}",
+                listed.iter().map(String::as_str).collect::<Vec<_>>().join(", "),
+                req.key_arn
+            ),
+            ResourceMiss::Excluded => format!("NotResource excludes the key {}", req.key_arn),
+            ResourceMiss::Absent => "the statement has no Resource".into(),
+        }
+    }
+}
+
+impl Match<'_> {
     fn matched(&self) -> bool {
         self.action
             && self.resource.is_ok()
@@ -195,19 +226,19 @@ impl Match {
     }
 
     /// What did not match, when the action did.
-    fn miss(&self) -> Option<String> {
+    fn miss(&self, req: &Request) -> Option<String> {
         if !self.action {
             return None;
         }
         let mut why = Vec::new();
         if let Err(r) = &self.resource {
-            why.push(r.clone());
+            why.push(r.message(req));
         }
         if self.principal == PrincipalMatch::No {
             why.push("its Principal does not name the caller or the caller's account".to_string());
         }
         if let Err(c) = &self.condition {
-            why.push(c.clone());
+            why.push(c.to_string());
         }
         (!why.is_empty()).then(|| why.join("; "))
     }
@@ -217,13 +248,13 @@ fn any_matches(values: &OneOrMany<String>, f: impl Fn(&str) -> bool) -> bool {
     values.iter().any(|v| f(v))
 }
 
-fn match_statement(
-    s: &Statement,
+fn match_statement<'a>(
+    s: &'a Statement,
     req: &Request,
     caller: &Caller,
     ctx: &RequestContext,
     with_principal: bool,
-) -> Result<Match, PolicyError> {
+) -> Result<Match<'a>, PolicyError> {
     let action = match (&s.action, &s.not_action) {
         (Some(a), _) => any_matches(a, |p| action_matches(p, &req.action)),
         (None, Some(na)) => !any_matches(na, |p| action_matches(p, &req.action)),
@@ -231,26 +262,16 @@ fn match_statement(
     };
     let resource = match (&s.resource, &s.not_resource) {
         (Some(r), _) if any_matches(r, |p| resource_matches(p, &req.key_arn)) => Ok(()),
-        (Some(r), _) => {
-            let alias_arn = r.iter().find(|p| {
+        (Some(r), _) => Err(ResourceMiss::Unmatched {
+            listed: r,
+            alias: r.iter().map(String::as_str).find(|p| {
                 Arn::parse(p)
                     .is_some_and(|a| a.service == "kms" && a.resource.starts_with("alias/"))
-            });
-            Err(match alias_arn {
-                Some(a) if !is_alias_action(&req.action) => format!(
-                    "Resource {a} is an alias ARN: {} is authorised against the key ARN ({}), so an alias ARN never matches it; use arn:...:key/* with a kms:ResourceAliases condition",
-                    req.action, req.key_arn
-                ),
-                _ => format!(
-                    "Resource {} does not match the key {}",
-                    r.iter().cloned().collect::<Vec<_>>().join(", "),
-                    req.key_arn
-                ),
-            })
-        }
+            }),
+        }),
         (None, Some(nr)) if !any_matches(nr, |p| resource_matches(p, &req.key_arn)) => Ok(()),
-        (None, Some(_)) => Err(format!("NotResource excludes the key {}", req.key_arn)),
-        (None, None) => Err("the statement has no Resource".into()),
+        (None, Some(_)) => Err(ResourceMiss::Excluded),
+        (None, None) => Err(ResourceMiss::Absent),
     };
     let principal = if with_principal {
         match (&s.principal, &s.not_principal) {
@@ -267,7 +288,7 @@ fn match_statement(
         None => Ok(()),
         Some(block) => match condition::evaluate(block, ctx)? {
             None => Ok(()),
-            Some(miss) => Err(miss.to_string()),
+            Some(miss) => Err(miss),
         },
     };
     Ok(Match { action, resource, principal, condition })
@@ -377,34 +398,59 @@ fn contexts(req: &Request, caller: &Caller) -> (RequestContext, RequestContext) 
 
 /// What the statements of every policy said about the request.
 #[derive(Default)]
-struct Scan {
+struct Scan<'a> {
     denies: Vec<Reason>,
     key_allow: Option<(Reason, PrincipalMatch)>,
     identity_allow: Option<Reason>,
-    near: Vec<Reason>,
+    /// Statements whose action matched but something else did not; their words are written only
+    /// for an implicit deny, the one answer that reports them.
+    near: Vec<Near<'a>>,
+}
+
+/// A statement that came close.
+struct Near<'a> {
+    policy: &'a str,
+    index: usize,
+    statement: &'a Statement,
+    found: Match<'a>,
+}
+
+/// The near misses, as reasons.
+fn near_reasons<'b>(near: &'b [Near<'_>], req: &'b Request) -> impl Iterator<Item = Reason> + 'b {
+    near.iter().filter_map(move |n| {
+        let miss = n.found.miss(req)?;
+        Some(Reason {
+            policy: n.policy.to_string(),
+            statement: statement_name(n.statement, n.index),
+            kind: "near-miss",
+            message: format!("{:?} for {} but {miss}", n.statement.effect, req.action),
+        })
+    })
 }
 
 /// Matches every statement of the key policy and of each identity policy.
-fn scan(
+fn scan<'a>(
     req: &Request,
     caller: &Caller,
-    key_policy: &PolicyDocument,
-    identity: &[NamedPolicy<'_>],
-) -> Result<Scan, PolicyError> {
+    key_policy: &'a PolicyDocument,
+    identity: &[NamedPolicy<'a>],
+) -> Result<Scan<'a>, PolicyError> {
     let (key_ctx, identity_ctx) = contexts(req, caller);
     let mut scan = Scan::default();
     for (i, s) in key_policy.statements().enumerate() {
         let m = match_statement(s, req, caller, &key_ctx, true)?;
-        let Some(reason) = scan.consider(req, caller, "key-policy", i, s, &m, true) else {
+        if !m.matched() {
+            scan.near_miss("key-policy", i, s, m);
             continue;
-        };
+        }
+        let reason = || matched_reason(req, caller, "key-policy", i, s, m.principal, true);
         match s.effect {
-            Effect::Deny => scan.denies.push(reason),
+            Effect::Deny => scan.denies.push(reason()),
             // Prefer a direct grant over a delegation when both exist.
             Effect::Allow
                 if scan.key_allow.as_ref().is_none_or(|(_, p)| *p != PrincipalMatch::Direct) =>
             {
-                scan.key_allow = Some((reason, m.principal));
+                scan.key_allow = Some((reason(), m.principal));
             }
             Effect::Allow => {}
         }
@@ -412,62 +458,56 @@ fn scan(
     for p in identity {
         for (i, s) in p.document.statements().enumerate() {
             let m = match_statement(s, req, caller, &identity_ctx, false)?;
-            let Some(reason) = scan.consider(req, caller, p.name, i, s, &m, false) else {
+            if !m.matched() {
+                scan.near_miss(p.name, i, s, m);
                 continue;
-            };
+            }
+            let reason = || matched_reason(req, caller, p.name, i, s, m.principal, false);
             match s.effect {
-                Effect::Deny => scan.denies.push(reason),
-                Effect::Allow => {
-                    scan.identity_allow.get_or_insert(reason);
+                Effect::Deny => scan.denies.push(reason()),
+                Effect::Allow if scan.identity_allow.is_none() => {
+                    scan.identity_allow = Some(reason());
                 }
+                Effect::Allow => {}
             }
         }
     }
     Ok(scan)
 }
 
-impl Scan {
-    /// The reason a matched statement gives; a near miss is kept for an implicit deny.
-    #[allow(clippy::too_many_arguments)]
-    fn consider(
-        &mut self,
-        req: &Request,
-        caller: &Caller,
-        policy: &str,
-        i: usize,
-        s: &Statement,
-        m: &Match,
-        is_key: bool,
-    ) -> Option<Reason> {
-        let statement = statement_name(s, i);
-        if !m.matched() {
-            if let Some(miss) = m.miss() {
-                self.near.push(Reason {
-                    policy: policy.to_string(),
-                    statement,
-                    kind: "near-miss",
-                    message: format!("{:?} for {} but {miss}", s.effect, req.action),
-                });
-            }
-            return None;
+impl<'a> Scan<'a> {
+    /// Keeps a statement that did not match when its action did: a near miss.
+    fn near_miss(&mut self, policy: &'a str, index: usize, statement: &'a Statement, m: Match<'a>) {
+        if m.action {
+            self.near.push(Near { policy, index, statement, found: m });
         }
-        let message = match (s.effect, is_key, m.principal) {
-            (Effect::Deny, _, _) => format!("explicitly denies {}", req.action),
-            (Effect::Allow, true, PrincipalMatch::Account) => format!(
-                "allows {} to account {} (its root), which delegates to that account's IAM policies",
-                req.action, caller.account
-            ),
-            (Effect::Allow, true, _) => {
-                format!("allows {} to {} directly", req.action, req.principal)
-            }
-            (Effect::Allow, false, _) => format!("allows {} on {}", req.action, req.key_arn),
-        };
-        Some(Reason {
-            policy: policy.to_string(),
-            statement,
-            kind: if s.effect == Effect::Deny { "deny" } else { "allow" },
-            message,
-        })
+    }
+}
+
+/// The reason a matching statement gives.
+fn matched_reason(
+    req: &Request,
+    caller: &Caller,
+    policy: &str,
+    i: usize,
+    s: &Statement,
+    principal: PrincipalMatch,
+    is_key: bool,
+) -> Reason {
+    let message = match (s.effect, is_key, principal) {
+        (Effect::Deny, _, _) => format!("explicitly denies {}", req.action),
+        (Effect::Allow, true, PrincipalMatch::Account) => format!(
+            "allows {} to account {} (its root), which delegates to that account's IAM policies",
+            req.action, caller.account
+        ),
+        (Effect::Allow, true, _) => format!("allows {} to {} directly", req.action, req.principal),
+        (Effect::Allow, false, _) => format!("allows {} on {}", req.action, req.key_arn),
+    };
+    Reason {
+        policy: policy.to_string(),
+        statement: statement_name(s, i),
+        kind: if s.effect == Effect::Deny { "deny" } else { "allow" },
+        message,
     }
 }
 
@@ -506,6 +546,6 @@ fn decide_key(req: &Request, caller: &Caller, key_account: &str, scan: Scan) -> 
         kind: "missing",
         message: missing,
     });
-    reasons.extend(scan.near);
+    reasons.extend(near_reasons(&scan.near, req));
     Evaluation { decision: Decision::ImplicitDeny, reasons }
 }

@@ -14,7 +14,9 @@
 //!   each affected key; actions with no resource (ListKeys, CreateKey, GenerateRandom, ...) are
 //!   decided by IAM policies alone.
 
-use super::{Caller, Decision, NamedPolicy, Reason, Request, evaluate_key, parse_caller, scan};
+use super::{
+    Caller, Decision, NamedPolicy, Reason, Request, evaluate_key, near_reasons, parse_caller, scan,
+};
 use crate::policy::actions::{ActionResource, action_resource, is_known_kms_action};
 use crate::policy::document::{PolicyDocument, PolicyError};
 use crate::policy::matching::Arn;
@@ -247,7 +249,8 @@ fn weigh(
     why: impl FnOnce() -> Reason,
     v: &mut Verdict,
 ) -> Result<bool, PolicyError> {
-    let s = scan(req, caller, &PolicyDocument::new(Vec::new()), docs)?;
+    let no_key_policy = PolicyDocument::new(Vec::new());
+    let s = scan(req, caller, &no_key_policy, docs)?;
     if !s.denies.is_empty() {
         s.denies.into_iter().for_each(|d| v.deny(layer, d));
         return Ok(false);
@@ -259,7 +262,7 @@ fn weigh(
         }
         None => {
             v.block(layer, why());
-            v.reasons.extend(s.near);
+            v.reasons.extend(near_reasons(&s.near, req));
             Ok(false)
         }
     }
@@ -357,7 +360,6 @@ fn layer_of(r: &Reason) -> Layer {
 /// operations and encryption-context constraints cover the request.
 fn grant_allowing<'a>(req: &Request, caller: &Caller, grants: &'a [Grant]) -> Option<&'a Grant> {
     let operation = req.action.split_once(':').map(|(_, n)| n).unwrap_or(&req.action);
-    let root = format!("arn:{}:iam::{}:root", caller.partition, caller.account);
     let context: Vec<(String, String)> = req
         .extra
         .iter()
@@ -369,7 +371,7 @@ fn grant_allowing<'a>(req: &Request, caller: &Caller, grants: &'a [Grant]) -> Op
     grants.iter().find(|g| {
         let grantee = g.grantee == caller.principal_arn
             || caller.session_arn.as_deref() == Some(g.grantee.as_str())
-            || g.grantee == root
+            || g.grantee == caller.root
             || g.grantee == caller.account;
         let operations = g.operations.iter().any(|o| o.eq_ignore_ascii_case(operation));
         let subset = g.context_subset.iter().all(|pair| context.contains(pair));
