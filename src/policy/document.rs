@@ -4,6 +4,7 @@
 //! `Resource`, `Principal` values are a string or a list; `Condition` maps operator → key → values.
 //! Unknown fields are errors, not silently dropped, so a round trip never loses anything.
 
+use serde::de::IntoDeserializer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -114,13 +115,40 @@ pub enum Effect {
 }
 
 /// The `Principal` (or `NotPrincipal`) of a statement.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Principal {
     /// `"*"`: everyone, usually narrowed by a condition.
     Wildcard(Wildcard),
     /// `{"AWS": ..., "Service": ..., "Federated": ..., "CanonicalUser": ...}`.
     Typed(BTreeMap<PrincipalKind, OneOrMany<String>>),
+}
+
+impl<'de> Deserialize<'de> for Principal {
+    /// A string must be `"*"`, an object maps kinds to principals; read in one pass, nothing
+    /// buffered.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(PrincipalVisitor)
+    }
+}
+
+struct PrincipalVisitor;
+
+impl<'de> serde::de::Visitor<'de> for PrincipalVisitor {
+    type Value = Principal;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("\"*\" or an object such as {\"AWS\": \"arn:...\"}")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Wildcard::deserialize(v.into_deserializer()).map(Principal::Wildcard)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        BTreeMap::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            .map(Principal::Typed)
+    }
 }
 
 /// The literal `"*"`; any other bare string is not a valid principal.
@@ -161,7 +189,7 @@ pub enum PrincipalKind {
 }
 
 /// A condition value as written: IAM accepts strings, booleans and numbers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ConditionValue {
     /// A string, the usual form.
@@ -170,6 +198,49 @@ pub enum ConditionValue {
     Bool(bool),
     /// A JSON number.
     Number(serde_json::Number),
+}
+
+impl<'de> Deserialize<'de> for ConditionValue {
+    /// A string, a boolean or a number; read in one pass, nothing buffered.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ConditionValueVisitor)
+    }
+}
+
+struct ConditionValueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ConditionValueVisitor {
+    type Value = ConditionValue;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string, a boolean or a number")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(ConditionValue::String(v.to_string()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(ConditionValue::String(v))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(ConditionValue::Bool(v))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(ConditionValue::Number(v.into()))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(ConditionValue::Number(v.into()))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(ConditionValue::Number)
+            .ok_or_else(|| E::custom(format!("condition value {v} is not a finite number")))
+    }
 }
 
 impl ConditionValue {
@@ -548,7 +619,17 @@ mod tests {
         assert!(PolicyDocument::parse(effect).is_err());
         let principal =
             r#"{"Statement":[{"Effect":"Allow","Principal":"someone","Action":"a:b"}]}"#;
-        assert!(PolicyDocument::parse(principal).is_err());
+        let e = PolicyDocument::parse(principal).unwrap_err().0;
+        assert!(e.contains("principal 'someone' must be \"*\""), "{e}");
+        let kind = r#"{"Statement":[{"Effect":"Allow","Principal":{"Bogus":"x"},"Action":"a:b"}]}"#;
+        let e = PolicyDocument::parse(kind).unwrap_err().0;
+        assert!(e.contains("unknown variant `Bogus`"), "{e}");
+        let number = r#"{"Statement":[{"Effect":"Allow","Principal":7,"Action":"a:b"}]}"#;
+        let e = PolicyDocument::parse(number).unwrap_err().0;
+        assert!(e.contains("expected \"*\" or an object"), "{e}");
+        let list = r#"{"Statement":[{"Effect":"Allow","Action":"a:b","Resource":"*","Condition":{"Bool":{"k":[{}]}}}]}"#;
+        let e = PolicyDocument::parse(list).unwrap_err().0;
+        assert!(e.contains("expected a string, a boolean or a number"), "{e}");
         assert!(PolicyDocument::parse("not json").is_err());
         assert!(PolicyDocument::parse(r#"{"Version":"2020-01-01","Statement":[]}"#).is_err());
         // A value that is neither one value nor a list says what is allowed.
