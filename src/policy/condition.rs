@@ -12,33 +12,40 @@
 
 use super::document::{ConditionBlock, ConditionValue, PolicyError};
 use super::matching::{arn_matches, glob};
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 
-/// The request context: condition key (case-insensitive) → its values.
+/// The request context: condition key (case-insensitive) → its values, borrowed from the
+/// request where they can be. A request carries a handful of keys: a list is faster to search
+/// than a map is to build.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RequestContext {
-    values: BTreeMap<String, Vec<String>>,
+pub struct RequestContext<'a> {
+    values: Vec<(&'a str, Vec<Cow<'a, str>>)>,
 }
 
-impl RequestContext {
+impl<'a> RequestContext<'a> {
     /// Sets a key's values (replacing any).
-    pub fn set(&mut self, key: &str, values: Vec<String>) {
-        self.values.insert(key.to_ascii_lowercase(), values);
+    pub fn set(&mut self, key: &'a str, values: Vec<Cow<'a, str>>) {
+        match self.position(key) {
+            Some(i) => self.values[i].1 = values,
+            None => self.values.push((key, values)),
+        }
     }
 
     /// Adds one value to a key.
-    pub fn add(&mut self, key: &str, value: String) {
-        self.values.entry(key.to_ascii_lowercase()).or_default().push(value);
+    pub fn add(&mut self, key: &'a str, value: Cow<'a, str>) {
+        match self.position(key) {
+            Some(i) => self.values[i].1.push(value),
+            None => self.values.push((key, vec![value])),
+        }
     }
 
     /// A key's values; `None` when the request does not carry it.
-    pub fn get(&self, key: &str) -> Option<&[String]> {
-        let key = if key.bytes().any(|b| b.is_ascii_uppercase()) {
-            std::borrow::Cow::Owned(key.to_ascii_lowercase())
-        } else {
-            std::borrow::Cow::Borrowed(key)
-        };
-        self.values.get(key.as_ref()).map(Vec::as_slice)
+    pub fn get(&self, key: &str) -> Option<&[Cow<'a, str>]> {
+        self.position(key).map(|i| self.values[i].1.as_slice())
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        self.values.iter().position(|(k, _)| k.eq_ignore_ascii_case(key))
     }
 }
 
@@ -195,7 +202,7 @@ fn value_holds(op: &Operator, policy: &[impl AsRef<str>], request: &str) -> bool
 }
 
 /// Evaluates one operator/key pair.
-fn key_holds(op: &Operator, policy: &[impl AsRef<str>], request: Option<&[String]>) -> bool {
+fn key_holds(op: &Operator, policy: &[impl AsRef<str>], request: Option<&[Cow<str>]>) -> bool {
     let present = request.filter(|v| !v.is_empty());
     if op.base == Base::Null {
         // "true": the key must be absent; "false": present. Several values: OR.
@@ -216,20 +223,21 @@ fn key_holds(op: &Operator, policy: &[impl AsRef<str>], request: Option<&[String
     }
 }
 
-/// The first condition that does not hold: operator, key, and what the request had.
+/// The first condition that does not hold: operator, key, and what the request had; borrowed
+/// from the policy, since most misses are never reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConditionMiss {
+pub struct ConditionMiss<'a> {
     /// The operator as written.
-    pub operator: String,
+    pub operator: &'a str,
     /// The condition key as written.
-    pub key: String,
+    pub key: &'a str,
     /// The policy's values.
-    pub wanted: Vec<String>,
+    pub wanted: Vec<Cow<'a, str>>,
     /// The request's values (`None`: not in the request).
     pub found: Option<Vec<String>>,
 }
 
-impl std::fmt::Display for ConditionMiss {
+impl std::fmt::Display for ConditionMiss<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
@@ -245,10 +253,10 @@ impl std::fmt::Display for ConditionMiss {
 
 /// Evaluates a whole `Condition` block: `Ok(None)` when every condition holds, `Ok(Some(miss))`
 /// for the first that does not, `Err` for an operator kmsxacct does not know.
-pub fn evaluate(
-    block: &ConditionBlock,
+pub fn evaluate<'a>(
+    block: &'a ConditionBlock,
     ctx: &RequestContext,
-) -> Result<Option<ConditionMiss>, PolicyError> {
+) -> Result<Option<ConditionMiss<'a>>, PolicyError> {
     for (op_text, keys) in block {
         let op = parse_operator(op_text)?;
         for (key, values) in keys {
@@ -256,10 +264,10 @@ pub fn evaluate(
             let request = ctx.get(key);
             if !key_holds(&op, &policy, request) {
                 return Ok(Some(ConditionMiss {
-                    operator: op_text.clone(),
-                    key: key.clone(),
-                    wanted: policy.into_iter().map(|p| p.into_owned()).collect(),
-                    found: request.map(<[String]>::to_vec),
+                    operator: op_text,
+                    key,
+                    wanted: policy,
+                    found: request.map(|r| r.iter().map(|v| v.to_string()).collect()),
                 }));
             }
         }
@@ -276,10 +284,10 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
-    fn ctx(pairs: &[(&str, &[&str])]) -> RequestContext {
+    fn ctx<'a>(pairs: &[(&'a str, &[&'a str])]) -> RequestContext<'a> {
         let mut c = RequestContext::default();
         for (k, v) in pairs {
-            c.set(k, v.iter().map(|s| s.to_string()).collect());
+            c.set(k, v.iter().map(|s| Cow::Borrowed(*s)).collect());
         }
         c
     }
@@ -397,13 +405,12 @@ mod tests {
 
     #[test]
     fn miss_names_key_and_values() {
-        let miss = evaluate(
-            &block(json!({"ForAnyValue:StringLike": {"kms:ResourceAliases": "alias/x"}})),
-            &ctx(&[("kms:ResourceAliases", &["alias/y"])]),
-        )
-        .unwrap()
-        .unwrap();
-        let text = miss.to_string();
-        assert!(text.contains("kms:ResourceAliases") && text.contains("alias/y"), "{text}");
+        let block = block(json!({"ForAnyValue:StringLike": {"kms:ResourceAliases": "alias/x"}}));
+        let miss =
+            evaluate(&block, &ctx(&[("kms:ResourceAliases", &["alias/y"])])).unwrap().unwrap();
+        assert_eq!(
+            miss.to_string(),
+            r#"condition ForAnyValue:StringLike kms:ResourceAliases = ["alias/x"] does not hold: the request has kms:ResourceAliases = ["alias/y"]"#
+        );
     }
 }

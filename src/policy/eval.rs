@@ -18,6 +18,7 @@ use super::document::{PolicyDocument, PolicyError, Principal, PrincipalKind, Sta
 use super::matching::{Arn, action_matches, resource_matches};
 use super::{Effect, OneOrMany};
 use serde::Serialize;
+use std::borrow::Cow;
 
 mod layers;
 pub use layers::{Blocker, Grant, Layer, Layers, Verdict, decide};
@@ -184,7 +185,7 @@ struct Match<'a> {
     action: bool,
     resource: Result<(), ResourceMiss<'a>>,
     principal: PrincipalMatch,
-    condition: Result<(), condition::ConditionMiss>,
+    condition: Result<(), condition::ConditionMiss<'a>>,
 }
 
 /// Why a statement's `Resource` or `NotResource` leaves the key out.
@@ -300,11 +301,17 @@ fn statement_name(s: &Statement, index: usize) -> String {
 
 /// Normalises `alias/NAME`, `NAME` or an alias ARN to `alias/NAME`.
 pub fn normalise_alias(alias: &str) -> String {
-    let tail = match Arn::parse(alias) {
-        Some(a) => a.resource.to_string(),
-        None => alias.to_string(),
-    };
-    if tail.starts_with("alias/") { tail } else { format!("alias/{tail}") }
+    alias_name(alias).into_owned()
+}
+
+/// [`normalise_alias`], borrowed when the alias is already `alias/NAME`.
+fn alias_name(alias: &str) -> Cow<'_, str> {
+    let tail = Arn::parse(alias).map_or(alias, |a| a.resource);
+    if tail.starts_with("alias/") {
+        Cow::Borrowed(tail)
+    } else {
+        Cow::Owned(format!("alias/{tail}"))
+    }
 }
 
 /// Evaluates `req` against the key policy and the caller's identity policies, each action against
@@ -372,26 +379,24 @@ fn key_account(req: &Request) -> Result<&str, PolicyError> {
 
 /// The request context of the key policy, and that of identity policies, which alone carry
 /// `kms:ResourceAliases`.
-fn contexts(req: &Request, caller: &Caller) -> (RequestContext, RequestContext) {
+fn contexts<'r>(req: &'r Request, caller: &'r Caller) -> (RequestContext<'r>, RequestContext<'r>) {
     let mut base = RequestContext::default();
-    base.set("aws:PrincipalArn", vec![caller.principal_arn.clone()]);
-    base.set("aws:PrincipalAccount", vec![caller.account.clone()]);
-    base.set("kms:CallerAccount", vec![caller.account.clone()]);
+    base.set("aws:PrincipalArn", vec![Cow::Borrowed(caller.principal_arn.as_str())]);
+    base.set("aws:PrincipalAccount", vec![Cow::Borrowed(caller.account.as_str())]);
+    base.set("kms:CallerAccount", vec![Cow::Borrowed(caller.account.as_str())]);
     // Only operations that take an alias in KeyId carry kms:RequestAlias; for the others the
     // request cannot name one, whatever the caller's code says.
     if let Some(alias) = req.request_alias.as_ref().filter(|_| names_key_by_alias(&req.action)) {
-        base.set("kms:RequestAlias", vec![normalise_alias(alias)]);
+        base.set("kms:RequestAlias", vec![alias_name(alias)]);
     }
     for (k, v) in &req.extra {
-        base.add(k, v.clone());
+        base.add(k, Cow::Borrowed(v.as_str()));
     }
     let key_ctx = base.clone();
     let mut identity_ctx = base;
     if !req.extra.iter().any(|(k, _)| k.eq_ignore_ascii_case("kms:ResourceAliases")) {
-        identity_ctx.set(
-            "kms:ResourceAliases",
-            req.key_aliases.iter().map(|a| normalise_alias(a)).collect(),
-        );
+        identity_ctx
+            .set("kms:ResourceAliases", req.key_aliases.iter().map(|a| alias_name(a)).collect());
     }
     (key_ctx, identity_ctx)
 }
