@@ -90,6 +90,10 @@ struct BatchGrant {
 /// Lines decided together: enough to keep every core busy, few enough to stream.
 const CHUNK: usize = 1024;
 
+/// Bytes read or written per system call: a batch is megabytes, and the 8 KiB default made
+/// one call per ten lines.
+const IO_BUFFER: usize = 1 << 20;
+
 /// Chunks of numbered lines, or the error that stopped reading.
 type Chunks = std::sync::mpsc::Receiver<Result<Vec<(usize, String)>>>;
 
@@ -136,10 +140,11 @@ pub fn run(path: &Path) -> Result<()> {
 fn read_chunks(file: Option<std::fs::File>) -> Chunks {
     let (send, chunks) = std::sync::mpsc::sync_channel(2);
     std::thread::spawn(move || {
-        let input: Box<dyn BufRead> = match file {
-            Some(f) => Box::new(std::io::BufReader::new(f)),
+        let input: Box<dyn std::io::Read> = match file {
+            Some(f) => Box::new(f),
             None => Box::new(std::io::stdin().lock()),
         };
+        let input = std::io::BufReader::with_capacity(IO_BUFFER, input);
         let mut lines = input.lines().enumerate();
         loop {
             let mut chunk = Vec::with_capacity(CHUNK);
@@ -163,7 +168,7 @@ fn read_chunks(file: Option<std::fs::File>) -> Chunks {
 
 /// Writes answers in the order they come; returns how many lines were bad input.
 fn write_answers(answers: std::sync::mpsc::Receiver<Vec<(String, bool)>>) -> usize {
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = std::io::BufWriter::with_capacity(IO_BUFFER, std::io::stdout().lock());
     let mut bad = 0;
     for chunk in answers {
         for (answer, ok) in chunk {
@@ -220,7 +225,13 @@ struct Answer {
 
 impl Answer {
     fn to_line(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        // Room for a typical answer, so that the line is not copied as it grows.
+        let mut line = Vec::with_capacity(1024);
+        match serde_json::to_writer(&mut line, self) {
+            // serde_json writes UTF-8 only.
+            Ok(()) => String::from_utf8(line).unwrap_or_default(),
+            Err(e) => format!("{{\"error\":\"{e}\"}}"),
+        }
     }
 }
 
