@@ -98,19 +98,19 @@ pub struct NamedPolicy<'a> {
     pub document: &'a PolicyDocument,
 }
 
-/// Who is calling, as far as policies are concerned.
+/// Who is calling, as far as policies are concerned; borrowed from the request's principal.
 #[derive(Debug, Clone)]
-struct Caller {
-    account: String,
+struct Caller<'a> {
+    account: &'a str,
     /// `aws:PrincipalArn`: for a role session, the role's ARN.
-    principal_arn: String,
+    principal_arn: Cow<'a, str>,
     /// The session ARN, for an assumed-role principal.
-    session_arn: Option<String>,
+    session_arn: Option<&'a str>,
     /// The account's root ARN, which names the account in a Principal.
     root: String,
 }
 
-fn parse_caller(principal: &str) -> Result<Caller, PolicyError> {
+fn parse_caller(principal: &str) -> Result<Caller<'_>, PolicyError> {
     let bad = || {
         PolicyError(format!(
             "invalid principal '{principal}' (expected a role, user, root or assumed-role session ARN such as arn:aws:iam::222222222222:role/NAME)"
@@ -125,8 +125,8 @@ fn parse_caller(principal: &str) -> Result<Caller, PolicyError> {
             let mut parts = arn.resource.splitn(3, '/');
             match (parts.next(), parts.next(), parts.next()) {
                 (Some("assumed-role"), Some(role), Some(_session)) if !role.is_empty() => (
-                    format!("arn:{}:iam::{}:role/{}", arn.partition, arn.account, role),
-                    Some(principal.to_string()),
+                    Cow::Owned(format!("arn:{}:iam::{}:role/{}", arn.partition, arn.account, role)),
+                    Some(principal),
                 ),
                 _ => return Err(bad()),
             }
@@ -136,12 +136,12 @@ fn parse_caller(principal: &str) -> Result<Caller, PolicyError> {
                 || arn.resource.starts_with("role/")
                 || arn.resource.starts_with("user/") =>
         {
-            (principal.to_string(), None)
+            (Cow::Borrowed(principal), None)
         }
         _ => return Err(bad()),
     };
     Ok(Caller {
-        account: arn.account.to_string(),
+        account: arn.account,
         principal_arn,
         session_arn,
         root: format!("arn:{}:iam::{}:root", arn.partition, arn.account),
@@ -169,7 +169,7 @@ fn principal_match(p: &Principal, caller: &Caller) -> PrincipalMatch {
     };
     let mut best = PrincipalMatch::No;
     for v in values.iter() {
-        if v == "*" || *v == caller.principal_arn || caller.session_arn.as_deref() == Some(v) {
+        if v == "*" || *v == caller.principal_arn || caller.session_arn == Some(v.as_str()) {
             return PrincipalMatch::Direct;
         }
         if *v == caller.account || *v == caller.root {
@@ -190,8 +190,8 @@ struct Match<'a> {
 
 /// Why a statement's `Resource` or `NotResource` leaves the key out.
 enum ResourceMiss<'a> {
-    /// `Resource` lists these, none of which matches the key; `alias` is an alias ARN among them.
-    Unmatched { listed: &'a OneOrMany<String>, alias: Option<&'a str> },
+    /// `Resource` lists these, none of which matches the key.
+    Unmatched(&'a OneOrMany<String>),
     /// `NotResource` matches the key.
     Excluded,
     /// The statement has neither.
@@ -201,17 +201,23 @@ enum ResourceMiss<'a> {
 impl ResourceMiss<'_> {
     fn message(&self, req: &Request) -> String {
         match self {
-            ResourceMiss::Unmatched { alias: Some(a), .. } if !is_alias_action(&req.action) => {
-                format!(
-                    "Resource {a} is an alias ARN: {} is authorised against the key ARN ({}), so an alias ARN never matches it; use arn:...:key/* with a kms:ResourceAliases condition",
-                    req.action, req.key_arn
-                )
+            ResourceMiss::Unmatched(listed) => {
+                let alias_arn = listed.iter().find(|p| {
+                    Arn::parse(p)
+                        .is_some_and(|a| a.service == "kms" && a.resource.starts_with("alias/"))
+                });
+                match alias_arn {
+                    Some(a) if !is_alias_action(&req.action) => format!(
+                        "Resource {a} is an alias ARN: {} is authorised against the key ARN ({}), so an alias ARN never matches it; use arn:...:key/* with a kms:ResourceAliases condition",
+                        req.action, req.key_arn
+                    ),
+                    _ => format!(
+                        "Resource {} does not match the key {}",
+                        listed.iter().map(String::as_str).collect::<Vec<_>>().join(", "),
+                        req.key_arn
+                    ),
+                }
             }
-            ResourceMiss::Unmatched { listed, .. } => format!(
-                "Resource {} does not match the key {}",
-                listed.iter().map(String::as_str).collect::<Vec<_>>().join(", "),
-                req.key_arn
-            ),
             ResourceMiss::Excluded => format!("NotResource excludes the key {}", req.key_arn),
             ResourceMiss::Absent => "the statement has no Resource".into(),
         }
@@ -263,13 +269,7 @@ fn match_statement<'a>(
     };
     let resource = match (&s.resource, &s.not_resource) {
         (Some(r), _) if any_matches(r, |p| resource_matches(p, &req.key_arn)) => Ok(()),
-        (Some(r), _) => Err(ResourceMiss::Unmatched {
-            listed: r,
-            alias: r.iter().map(String::as_str).find(|p| {
-                Arn::parse(p)
-                    .is_some_and(|a| a.service == "kms" && a.resource.starts_with("alias/"))
-            }),
-        }),
+        (Some(r), _) => Err(ResourceMiss::Unmatched(r)),
         (None, Some(nr)) if !any_matches(nr, |p| resource_matches(p, &req.key_arn)) => Ok(()),
         (None, Some(_)) => Err(ResourceMiss::Excluded),
         (None, None) => Err(ResourceMiss::Absent),
@@ -379,11 +379,14 @@ fn key_account(req: &Request) -> Result<&str, PolicyError> {
 
 /// The request context of the key policy, and that of identity policies, which alone carry
 /// `kms:ResourceAliases`.
-fn contexts<'r>(req: &'r Request, caller: &'r Caller) -> (RequestContext<'r>, RequestContext<'r>) {
+fn contexts<'r>(
+    req: &'r Request,
+    caller: &'r Caller<'_>,
+) -> (RequestContext<'r>, RequestContext<'r>) {
     let mut base = RequestContext::default();
-    base.set("aws:PrincipalArn", vec![Cow::Borrowed(caller.principal_arn.as_str())]);
-    base.set("aws:PrincipalAccount", vec![Cow::Borrowed(caller.account.as_str())]);
-    base.set("kms:CallerAccount", vec![Cow::Borrowed(caller.account.as_str())]);
+    base.set("aws:PrincipalArn", vec![Cow::Borrowed(caller.principal_arn.as_ref())]);
+    base.set("aws:PrincipalAccount", vec![Cow::Borrowed(caller.account)]);
+    base.set("kms:CallerAccount", vec![Cow::Borrowed(caller.account)]);
     // Only operations that take an alias in KeyId carry kms:RequestAlias; for the others the
     // request cannot name one, whatever the caller's code says.
     if let Some(alias) = req.request_alias.as_ref().filter(|_| names_key_by_alias(&req.action)) {
