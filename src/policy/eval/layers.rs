@@ -370,7 +370,7 @@ fn grant_allowing<'a>(req: &Request, caller: &Caller, grants: &'a [Grant]) -> Op
         .collect();
     grants.iter().find(|g| {
         let grantee = g.grantee == caller.principal_arn
-            || caller.session_arn.as_deref() == Some(g.grantee.as_str())
+            || caller.session_arn == Some(g.grantee.as_str())
             || g.grantee == caller.root
             || g.grantee == caller.account;
         let operations = g.operations.iter().any(|o| o.eq_ignore_ascii_case(operation));
