@@ -108,7 +108,7 @@ pub fn run(path: &Path) -> Result<()> {
             Error::Input(format!("cannot read batch file '{}': {e}", path.display()))
         })?)
     };
-    let (send_answers, answers) = std::sync::mpsc::sync_channel::<Vec<(String, bool)>>(2);
+    let (send_answers, answers) = std::sync::mpsc::sync_channel::<Vec<Answers>>(2);
     let writer = std::thread::spawn(move || write_answers(answers));
     let chunks = read_chunks(file);
     let mut read = Ok(());
@@ -120,7 +120,7 @@ pub fn run(path: &Path) -> Result<()> {
                 break;
             }
         };
-        let decided = chunk.par_iter().map(|(n, line)| answer(*n, line)).collect();
+        let decided = chunk.par_chunks(GROUP).map(answers_to).collect();
         // The writer stops early only when the reader closed the pipe: nothing more to do.
         if send_answers.send(decided).is_err() {
             break;
@@ -166,15 +166,35 @@ fn read_chunks(file: Option<std::fs::File>) -> Chunks {
     chunks
 }
 
+/// Lines whose answers one task writes into one buffer: the writer then copies nothing.
+const GROUP: usize = 64;
+
+/// The answer lines to a group of lines, and how many of those lines were bad input.
+struct Answers {
+    text: Vec<u8>,
+    bad: usize,
+}
+
+/// Answers a group of numbered lines, in order.
+fn answers_to(lines: &[(usize, String)]) -> Answers {
+    // Room for typical answers, so that the buffer is not copied as it grows.
+    let mut answers = Answers { text: Vec::with_capacity(lines.len() * 1024), bad: 0 };
+    for (n, line) in lines {
+        let ok = answer(*n, line).write_line(&mut answers.text);
+        answers.bad += usize::from(!ok);
+    }
+    answers
+}
+
 /// Writes answers in the order they come; returns how many lines were bad input.
-fn write_answers(answers: std::sync::mpsc::Receiver<Vec<(String, bool)>>) -> usize {
+fn write_answers(answers: std::sync::mpsc::Receiver<Vec<Answers>>) -> usize {
     let mut out = std::io::BufWriter::with_capacity(IO_BUFFER, std::io::stdout().lock());
     let mut bad = 0;
     for chunk in answers {
-        for (answer, ok) in chunk {
-            bad += usize::from(!ok);
+        for group in chunk {
+            bad += group.bad;
             // A closed pipe is a normal way for a reader to stop.
-            if out.write_all(answer.as_bytes()).and_then(|()| out.write_all(b"\n")).is_err() {
+            if out.write_all(&group.text).is_err() {
                 return bad;
             }
         }
@@ -183,29 +203,23 @@ fn write_answers(answers: std::sync::mpsc::Receiver<Vec<(String, bool)>>) -> usi
     bad
 }
 
-/// The answer line to line `n`, and whether the line was good input.
-fn answer(n: usize, line: &str) -> (String, bool) {
+/// The answer to line `n`.
+fn answer(n: usize, line: &str) -> Answer {
     match serde_json::from_str::<Line>(line) {
         Ok(mut l) => {
             let id = l.id.take();
             match decide_line(l) {
-                Ok(v) => (
-                    Answer {
-                        id,
-                        decision: Some(v.decision),
-                        reasons: Some(v.reasons),
-                        blocking: Some(v.blocking),
-                        error: None,
-                    }
-                    .to_line(),
-                    true,
-                ),
-                Err(e) => (Answer { id, error: Some(e), ..Answer::default() }.to_line(), false),
+                Ok(v) => Answer {
+                    id,
+                    decision: Some(v.decision),
+                    reasons: Some(v.reasons),
+                    blocking: Some(v.blocking),
+                    error: None,
+                },
+                Err(e) => Answer { id, error: Some(e), ..Answer::default() },
             }
         }
-        Err(e) => {
-            (Answer { error: Some(format!("line {n}: {e}")), ..Answer::default() }.to_line(), false)
-        }
+        Err(e) => Answer { error: Some(format!("line {n}: {e}")), ..Answer::default() },
     }
 }
 
@@ -224,14 +238,19 @@ struct Answer {
 }
 
 impl Answer {
-    fn to_line(&self) -> String {
-        // Room for a typical answer, so that the line is not copied as it grows.
-        let mut line = Vec::with_capacity(1024);
-        match serde_json::to_writer(&mut line, self) {
-            // serde_json writes UTF-8 only.
-            Ok(()) => String::from_utf8(line).unwrap_or_default(),
-            Err(e) => format!("{{\"error\":\"{e}\"}}"),
+    /// Appends the answer and a newline to `out`; returns whether its line was good input.
+    fn write_line(&self, out: &mut Vec<u8>) -> bool {
+        let start = out.len();
+        let mut ok = self.error.is_none();
+        if let Err(e) = serde_json::to_writer(&mut *out, self) {
+            out.truncate(start);
+            let error = Answer { error: Some(e.to_string()), ..Answer::default() };
+            // An answer of a null id and a message always serialises.
+            let _ = serde_json::to_writer(&mut *out, &error);
+            ok = false;
         }
+        out.push(b'\n');
+        ok
     }
 }
 
