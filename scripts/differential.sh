@@ -25,4 +25,4 @@ if [ "$binary" = target/debug/kmsxacct ]; then
 fi
 # ES modules resolve packages from the script's own folder: run the driver from the install.
 cp scripts/differential/driver.mjs "$dir/driver.mjs"
-exec node "$dir/driver.mjs" --binary "$(realpath "$binary")" --cases "$n" --seed "$seed" ${DIFFERENTIAL_JSON:+--json "$DIFFERENTIAL_JSON"}
+exec node --expose-gc "$dir/driver.mjs" --binary "$(realpath "$binary")" --cases "$n" --seed "$seed" ${DIFFERENTIAL_JSON:+--json "$DIFFERENTIAL_JSON"}

@@ -24,9 +24,61 @@ use cli::{Cli, Command};
 use commands::Context;
 use output::Printer;
 
+/// Runs a command that never talks to AWS (explain, lint, policies, completions, man) on the
+/// calling thread, with no async runtime to start; `None` for every other command, which
+/// [`run`] takes. Ctrl-C ends these as it ends any program.
+pub fn run_local(cli: &Cli) -> Option<error::Result<()>> {
+    let ctx = context(cli);
+    let result = match &cli.command {
+        Command::Explain(args) => commands::explain::run(&ctx, args),
+        Command::Lint(args) => commands::lint::run(&ctx, args),
+        Command::Policies(args) => commands::policies::run(&ctx, args),
+        Command::Completions(args) => commands::completions::completions(args),
+        Command::Man => commands::completions::man(),
+        _ => return None,
+    };
+    ctx.printer.done();
+    Some(result)
+}
+
 /// Runs a parsed command line to completion; Ctrl-C ends it with [`error::Error::Interrupted`].
 pub async fn run(cli: Cli) -> error::Result<()> {
-    let ctx = Context {
+    if let Some(result) = run_local(&cli) {
+        return result;
+    }
+    let ctx = context(&cli);
+    let work = async {
+        match &cli.command {
+            Command::Setup(args) => commands::setup::run(&ctx, args).await,
+            Command::Plan(args) => {
+                let args = commands::setup::SetupArgs { dry_run: true, ..args.clone() };
+                commands::setup::run(&ctx, &args).await
+            }
+            Command::Verify(args) => commands::verify::run(&ctx, args).await,
+            Command::Teardown(args) => commands::teardown::run(&ctx, args).await,
+            Command::Status(args) => commands::status::run(&ctx, args).await,
+            Command::Rotate(args) => commands::rotate::run(&ctx, args).await,
+            Command::Restore(args) => commands::restore::run(&ctx, args).await,
+            Command::Diagnose(args) => commands::diagnose::run(&ctx, args).await,
+            Command::Export(args) => commands::export::run(&ctx, args).await,
+            Command::Explain(_)
+            | Command::Lint(_)
+            | Command::Policies(_)
+            | Command::Completions(_)
+            | Command::Man => unreachable!("run_local runs the commands that need no AWS"),
+        }
+    };
+    let result = tokio::select! {
+        result = work => result,
+        _ = tokio::signal::ctrl_c() => Err(error::Error::Interrupted),
+    };
+    ctx.printer.done();
+    result
+}
+
+/// What every command shares: the config path, the printer, the call log, the concurrency.
+fn context(cli: &Cli) -> Context {
+    Context {
         config: cli.config.clone(),
         // Only commands that talk to AWS can take long enough to want a spinner.
         printer: Printer::new(
@@ -47,34 +99,7 @@ pub async fn run(cli: Cli) -> error::Result<()> {
         ),
         calls: aws::calls::CallLog::default(),
         concurrency: usize::from(cli.concurrency),
-    };
-    let work = async {
-        match &cli.command {
-            Command::Setup(args) => commands::setup::run(&ctx, args).await,
-            Command::Plan(args) => {
-                let args = commands::setup::SetupArgs { dry_run: true, ..args.clone() };
-                commands::setup::run(&ctx, &args).await
-            }
-            Command::Verify(args) => commands::verify::run(&ctx, args).await,
-            Command::Teardown(args) => commands::teardown::run(&ctx, args).await,
-            Command::Status(args) => commands::status::run(&ctx, args).await,
-            Command::Rotate(args) => commands::rotate::run(&ctx, args).await,
-            Command::Restore(args) => commands::restore::run(&ctx, args).await,
-            Command::Diagnose(args) => commands::diagnose::run(&ctx, args).await,
-            Command::Explain(args) => commands::explain::run(&ctx, args),
-            Command::Lint(args) => commands::lint::run(&ctx, args),
-            Command::Policies(args) => commands::policies::run(&ctx, args),
-            Command::Export(args) => commands::export::run(&ctx, args).await,
-            Command::Completions(args) => commands::completions::completions(args),
-            Command::Man => commands::completions::man(),
-        }
-    };
-    let result = tokio::select! {
-        result = work => result,
-        _ = tokio::signal::ctrl_c() => Err(error::Error::Interrupted),
-    };
-    ctx.printer.done();
-    result
+    }
 }
 
 /// Log filter: RUST_LOG if set (`target=level` and `level` directives, comma-separated), else

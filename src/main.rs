@@ -42,16 +42,22 @@ fn main() -> ExitCode {
             .with(kmsxacct::log_filter(cli.verbose, cli.quiet))
             .init();
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_FAILED as u8);
+    let result = match kmsxacct::run_local(&cli) {
+        Some(result) => result,
+        None => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::from(EXIT_FAILED as u8);
+                }
+            };
+            let result = runtime.block_on(kmsxacct::run(cli));
+            // Don't wait for SDK background tasks (idle connections) at exit.
+            runtime.shutdown_background();
+            result
         }
     };
-    let result = runtime.block_on(kmsxacct::run(cli));
-    // Don't wait for SDK background tasks (idle connections) at exit.
-    runtime.shutdown_background();
     match result {
         Ok(()) => ExitCode::from(EXIT_OK as u8),
         Err(e) => {

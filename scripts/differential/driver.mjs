@@ -192,24 +192,37 @@ function generate(i) {
 const scratch = mkdtempSync(join(tmpdir(), 'kmsxacct-differential-'))
 process.on('exit', () => rmSync(scratch, { recursive: true, force: true }))
 
-/// Decides `lines` with `explain --batch`, `runs` times back to back; the answers are read once,
-/// after the last run, so that the driver's own work never competes with a timed run.
-function kmsxacct(lines, runs = 1) {
+/// Before each timed run: a full garbage collection (node --expose-gc, as differential.sh runs
+/// it) and a pause while V8 finishes sweeping on its background threads, so that the driver's
+/// own garbage never takes a core from the engine being timed.
+const pause = new Int32Array(new SharedArrayBuffer(4))
+function settle() {
+  globalThis.gc?.()
+  Atomics.wait(pause, 0, 0, 100)
+}
+
+/// Decides `lines` with `explain --batch`, `runs` times back to back, each writing its answers
+/// to /dev/null (it still serialises and writes every one; the filesystem's writeback is not the
+/// engine's time), then once more, untimed, into the file whose answers are compared.
+function kmsxacct(lines, runs = 0) {
   const input = lines.map((l) => JSON.stringify(l)).join('\n') + '\n'
   // DIFFERENTIAL_DUMP=FILE keeps the batch input, to profile or replay `explain --batch` alone.
   if (process.env.DIFFERENTIAL_DUMP) writeFileSync(process.env.DIFFERENTIAL_DUMP, input)
   const casesFile = join(scratch, 'cases.jsonl')
   const answersFile = join(scratch, 'answers.jsonl')
   writeFileSync(casesFile, input)
-  const times = []
-  for (let run = 0; run < runs; run++) {
-    const out = openSync(answersFile, 'w')
+  const decide = (to) => {
+    const out = openSync(to, 'w')
+    settle()
     const t0 = process.hrtime.bigint()
     const result = spawnSync(BINARY, ['explain', '--batch', casesFile], { stdio: ['ignore', out, 'pipe'] })
-    times.push(Number(process.hrtime.bigint() - t0) / 1e6)
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6
     closeSync(out)
     if (result.error) throw result.error
+    return ms
   }
+  const times = Array.from({ length: runs }, () => decide('/dev/null'))
+  decide(answersFile)
   const answers = readFileSync(answersFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l))
   return { answers, times }
 }
@@ -304,6 +317,7 @@ const oursMs = median(ours.times)
 const theirsRuns = []
 let theirs = []
 for (let run = 0; run < RUNS; run++) {
+  settle()
   const t0 = process.hrtime.bigint()
   const answers = []
   for (const c of cases) answers.push(await simulate(c))
