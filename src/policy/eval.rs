@@ -299,12 +299,7 @@ fn statement_name(s: &Statement, index: usize) -> String {
     s.sid.clone().unwrap_or_else(|| format!("#{index}"))
 }
 
-/// Normalises `alias/NAME`, `NAME` or an alias ARN to `alias/NAME`.
-pub fn normalise_alias(alias: &str) -> String {
-    alias_name(alias).into_owned()
-}
-
-/// [`normalise_alias`], borrowed when the alias is already `alias/NAME`.
+/// `alias/NAME`, `NAME` or an alias ARN as `alias/NAME`, borrowed when it can be.
 fn alias_name(alias: &str) -> Cow<'_, str> {
     let tail = Arn::parse(alias).map_or(alias, |a| a.resource);
     if tail.starts_with("alias/") {

@@ -412,6 +412,42 @@ fn a_same_account_delegation_without_an_identity_policy_says_so() {
     );
 }
 
+// IAM "Policy evaluation logic": one allow is enough. The answer cites the first statement that
+// allows, in the order the policies were given, as `explain` lists them.
+#[test]
+fn the_first_allowing_statement_is_the_one_cited() {
+    let kp = PolicyDocument::parse(&setup_key_policy().to_string()).unwrap();
+    let first = PolicyDocument::parse(
+        &identity(vec![
+            json!({"Sid": "First", "Effect": "Allow", "Action": "kms:Encrypt", "Resource": "*"}),
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let second = PolicyDocument::parse(
+        &identity(vec![
+            json!({"Sid": "Second", "Effect": "Allow", "Action": "kms:*", "Resource": "*"}),
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let named = [
+        NamedPolicy { name: "one", document: &first },
+        NamedPolicy { name: "two", document: &second },
+    ];
+    let req = Request {
+        principal: ROLE.into(),
+        action: "kms:Encrypt".into(),
+        key_arn: KEY.into(),
+        ..Request::default()
+    };
+    let e = evaluate(&req, &kp, &named).unwrap();
+    assert_eq!(e.decision, Decision::Allow);
+    let cited: Vec<(&str, &str)> =
+        e.reasons.iter().map(|r| (r.policy.as_str(), r.statement.as_str())).collect();
+    assert_eq!(cited, [("key-policy", "Grant"), ("one", "First")]);
+}
+
 #[test]
 fn decisions_are_named_as_the_json_reports_them() {
     assert_eq!(Decision::Allow.as_str(), "allow");
