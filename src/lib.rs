@@ -28,17 +28,21 @@ use output::Printer;
 /// calling thread, with no async runtime to start; `None` for every other command, which
 /// [`run`] takes. Ctrl-C ends these as it ends any program.
 pub fn run_local(cli: &Cli) -> Option<error::Result<()>> {
-    let ctx = context(cli);
-    let result = match &cli.command {
-        Command::Explain(args) => commands::explain::run(&ctx, args),
-        Command::Lint(args) => commands::lint::run(&ctx, args),
-        Command::Policies(args) => commands::policies::run(&ctx, args),
+    // The context (and its printer) is made only for a command run here.
+    let with_context = |command: &dyn Fn(&Context) -> error::Result<()>| {
+        let ctx = context(cli);
+        let result = command(&ctx);
+        ctx.printer.done();
+        result
+    };
+    Some(match &cli.command {
+        Command::Explain(args) => with_context(&|ctx| commands::explain::run(ctx, args)),
+        Command::Lint(args) => with_context(&|ctx| commands::lint::run(ctx, args)),
+        Command::Policies(args) => with_context(&|ctx| commands::policies::run(ctx, args)),
         Command::Completions(args) => commands::completions::completions(args),
         Command::Man => commands::completions::man(),
         _ => return None,
-    };
-    ctx.printer.done();
-    Some(result)
+    })
 }
 
 /// Runs a parsed command line to completion; Ctrl-C ends it with [`error::Error::Interrupted`].
