@@ -192,29 +192,30 @@ function generate(i) {
 const scratch = mkdtempSync(join(tmpdir(), 'kmsxacct-differential-'))
 process.on('exit', () => rmSync(scratch, { recursive: true, force: true }))
 
-/// Before each timed run: a full garbage collection (node --expose-gc, as differential.sh runs
-/// it) and a pause while V8 finishes sweeping on its background threads, so that the driver's
-/// own garbage never takes a core from the engine being timed.
+// Before each timed run: a full garbage collection (node --expose-gc, as differential.sh runs
+// it) and a pause while V8 finishes sweeping on its background threads, so that the driver's
+// own garbage never takes a core from the engine being timed.
 const pause = new Int32Array(new SharedArrayBuffer(4))
 function settle() {
   globalThis.gc?.()
   Atomics.wait(pause, 0, 0, 100)
 }
 
-/// Decides `lines`, each `repeat` times over, in one `explain --batch` process: one run timed,
-/// writing its answers to /dev/null (it still serialises and writes every one; the filesystem's
-/// writeback is not the engine's time), and one untimed, into the file whose answers are read.
-/// `consistent`: every copy of a line was answered as the first.
-function kmsxacct(lines, repeat = 1) {
+// Decides `lines` in one `explain --batch` process, into the file whose answers are read. With
+// `repeat`, each line `repeat` times over, and first one more run that is timed, writing its
+// answers to /dev/null (it still serialises and writes every one; the filesystem's writeback is
+// not the engine's time); shrinking needs no timing and runs once. `consistent`: every copy of
+// a line was answered as the first.
+function kmsxacct(lines, repeat) {
   const input = lines.map((l) => JSON.stringify(l)).join('\n') + '\n'
   // DIFFERENTIAL_DUMP=FILE keeps the batch input, to profile or replay `explain --batch` alone.
   if (process.env.DIFFERENTIAL_DUMP) writeFileSync(process.env.DIFFERENTIAL_DUMP, input)
   const casesFile = join(scratch, 'cases.jsonl')
   const answersFile = join(scratch, 'answers.jsonl')
-  writeFileSync(casesFile, input.repeat(repeat))
+  writeFileSync(casesFile, input.repeat(repeat ?? 1))
   const decide = (to) => {
     const out = openSync(to, 'w')
-    settle()
+    if (repeat) settle()
     const t0 = process.hrtime.bigint()
     const result = spawnSync(BINARY, ['explain', '--batch', casesFile], { stdio: ['ignore', out, 'pipe'] })
     const ms = Number(process.hrtime.bigint() - t0) / 1e6
@@ -222,7 +223,7 @@ function kmsxacct(lines, repeat = 1) {
     if (result.error) throw result.error
     return ms
   }
-  const ms = decide('/dev/null')
+  const ms = repeat ? decide('/dev/null') : null
   decide(answersFile)
   const all = readFileSync(answersFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l))
   const answers = all.slice(0, lines.length)
